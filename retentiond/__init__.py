@@ -1,0 +1,5 @@
+"""retentiond: retention and disposal scheduling for data shared under ISAs."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

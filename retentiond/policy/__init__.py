@@ -1,0 +1,35 @@
+"""The pure retention engine: rules, policy loading, date arithmetic and decisions.
+
+Nothing in this package reads a clock, a database or (apart from ``loader``) a file.
+"""
+
+from __future__ import annotations
+
+from retentiond.policy.engine import Decision, RuleOutcome, decide
+from retentiond.policy.facts import Facts
+from retentiond.policy.loader import PolicyError, load_policy_set
+from retentiond.policy.model import (
+    ACTIONS,
+    TRIGGERS,
+    Alternative,
+    Condition,
+    Period,
+    PolicySet,
+    Rule,
+)
+
+__all__ = [
+    "ACTIONS",
+    "TRIGGERS",
+    "Alternative",
+    "Condition",
+    "Decision",
+    "Facts",
+    "Period",
+    "PolicyError",
+    "PolicySet",
+    "Rule",
+    "RuleOutcome",
+    "decide",
+    "load_policy_set",
+]

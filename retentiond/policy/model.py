@@ -1,0 +1,174 @@
+"""The rule model: frozen value objects built by the loader and read by the engine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+#: Dates a rule may count from, by their name in policy files and in record imports.
+TRIGGERS: tuple[str, ...] = (
+    "date_of_birth",
+    "date_of_death",
+    "opened_on",
+    "closed_on",
+    "event_on",
+)
+
+#: What a disposal does, most cautious first: when two rules fall due on the same day the
+#: more cautious action wins.
+ACTIONS: tuple[str, ...] = ("review", "transfer", "return", "anonymise", "delete")
+
+#: End-of-period rounding: the date is moved forward to the next (month, day) on or after it.
+ROUNDINGS: dict[str, tuple[int, int]] = {
+    "academic_year_end": (8, 31),
+    "financial_year_end": (3, 31),
+    "calendar_year_end": (12, 31),
+}
+
+#: What to do when an anniversary falls on a day the target month lacks (29 February in a
+#: common year, 31st in a 30-day month). ``next_day`` (the default) never disposes a day early.
+MISSING_DAY: tuple[str, ...] = ("next_day", "last_day")
+
+_PERIOD_RE = re.compile(r"^(?:(?P<y>\d+)y)?(?:(?P<m>\d+)m)?(?:(?P<d>\d+)d)?$")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Period:
+    """A calendar period: years, months and days, added in that order."""
+
+    years: int = 0
+    months: int = 0
+    days: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """Parse ``25y``, ``6y``, ``1y6m``, ``3m`` or ``30d``; raise ``ValueError`` otherwise."""
+        match = _PERIOD_RE.match(text.strip().replace(" ", ""))
+        if not match or not any(match.groupdict().values()):
+            raise ValueError(f"{text!r} is not a period such as '25y', '6y', '1y6m', '3m' or '30d'")
+        y, m, d = (int(match.group(k) or 0) for k in "ymd")
+        return cls(years=y, months=m, days=d)
+
+    def __str__(self) -> str:
+        parts = [f"{n}{u}" for n, u in ((self.years, "y"), (self.months, "m"), (self.days, "d")) if n]
+        return "".join(parts) or "0d"
+
+    def describe(self) -> str:
+        """The period in words: ``25 years``, ``1 year 6 months``."""
+        words = []
+        for n, unit in ((self.years, "year"), (self.months, "month"), (self.days, "day")):
+            if n:
+                words.append(f"{n} {unit}{'' if n == 1 else 's'}")
+        return " ".join(words) or "0 days"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Condition:
+    """A test on the facts. Any field left ``None`` is not tested; all set fields must hold.
+
+    A condition that needs a fact the record lacks is *unknown*, never false: the engine then
+    refuses to choose an alternative rather than guess (and perhaps dispose early).
+    """
+
+    has_flags: frozenset[str] = frozenset()
+    lacks_flags: frozenset[str] = frozenset()
+    deceased: bool | None = None
+    died_before_age: int | None = None
+    age_at_closure_at_least: int | None = None
+    age_at_closure_below: int | None = None
+
+    def describe(self) -> str:
+        """The condition in words, for explanations."""
+        parts: list[str] = []
+        if self.has_flags:
+            parts.append("flagged " + ", ".join(sorted(self.has_flags)))
+        if self.lacks_flags:
+            parts.append("not flagged " + ", ".join(sorted(self.lacks_flags)))
+        if self.deceased is not None:
+            parts.append("the subject has died" if self.deceased else "the subject is alive")
+        if self.died_before_age is not None:
+            parts.append(f"the subject died before age {self.died_before_age}")
+        if self.age_at_closure_at_least is not None:
+            parts.append(f"the subject was at least {self.age_at_closure_at_least} at closure")
+        if self.age_at_closure_below is not None:
+            parts.append(f"the subject was under {self.age_at_closure_below} at closure")
+        return " and ".join(parts) or "always"
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the condition tests nothing (always holds)."""
+        return self.describe() == "always"
+
+
+ALWAYS = Condition()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Alternative:
+    """One way a rule computes its due date; the first alternative whose condition holds is used."""
+
+    when: Condition = ALWAYS
+    trigger: str
+    period: Period
+    round_to: str | None = None
+    after_period_end: bool = False
+    missing_day: str = "next_day"
+    note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Rule:
+    """A cited retention rule for one category."""
+
+    id: str
+    category: str
+    title: str
+    alternatives: tuple[Alternative, ...]
+    action: str
+    approvals_required: int
+    auto_approve: bool
+    citation: str
+    source: str
+    when: Condition = ALWAYS
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Pack:
+    """One policy file: its metadata as written."""
+
+    name: str
+    title: str
+    path: str
+    requires_local_signoff: bool
+    signed_off_by: str | None
+    signed_off_on: dt.date | None
+    description: str
+    digest: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PolicySet:
+    """The rules in force: one or more packs, with a version that is a hash of their content."""
+
+    version: str
+    packs: tuple[Pack, ...]
+    rules: tuple[Rule, ...]
+
+    def rules_for(self, category: str) -> tuple[Rule, ...]:
+        """Every rule that names this category."""
+        return tuple(r for r in self.rules if r.category == category)
+
+    @property
+    def categories(self) -> frozenset[str]:
+        """Every category some rule names."""
+        return frozenset(r.category for r in self.rules)
+
+    def category_digest(self, category: str) -> str:
+        """A hash of just this category's rules: when it changes, its records are recomputed."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for rule in sorted(self.rules_for(category), key=lambda r: r.id):
+            h.update(repr(rule).encode())
+        return h.hexdigest()[:16]
