@@ -1,0 +1,1 @@
+"""The ``retentiond`` command: thin commands that parse, call a service and print."""

@@ -1,0 +1,379 @@
+"""``retentiond``: the command line. Commands, flags and JSON keys are a contract
+(``docs/cli.md``); change them only with a deprecation."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from retentiond import __version__
+from retentiond.clock import SystemClock
+from retentiond.config import Config, ConfigError, load_config
+from retentiond.ingest import ImportRefused
+from retentiond.lifecycle.context import Context, LifecycleError
+from retentiond.logs import configure_logging, get_logger
+from retentiond.policy import PolicyError, PolicySet, load_policy_set
+from retentiond.registry.db import SchemaError, make_engine, require_current, session_factory
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def _positive_ids(values: Sequence[str]) -> list[int]:
+    ids = []
+    for v in values:
+        if not v.isdigit():
+            raise LifecycleError(f"{v!r} is not a disposal id (a whole number)")
+        ids.append(int(v))
+    return ids
+
+
+def load_policy(cfg: Config) -> PolicySet:
+    return load_policy_set(cfg.policy_paths)
+
+
+def make_context(cfg: Config, *, check_schema: bool = True) -> Context:
+    engine = make_engine(cfg.database_url)
+    if check_schema:
+        require_current(engine)
+    return Context(sessions=session_factory(engine), policy=load_policy(cfg),
+                   clock=SystemClock(), actor=cfg.actor)
+
+
+def _today() -> dt.date:
+    return SystemClock().today()
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def cmd_db_upgrade(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.registry.db import current_revision, upgrade
+
+    engine = make_engine(cfg.database_url)
+    upgrade(engine)
+    print(f"database is at revision {current_revision(engine)}")
+    return 0
+
+
+def cmd_db_status(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.registry.db import current_revision, head_revision
+
+    engine = make_engine(cfg.database_url)
+    current, head = current_revision(engine), head_revision()
+    print(f"database: {engine.url.render_as_string(hide_password=True)}")
+    print(f"revision: {current or 'none (empty database)'}; this version needs {head}")
+    return 0 if current == head else 1
+
+
+def cmd_policies_check(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import policies_check
+
+    return policies_check(args.paths or cfg.policy_paths, args.format)
+
+
+def cmd_policies_show(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import policies_show
+
+    return policies_show(load_policy(cfg), args.format)
+
+
+def cmd_controllers_import(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.ingest.controllers import import_controllers
+    from retentiond.ingest.reader import detect_format
+
+    path = Path(args.file)
+    result = import_controllers(make_context(cfg), path, fmt=detect_format(path, args.format))
+    print(f"{path}: {result.rows} controllers: {result.created} created, {result.updated} updated")
+    return 0
+
+
+def cmd_controllers_list(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import controllers_list
+
+    return controllers_list(make_context(cfg), args.format)
+
+
+def cmd_agreements_add(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.lifecycle.agreements import add_agreement
+
+    add_agreement(make_context(cfg), code=args.code, title=args.title,
+                  notice=args.notice, action=args.action, starts_on=args.starts_on)
+    print(f"agreement {args.code} recorded")
+    return 0
+
+
+def cmd_agreements_list(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import agreements_list
+
+    return agreements_list(make_context(cfg), args.format)
+
+
+def cmd_agreements_terminate(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.lifecycle.agreements import terminate_agreement
+
+    result = terminate_agreement(make_context(cfg), args.code, on=args.on, notice=args.notice)
+    print(f"agreement {args.code} terminated on {args.on}; its {result.records} records are "
+          f"due on {result.due_on} ({result.changed} due dates changed)")
+    return 0
+
+
+def cmd_records_import(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.ingest.reader import Progress, detect_format
+    from retentiond.ingest.records import import_records
+
+    path = Path(args.file)
+    result = import_records(make_context(cfg), path, fmt=detect_format(path, args.format),
+                            progress=Progress(path))
+    print(f"{path}: {result.rows} rows: {result.created} created, {result.updated} updated, "
+          f"{result.due_dates_changed} due dates changed, {result.cases_withdrawn} cases withdrawn")
+    return 0
+
+
+def cmd_records_explain(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.output import print_json
+    from retentiond.lifecycle.explain import explain, explain_text
+
+    doc = explain(make_context(cfg), args.record_id, as_of=args.as_of or _today())
+    if args.format == "json":
+        print_json(doc)
+    else:
+        print(explain_text(doc))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import evaluate
+
+    return evaluate(make_context(cfg), args.as_of or _today(), args.format)
+
+
+def cmd_forecast(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import forecast
+    from retentiond.policy.dates import add_period
+    from retentiond.policy.model import Period
+
+    as_of = args.as_of or _today()
+    until = args.until or add_period(as_of, Period(years=1))
+    return forecast(make_context(cfg), as_of, until, args.format)
+
+
+def cmd_holds_place(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import show_holds
+    from retentiond.lifecycle.holds import place_hold
+
+    hold = place_hold(make_context(cfg), scope=args.scope, hold_type=args.type,
+                      reason=args.reason, until=args.until)
+    return show_holds([hold], args.format)
+
+
+def cmd_holds_lift(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import show_holds
+    from retentiond.lifecycle.holds import lift_hold
+
+    return show_holds([lift_hold(make_context(cfg), args.hold_id, reason=args.reason)], args.format)
+
+
+def cmd_holds_list(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import show_holds
+    from retentiond.lifecycle.holds import list_holds
+
+    return show_holds(list_holds(make_context(cfg), include_lifted=args.all), args.format)
+
+
+def cmd_disposals_list(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import show_disposals
+    from retentiond.lifecycle.review import list_disposals
+
+    rows = list_disposals(make_context(cfg), state=args.state, limit=args.limit)
+    return show_disposals(rows, args.format)
+
+
+def cmd_disposals_act(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import show_disposals
+    from retentiond.lifecycle import review
+
+    ctx = make_context(cfg)
+    ids = _positive_ids(args.ids)
+    if args.verb == "approve":
+        rows = review.approve(ctx, ids, reason=args.reason)
+    elif args.verb == "defer":
+        rows = review.defer(ctx, ids, reason=args.reason, until=args.until)
+    else:
+        rows = review.reject(ctx, ids, reason=args.reason)
+    return show_disposals(rows, args.format)
+
+
+def cmd_demo_load(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.demo import load_demo
+
+    summary = load_demo(make_context(cfg), records=args.records, seed=args.seed)
+    print(summary)
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                        help="config file (TOML); default $RETENTIOND_CONFIG or "
+                        "/etc/retentiond/retentiond.toml")
+    parser = argparse.ArgumentParser(
+        prog="retentiond", parents=[common],
+        description="Retention and disposal scheduling for data shared under ISAs.",
+    )
+    parser.add_argument("--version", action="version", version=f"retentiond {__version__}")
+    top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def group(name: str, help: str) -> Any:
+        p = top.add_parser(name, help=help, parents=[common])
+        return p.add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+
+    def leaf(parent: Any, name: str, help: str, handler: Handler,
+             formats: tuple[str, ...] | None = None, **kw: Any) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help, parents=[common], **kw)
+        p.set_defaults(handler=handler)
+        if formats:
+            p.add_argument("--format", choices=formats, default=formats[0])
+        return p
+
+    db = group("db", "the registry database")
+    leaf(db, "upgrade", "create or migrate the database to this version's schema", cmd_db_upgrade)
+    leaf(db, "status", "show the database's schema revision", cmd_db_status)
+
+    pol = group("policies", "retention policy packs")
+    p = leaf(pol, "check", "validate policy packs without applying them", cmd_policies_check,
+             ("text", "json"))
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: "
+                   "the configured policies)")
+    leaf(pol, "show", "show the rules in force with their citations", cmd_policies_show,
+         ("text", "json"))
+
+    ctl = group("controllers", "organisations that provide data")
+    p = leaf(ctl, "import", "create or update controllers from CSV (code,name,email[,webhook_url])",
+             cmd_controllers_import)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--format", choices=("csv", "jsonl"), default=None)
+    leaf(ctl, "list", "list controllers", cmd_controllers_list, ("table", "json"))
+
+    agr = group("agreements", "information sharing agreements")
+    p = leaf(agr, "add", "record an agreement", cmd_agreements_add)
+    p.add_argument("code")
+    p.add_argument("--title", required=True)
+    p.add_argument("--notice", choices=("1m", "3m"), default="1m")
+    p.add_argument("--action", choices=("return", "delete"), default="return",
+                   help="what happens to records on termination (default: return)")
+    p.add_argument("--starts-on", type=_date, default=None)
+    leaf(agr, "list", "list agreements", cmd_agreements_list, ("table", "json"))
+    p = leaf(agr, "terminate", "terminate an agreement: its records fall due after the notice",
+             cmd_agreements_terminate)
+    p.add_argument("code")
+    p.add_argument("--on", type=_date, required=True, metavar="DATE")
+    p.add_argument("--notice", choices=("1m", "3m"), default=None,
+                   help="notice period (default: the agreement's)")
+
+    rec = group("records", "the register of records")
+    p = leaf(rec, "import", "create or update records from CSV or JSON lines", cmd_records_import)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--format", choices=("csv", "jsonl"), default=None,
+                   help="default: from the file name (.jsonl is JSON lines, else CSV)")
+    p = leaf(rec, "explain", "explain a record's retention decision", cmd_records_explain,
+             ("text", "json"))
+    p.add_argument("record_id", metavar="RECORD_ID")
+    p.add_argument("--as-of", type=_date, default=None, metavar="DATE")
+
+    p = leaf(top, "evaluate", "queue every due, unheld record for review", cmd_evaluate,
+             ("text", "json"))
+    p.add_argument("--as-of", type=_date, default=None, metavar="DATE",
+                   help="default: today in Europe/London")
+
+    p = leaf(top, "forecast", "what becomes due in a window", cmd_forecast,
+             ("table", "json", "csv"))
+    p.add_argument("--as-of", type=_date, default=None, metavar="DATE")
+    p.add_argument("--until", type=_date, default=None, metavar="DATE",
+                   help="default: a year after --as-of")
+
+    hol = group("holds", "holds that block disposal")
+    p = leaf(hol, "place", "place a hold", cmd_holds_place, ("table", "json"))
+    p.add_argument("--scope", required=True,
+                   help="record:ID, subject:REF, category:CODE or controller:CODE")
+    p.add_argument("--type", required=True,
+                   choices=("legal", "subject_access", "inquiry", "complaint", "police", "other"))
+    p.add_argument("--reason", required=True)
+    p.add_argument("--until", type=_date, default=None, metavar="DATE",
+                   help="last day the hold applies (default: until lifted)")
+    p = leaf(hol, "lift", "lift a hold", cmd_holds_lift, ("table", "json"))
+    p.add_argument("hold_id", type=int, metavar="HOLD_ID")
+    p.add_argument("--reason", required=True)
+    p = leaf(hol, "list", "list holds", cmd_holds_list, ("table", "json"))
+    p.add_argument("--all", action="store_true", help="include lifted holds")
+
+    dis = group("disposals", "disposal cases")
+    p = leaf(dis, "list", "list disposal cases", cmd_disposals_list, ("table", "json"))
+    p.add_argument("--state", default=None)
+    p.add_argument("--limit", type=int, default=None)
+    for verb, help in (("approve", "approve cases"), ("defer", "defer cases to a later date"),
+                       ("reject", "reject cases: the records are retained")):
+        p = leaf(dis, verb, help, cmd_disposals_act, ("table", "json"))
+        p.set_defaults(verb=verb)
+        p.add_argument("ids", nargs="+", metavar="ID")
+        p.add_argument("--reason", required=True)
+        if verb == "defer":
+            p.add_argument("--until", type=_date, required=True, metavar="DATE")
+
+    demo = group("demo", "synthetic demonstration data")
+    p = leaf(demo, "load", "load synthetic controllers, records and holds", cmd_demo_load)
+    p.add_argument("--records", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=2026)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    log = get_logger("retentiond.cli")
+    try:
+        cfg = load_config(getattr(args, "config", None))
+        configure_logging(cfg.log_level, cfg.log_format, cfg.pseudonym_key)
+        handler: Handler = args.handler
+        return handler(args, cfg)
+    except ImportRefused as exc:
+        print(f"retentiond: error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        if exc.more:
+            print(f"  ... and {exc.more} more", file=sys.stderr)
+        return 1
+    except PolicyError as exc:
+        print(f"retentiond: error: policy refused: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    except (ConfigError, SchemaError, LifecycleError) as exc:
+        print(f"retentiond: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (``| head``): not an error of ours.
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("retentiond: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one place an unexpected error becomes an exit status
+        log.error("command_failed", command=args.command, error_type=type(exc).__name__)
+        print(f"retentiond: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""Configuration: a TOML file, overridden by environment variables, overridden by flags.
+
+The file format is documented in ``docs/configuration.md``; ``examples/retentiond.toml`` is a
+complete example.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SYSTEM_CONFIG = Path("/etc/retentiond/retentiond.toml")
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; the message names the file and the key."""
+
+
+def _default_state_dir() -> Path:
+    if state := os.environ.get("STATE_DIRECTORY"):  # set by systemd's StateDirectory=
+        return Path(state.split(":")[0])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "retentiond"
+
+
+def _default_policies() -> list[str]:
+    system = Path("/etc/retentiond/policies")
+    if system.is_dir():
+        return [str(system)]
+    return [str(PACKAGE_ROOT / "policies" / "isa-default.toml")]
+
+
+@dataclass(kw_only=True)
+class Config:
+    """Everything the commands and the service need to know about their surroundings."""
+
+    source: str | None = None
+    database_url: str = ""
+    policy_paths: list[str] = field(default_factory=list)
+    actor: str = ""
+    log_level: str = "info"
+    log_format: str = "json"
+    pseudonym_key: bytes = b""
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _get(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    value = table.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise ConfigError(f"{where}.{key}: must be a {kind.__name__}, not {value!r}")
+    return value
+
+
+def load_config(path: str | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read the config file (``--config``, else ``$RETENTIOND_CONFIG``, else
+    ``/etc/retentiond/retentiond.toml`` if it exists) and apply environment overrides."""
+    env = dict(os.environ if env is None else env)
+    chosen = path or env.get("RETENTIOND_CONFIG")
+    if chosen is None and SYSTEM_CONFIG.is_file():
+        chosen = str(SYSTEM_CONFIG)
+    doc: dict[str, Any] = {}
+    if chosen is not None:
+        try:
+            doc = tomllib.loads(Path(chosen).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{chosen}: no such config file") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{chosen}: not valid TOML: {exc}") from exc
+    where = chosen or "config"
+    allowed = {"database", "policies", "actor", "logging"}
+    for key in doc:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown section [{key}] (allowed: {', '.join(sorted(allowed))})")
+    database = doc.get("database", {})
+    policies = doc.get("policies", {})
+    actor = doc.get("actor", {})
+    logging = doc.get("logging", {})
+    base = Path(chosen).parent if chosen else Path.cwd()
+
+    def relative(p: str) -> str:
+        return str((base / p).resolve()) if not Path(p).is_absolute() else p
+
+    cfg = Config(source=chosen)
+    url = _get(database, "url", str, f"{where}: [database]")
+    cfg.database_url = url or f"sqlite:///{_default_state_dir() / 'retentiond.db'}"
+    paths = _get(policies, "paths", list, f"{where}: [policies]")
+    cfg.policy_paths = [relative(p) for p in paths] if paths else _default_policies()
+    cfg.actor = _get(actor, "name", str, f"{where}: [actor]") or ""
+    cfg.log_level = _get(logging, "level", str, f"{where}: [logging]") or "info"
+    cfg.log_format = _get(logging, "format", str, f"{where}: [logging]") or "json"
+    key_file = _get(logging, "pseudonym_key_file", str, f"{where}: [logging]")
+
+    if v := env.get("RETENTIOND_DATABASE_URL"):
+        cfg.database_url = v
+    if v := env.get("RETENTIOND_POLICIES"):
+        cfg.policy_paths = [p for p in v.split(os.pathsep) if p]
+    if v := env.get("RETENTIOND_ACTOR"):
+        cfg.actor = v
+    if v := env.get("RETENTIOND_LOG_LEVEL"):
+        cfg.log_level = v
+    if v := env.get("RETENTIOND_LOG_FORMAT"):
+        cfg.log_format = v
+    key_file = env.get("RETENTIOND_PSEUDONYM_KEY_FILE") or key_file
+    if cfg.log_format not in ("json", "console"):
+        raise ConfigError(f"{where}: [logging].format must be 'json' or 'console'")
+    if cfg.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{where}: [logging].level must be debug, info, warning or error")
+    if key_file:
+        try:
+            cfg.pseudonym_key = Path(relative(key_file)).read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}: pseudonym key file {key_file}: {exc.strerror}") from exc
+    if not cfg.actor:
+        cfg.actor = getpass.getuser()
+    return cfg

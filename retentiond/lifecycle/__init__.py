@@ -1,0 +1,1 @@
+"""The disposal lifecycle: recompute due dates, evaluate, review, holds (DESIGN.md section 4)."""

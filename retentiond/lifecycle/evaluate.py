@@ -1,0 +1,135 @@
+"""Evaluation: queue a disposal case for every record that is due and not held.
+
+Set-based: one ``INSERT ... SELECT`` of what is due and unheld, one for its audit events, in
+one transaction. The partial unique index on open cases means that running it twice, or on
+two instances at once, can never queue a record twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String, case, cast, func, insert, literal, not_, or_, select
+from sqlalchemy.orm import Session
+
+from retentiond.lifecycle.context import Context
+from retentiond.lifecycle.holds import expire_holds
+from retentiond.lifecycle.recompute import RecomputeResult, recompute_stale
+from retentiond.lifecycle.sql import has_open_case, hold_covers_record
+from retentiond.registry.models import Approval, AuditEvent, Disposal, Evaluation, Record
+
+AUTO_APPROVER = "retentiond:auto-approval"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationResult:
+    """What one evaluation did."""
+
+    evaluation_id: int
+    as_of: dt.date
+    policy_version: str
+    queued: int
+    auto_approved: int
+    holds_expired: int
+    recompute: RecomputeResult
+
+
+def json_object(session: Session, **pairs: Any) -> Any:
+    """A JSON object built in SQL, on SQLite and PostgreSQL alike."""
+    args: list[Any] = []
+    for key, value in pairs.items():
+        args.extend([literal(key), value])
+    if session.get_bind().dialect.name == "postgresql":
+        return func.json_build_object(*args)
+    return func.json(func.json_object(*args))
+
+
+def due_and_unheld(as_of: dt.date) -> Any:
+    """The records that evaluation queues on ``as_of``."""
+    return select(Record).where(
+        Record.due_on <= as_of,
+        or_(Record.deferred_until.is_(None), Record.deferred_until <= as_of),
+        or_(Record.rejected_due_on.is_(None), Record.rejected_due_on != Record.due_on),
+        not_(has_open_case()),
+        not_(hold_covers_record(as_of)),
+    )
+
+
+def evaluate(ctx: Context, as_of: dt.date) -> EvaluationResult:
+    """Recompute what is stale, expire holds that have ended, then queue what is due."""
+    recompute = recompute_stale(ctx)
+    now = ctx.clock.now()
+    with ctx.sessions.begin() as session:
+        expired = expire_holds(ctx, session, as_of)
+        run = Evaluation(as_of=as_of, policy_version=ctx.policy.version, actor=ctx.actor,
+                         started_at=now, queued=0)
+        session.add(run)
+        session.flush()
+        due = due_and_unheld(as_of).subquery()
+        session.execute(
+            insert(Disposal).from_select(
+                ["record_id", "state", "due_on", "action", "rule_id", "policy_version",
+                 "approvals_required", "evaluation_id", "attempts", "created_at", "updated_at"],
+                select(
+                    due.c.id,
+                    case((due.c.auto_approve, literal("approved")), else_=literal("pending_review")),
+                    due.c.due_on, due.c.due_action, due.c.due_rule, due.c.policy_version,
+                    due.c.approvals_required, literal(run.id), literal(0), literal(now),
+                    literal(now),
+                ),
+            )
+        )
+        queued_cases = select(Disposal, Record.record_key).join(
+            Record, Record.id == Disposal.record_id
+        ).where(Disposal.evaluation_id == run.id).subquery()
+        columns = ["occurred_at", "kind", "actor", "entity", "entity_id", "reason",
+                   "policy_version", "data"]
+        session.execute(
+            insert(AuditEvent).from_select(
+                columns,
+                select(
+                    literal(now), literal("DisposalQueued"), literal(ctx.actor),
+                    literal("disposal"), cast(queued_cases.c.id, String),
+                    literal(f"due on or before {as_of.isoformat()} and not held"),
+                    queued_cases.c.policy_version,
+                    json_object(session, record=queued_cases.c.record_key,
+                                due_on=cast(queued_cases.c.due_on, String),
+                                rule=queued_cases.c.rule_id, action=queued_cases.c.action,
+                                evaluation=literal(run.id)),
+                ),
+            )
+        )
+        auto = select(queued_cases).where(queued_cases.c.state == "approved").subquery()
+        session.execute(
+            insert(Approval).from_select(
+                ["disposal_id", "approver", "reason", "approved_at"],
+                select(auto.c.id, literal(AUTO_APPROVER),
+                       literal("the rule allows automatic approval"), literal(now)),
+            )
+        )
+        session.execute(
+            insert(AuditEvent).from_select(
+                columns,
+                select(
+                    literal(now), literal("DisposalApproved"), literal(AUTO_APPROVER),
+                    literal("disposal"), cast(auto.c.id, String),
+                    literal("the rule allows automatic approval"), auto.c.policy_version,
+                    json_object(session, record=auto.c.record_key, rule=auto.c.rule_id),
+                ),
+            )
+        )
+        counts = dict(
+            session.execute(
+                select(Disposal.state, func.count())
+                .where(Disposal.evaluation_id == run.id).group_by(Disposal.state)
+            ).tuples().all()
+        )
+        run.queued = sum(counts.values())
+        run.finished_at = ctx.clock.now()
+    return EvaluationResult(
+        evaluation_id=run.id, as_of=as_of, policy_version=ctx.policy.version,
+        queued=run.queued, auto_approved=counts.get("approved", 0), holds_expired=expired,
+        recompute=recompute,
+    )

@@ -1,0 +1,222 @@
+"""Holds: place, lift, list, expire. Holds win over everything (DESIGN.md section 3, rule 6).
+
+Placing a hold moves the live cases it covers to ``held`` and voids their approvals; lifting
+one returns the cases no other hold covers to ``pending_review``: never straight to disposal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, insert, not_, select, update
+from sqlalchemy.orm import Session
+
+from retentiond.audit import record_event
+from retentiond.lifecycle.context import Context, LifecycleError
+from retentiond.lifecycle.sql import hold_covers_record
+from retentiond.registry.models import (
+    HOLD_SCOPES,
+    HOLD_TYPES,
+    Approval,
+    AuditEvent,
+    Controller,
+    Disposal,
+    Hold,
+    Record,
+    Subject,
+)
+
+#: Live cases a hold stops; ``executing`` ones are re-checked by the executor in its own
+#: transaction, and may still be stopped there.
+HOLDABLE = ("pending_review", "approved")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoldView:
+    """A hold as commands and pages show it."""
+
+    id: int
+    scope: str
+    type: str
+    reason: str
+    placed_by: str
+    placed_at: dt.datetime
+    until: dt.date | None
+    lifted_at: dt.datetime | None
+    lifted_by: str | None
+    lift_reason: str | None
+    active: bool
+    records_covered: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "scope": self.scope, "type": self.type, "reason": self.reason,
+            "placed_by": self.placed_by, "placed_at": self.placed_at.isoformat(),
+            "until": self.until.isoformat() if self.until else None,
+            "lifted_at": self.lifted_at.isoformat() if self.lifted_at else None,
+            "lifted_by": self.lifted_by, "lift_reason": self.lift_reason,
+            "active": self.active, "records_covered": self.records_covered,
+        }
+
+
+def parse_scope(text: str) -> tuple[str, str]:
+    """``record:ID``, ``subject:REF``, ``category:CODE`` or ``controller:CODE``."""
+    kind, sep, value = text.partition(":")
+    if not sep or kind not in HOLD_SCOPES or not value.strip():
+        raise LifecycleError(
+            f"scope {text!r} is not one of record:ID, subject:REF, category:CODE, controller:CODE"
+        )
+    return kind, value.strip()
+
+
+def covered_by(kind: str, value: str) -> ColumnElement[bool]:
+    """Rows of ``records`` in one hold's scope."""
+    if kind == "record":
+        return Record.record_key == value
+    if kind == "category":
+        return Record.category == value
+    if kind == "subject":
+        return Record.subject_id == select(Subject.id).where(Subject.ref == value).scalar_subquery()
+    if kind == "controller":
+        return Record.controller_id == (
+            select(Controller.id).where(Controller.code == value).scalar_subquery()
+        )
+    raise LifecycleError(f"unknown hold scope {kind!r}")
+
+
+def _scope_exists(ctx: Context, session: Session, kind: str, value: str) -> bool:
+    if kind == "category":
+        return value in ctx.policy.categories or session.scalar(
+            select(Record.id).where(Record.category == value).limit(1)
+        ) is not None
+    table: Any = {"record": Record.record_key, "subject": Subject.ref,
+                  "controller": Controller.code}[kind]
+    return session.scalar(select(table).where(table == value).limit(1)) is not None
+
+
+def _audit_many(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(AuditEvent), rows)
+
+
+def _move_cases(ctx: Context, session: Session, ids: list[int], state: str, kind: str,
+                reason: str) -> None:
+    now = ctx.clock.now()
+    if not ids:
+        return
+    session.execute(update(Disposal).where(Disposal.id.in_(ids))
+                    .values(state=state, updated_at=now, reason=reason))
+    session.execute(update(Approval)
+                    .where(Approval.disposal_id.in_(ids), Approval.voided_at.is_(None))
+                    .values(voided_at=now))
+    _audit_many(session, [
+        {"occurred_at": now, "kind": kind, "actor": ctx.actor, "entity": "disposal",
+         "entity_id": str(i), "reason": reason, "policy_version": ctx.policy.version, "data": {}}
+        for i in ids
+    ])
+
+
+def place_hold(ctx: Context, *, scope: str, hold_type: str, reason: str,
+               until: dt.date | None = None) -> HoldView:
+    """Place a hold; the live cases it covers move to ``held`` in the same transaction."""
+    kind, value = parse_scope(scope)
+    if hold_type not in HOLD_TYPES:
+        raise LifecycleError(f"hold type {hold_type!r} is not one of {', '.join(HOLD_TYPES)}")
+    if not reason.strip():
+        raise LifecycleError("a hold needs a reason")
+    today = ctx.clock.today()
+    if until is not None and until < today:
+        raise LifecycleError(f"--until {until.isoformat()} is in the past")
+    with ctx.sessions.begin() as session:
+        if not _scope_exists(ctx, session, kind, value):
+            raise LifecycleError(f"no {kind} {value!r} is known to the registry: nothing to hold")
+        hold = Hold(scope_kind=kind, scope_value=value, hold_type=hold_type,
+                    reason=reason.strip(), placed_by=ctx.actor, placed_at=ctx.clock.now(),
+                    until=until)
+        session.add(hold)
+        session.flush()
+        record_event(session, kind="HoldPlaced", actor=ctx.actor, entity="hold",
+                     entity_id=hold.id, at=hold.placed_at, reason=hold.reason,
+                     policy_version=ctx.policy.version,
+                     data={"scope": scope, "type": hold_type,
+                           "until": until.isoformat() if until else None})
+        ids = list(session.scalars(
+            select(Disposal.id).join(Record, Record.id == Disposal.record_id)
+            .where(Disposal.state.in_(HOLDABLE), covered_by(kind, value))
+        ))
+        _move_cases(ctx, session, ids, "held", "DisposalHeld", f"hold {hold.id}: {hold.reason}")
+        return _view(session, hold, today)
+
+
+def return_unheld_to_review(ctx: Context, session: Session, as_of: dt.date, why: str) -> int:
+    """Held cases that no active hold covers any more go back to ``pending_review``."""
+    ids = list(session.scalars(
+        select(Disposal.id).join(Record, Record.id == Disposal.record_id)
+        .where(Disposal.state == "held", not_(hold_covers_record(as_of)))
+    ))
+    _move_cases(ctx, session, ids, "pending_review", "DisposalReturnedToReview", why)
+    return len(ids)
+
+
+def lift_hold(ctx: Context, hold_id: int, *, reason: str) -> HoldView:
+    """Lift a hold; cases no other hold covers return to review. Lifting twice is a no-op."""
+    if not reason.strip():
+        raise LifecycleError("lifting a hold needs a reason")
+    today = ctx.clock.today()
+    with ctx.sessions.begin() as session:
+        hold = session.get(Hold, hold_id, with_for_update=True)
+        if hold is None:
+            raise LifecycleError(f"no hold {hold_id}")
+        if hold.lifted_at is None:
+            hold.lifted_at, hold.lifted_by, hold.lift_reason = (
+                ctx.clock.now(), ctx.actor, reason.strip()
+            )
+            record_event(session, kind="HoldLifted", actor=ctx.actor, entity="hold",
+                         entity_id=hold.id, at=hold.lifted_at, reason=hold.lift_reason,
+                         policy_version=ctx.policy.version)
+            session.flush()
+            return_unheld_to_review(ctx, session, today, f"hold {hold.id} lifted: {reason.strip()}")
+        return _view(session, hold, today)
+
+
+def expire_holds(ctx: Context, session: Session, as_of: dt.date) -> int:
+    """Lift holds whose ``until`` date has passed; return how many."""
+    now = ctx.clock.now()
+    ended = list(session.scalars(
+        select(Hold).where(Hold.lifted_at.is_(None), Hold.until.is_not(None), Hold.until < as_of)
+    ))
+    for hold in ended:
+        hold.lifted_at, hold.lifted_by = now, "retentiond"
+        hold.lift_reason = f"expired: its end date {hold.until} has passed"
+        record_event(session, kind="HoldExpired", actor="retentiond", entity="hold",
+                     entity_id=hold.id, at=now, reason=hold.lift_reason,
+                     policy_version=ctx.policy.version)
+    if ended:
+        session.flush()
+        return_unheld_to_review(ctx, session, as_of, "the hold that covered it expired")
+    return len(ended)
+
+
+def _view(session: Session, hold: Hold, today: dt.date) -> HoldView:
+    active = hold.lifted_at is None and (hold.until is None or hold.until >= today)
+    covered = session.scalar(
+        select(func.count()).select_from(Record).where(covered_by(hold.scope_kind, hold.scope_value))
+    )
+    return HoldView(
+        id=hold.id, scope=f"{hold.scope_kind}:{hold.scope_value}", type=hold.hold_type,
+        reason=hold.reason, placed_by=hold.placed_by, placed_at=hold.placed_at, until=hold.until,
+        lifted_at=hold.lifted_at, lifted_by=hold.lifted_by, lift_reason=hold.lift_reason,
+        active=active, records_covered=int(covered or 0),
+    )
+
+
+def list_holds(ctx: Context, *, include_lifted: bool = False) -> list[HoldView]:
+    """Holds, newest first, with how many records each covers."""
+    today = ctx.clock.today()
+    with ctx.sessions() as session:
+        query = select(Hold).order_by(Hold.id.desc())
+        if not include_lifted:
+            query = query.where(Hold.lifted_at.is_(None))
+        return [_view(session, h, today) for h in session.scalars(query)]

@@ -1,0 +1,206 @@
+"""Review: approve, defer, reject, and list disposal cases.
+
+Each call acts on one or more cases in one transaction: if any case is refused, none is
+changed. Doing the same thing twice has the effect of doing it once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from retentiond.audit import record_event
+from retentiond.lifecycle.context import Context, LifecycleError
+from retentiond.lifecycle.sql import hold_covers_record
+from retentiond.registry.models import (
+    DISPOSAL_STATES,
+    Approval,
+    Controller,
+    Disposal,
+    Record,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DisposalView:
+    """A disposal case as commands and pages show it."""
+
+    id: int
+    record_id: str
+    category: str
+    controller: str
+    state: str
+    due_on: dt.date
+    action: str
+    rule: str
+    policy_version: str
+    approvals_required: int
+    approved_by: tuple[str, ...]
+    reason: str | None
+    updated_at: dt.datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "record_id": self.record_id, "category": self.category,
+            "controller": self.controller, "state": self.state,
+            "due_on": self.due_on.isoformat(), "action": self.action, "rule": self.rule,
+            "policy_version": self.policy_version,
+            "approvals_required": self.approvals_required,
+            "approved_by": list(self.approved_by), "reason": self.reason,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+def _approvers(session: Session, disposal_id: int) -> list[str]:
+    return list(session.scalars(
+        select(Approval.approver)
+        .where(Approval.disposal_id == disposal_id, Approval.voided_at.is_(None))
+        .order_by(Approval.id)
+    ))
+
+
+def _load(session: Session, ids: list[int]) -> list[Disposal]:
+    if not ids:
+        raise LifecycleError("name at least one disposal id")
+    found = {
+        d.id: d for d in session.scalars(
+            select(Disposal).where(Disposal.id.in_(ids)).with_for_update()
+        )
+    }
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise LifecycleError(f"no disposal {', '.join(map(str, missing))}")
+    return [found[i] for i in dict.fromkeys(ids)]
+
+
+def _is_held(session: Session, record_id: int, as_of: dt.date) -> bool:
+    return bool(session.scalar(
+        select(func.count()).select_from(Record)
+        .where(Record.id == record_id, hold_covers_record(as_of))
+    ))
+
+
+def _require_reason(reason: str) -> str:
+    if not reason.strip():
+        raise LifecycleError("a reason is required")
+    return reason.strip()
+
+
+def approve(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
+    """Record the actor's approval; a case becomes ``approved`` once enough different
+    people have approved it (the rule's ``approvals_required``)."""
+    reason = _require_reason(reason)
+    now, today = ctx.clock.now(), ctx.clock.today()
+    with ctx.sessions.begin() as session:
+        cases = _load(session, ids)
+        for case in cases:
+            approvers = _approvers(session, case.id)
+            if case.state == "approved" and ctx.actor in approvers:
+                continue
+            if case.state != "pending_review":
+                raise LifecycleError(
+                    f"disposal {case.id} is {case.state}: only a case pending review can be approved"
+                )
+            if _is_held(session, case.record_id, today):
+                raise LifecycleError(f"disposal {case.id}: the record is under a hold")
+            if case.due_on > today:
+                raise LifecycleError(f"disposal {case.id} is not due until {case.due_on}")
+            if ctx.actor in approvers:
+                raise LifecycleError(
+                    f"disposal {case.id}: {ctx.actor} has already approved it; its rule needs "
+                    f"{case.approvals_required} different approvers"
+                )
+            session.add(Approval(disposal_id=case.id, approver=ctx.actor, reason=reason,
+                                 approved_at=now))
+            approvers.append(ctx.actor)
+            complete = len(approvers) >= case.approvals_required
+            record_event(
+                session, kind="DisposalApproved" if complete else "DisposalApprovalRecorded",
+                actor=ctx.actor, entity="disposal", entity_id=case.id, at=now, reason=reason,
+                policy_version=ctx.policy.version,
+                data={"approvals": len(approvers), "approvals_required": case.approvals_required},
+            )
+            if complete:
+                case.state = "approved"
+            case.updated_at = now
+        session.flush()
+        return [_view(session, c) for c in cases]
+
+
+def defer(ctx: Context, ids: list[int], *, reason: str, until: dt.date) -> list[DisposalView]:
+    """Keep the records for now: the cases close as ``deferred`` and the records are not
+    queued again before ``until``."""
+    reason = _require_reason(reason)
+    now, today = ctx.clock.now(), ctx.clock.today()
+    if until <= today:
+        raise LifecycleError(f"--until {until.isoformat()} must be after today ({today.isoformat()})")
+    with ctx.sessions.begin() as session:
+        cases = _load(session, ids)
+        for case in cases:
+            record = session.get_one(Record, case.record_id)
+            if case.state == "deferred" and record.deferred_until == until:
+                continue
+            if case.state not in ("pending_review", "approved", "held"):
+                raise LifecycleError(f"disposal {case.id} is {case.state}: it cannot be deferred")
+            case.state, case.reason, case.updated_at = "deferred", reason, now
+            record.deferred_until, record.updated_at = until, now
+            record_event(session, kind="DisposalDeferred", actor=ctx.actor, entity="disposal",
+                         entity_id=case.id, at=now, reason=reason,
+                         policy_version=ctx.policy.version, data={"until": until.isoformat()})
+        session.flush()
+        return [_view(session, c) for c in cases]
+
+
+def reject(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
+    """Refuse disposal under the present decision: the record is retained and is not queued
+    again until its due date changes (its facts, category or the policy change)."""
+    reason = _require_reason(reason)
+    now = ctx.clock.now()
+    with ctx.sessions.begin() as session:
+        cases = _load(session, ids)
+        for case in cases:
+            if case.state == "rejected":
+                continue
+            if case.state not in ("pending_review", "approved", "held"):
+                raise LifecycleError(f"disposal {case.id} is {case.state}: it cannot be rejected")
+            record = session.get_one(Record, case.record_id)
+            case.state, case.reason, case.updated_at = "rejected", reason, now
+            record.rejected_due_on, record.updated_at = case.due_on, now
+            record_event(session, kind="DisposalRejected", actor=ctx.actor, entity="disposal",
+                         entity_id=case.id, at=now, reason=reason,
+                         policy_version=ctx.policy.version)
+        session.flush()
+        return [_view(session, c) for c in cases]
+
+
+def _view(session: Session, case: Disposal) -> DisposalView:
+    key, category, controller = session.execute(
+        select(Record.record_key, Record.category, Controller.code)
+        .join(Controller, Controller.id == Record.controller_id)
+        .where(Record.id == case.record_id)
+    ).one()
+    return DisposalView(
+        id=case.id, record_id=key, category=category, controller=controller, state=case.state,
+        due_on=case.due_on, action=case.action, rule=case.rule_id,
+        policy_version=case.policy_version, approvals_required=case.approvals_required,
+        approved_by=tuple(_approvers(session, case.id)), reason=case.reason,
+        updated_at=case.updated_at,
+    )
+
+
+def list_disposals(ctx: Context, *, state: str | None = None, limit: int | None = None,
+                   after_id: int = 0) -> list[DisposalView]:
+    """Cases in id order (keyset: pass the last id seen as ``after_id``)."""
+    if state is not None and state not in DISPOSAL_STATES:
+        raise LifecycleError(f"unknown state {state!r} (one of: {', '.join(DISPOSAL_STATES)})")
+    with ctx.sessions() as session:
+        query = select(Disposal).where(Disposal.id > after_id).order_by(Disposal.id)
+        if state is not None:
+            query = query.where(Disposal.state == state)
+        if limit is not None:
+            query = query.limit(limit)
+        return [_view(session, c) for c in session.scalars(query)]

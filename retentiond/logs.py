@@ -1,0 +1,65 @@
+"""Structured JSON logs, with personal data replaced by keyed pseudonyms before output."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+#: Keys whose values are personal data: never written out in clear.
+PERSONAL_KEYS = frozenset({
+    "subject_ref", "subject", "date_of_birth", "date_of_death", "name", "email", "dob",
+})
+
+
+class Pseudonymiser:
+    """A structlog processor that replaces personal values by HMAC-SHA256 pseudonyms.
+
+    The key comes from configuration so that pseudonyms are stable across runs (an operator
+    with the key can match a log line to a subject; a reader of the logs alone cannot).
+    """
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key or os.urandom(32)
+
+    def pseudonym(self, value: object) -> str:
+        digest = hmac.new(self.key, str(value).encode(), hashlib.sha256).hexdigest()
+        return "p:" + digest[:16]
+
+    def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
+        for key in PERSONAL_KEYS & event.keys():
+            if event[key] is not None:
+                event[key] = self.pseudonym(event[key])
+        return event
+
+
+def configure_logging(level: str = "info", fmt: str = "json", key: bytes = b"") -> None:
+    """Send JSON lines to stderr (journald reads them); stdout stays for command output."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            Pseudonymiser(key),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

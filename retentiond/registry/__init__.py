@@ -1,0 +1,1 @@
+"""The registry: SQLAlchemy models, connections and migrations (SQLite and PostgreSQL)."""

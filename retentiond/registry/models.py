@@ -1,0 +1,301 @@
+"""The registry's tables. Alembic migrations in ``migrations/versions`` must match these;
+``tests/integration/test_migrations.py`` checks that they do."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Disposal states in which a record has a live case: at most one per record.
+OPEN_STATES = ("pending_review", "held", "approved", "executing", "failed")
+#: Every disposal state (DESIGN.md section 4).
+DISPOSAL_STATES = (
+    "pending_review", "held", "approved", "executing", "executed", "certified", "notified",
+    "failed", "deferred", "rejected", "withdrawn",
+)
+HOLD_TYPES = ("legal", "subject_access", "inquiry", "complaint", "police", "other")
+HOLD_SCOPES = ("record", "subject", "category", "controller")
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes only: a naive datetime is refused (DESIGN.md section 3, rule 10)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime refused: times are stored as aware UTC")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Controller(Base):
+    """An organisation that provides data (the originating controller of records)."""
+
+    __tablename__ = "controllers"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class Agreement(Base):
+    """An Information Sharing Agreement; records may name the one they were provided under."""
+
+    __tablename__ = "agreements"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    starts_on: Mapped[dt.date | None] = mapped_column(Date)
+    notice_months: Mapped[int] = mapped_column(Integer, default=1)
+    termination_action: Mapped[str] = mapped_column(String(20), default="return")
+    terminated_on: Mapped[dt.date | None] = mapped_column(Date)
+    #: The date records under it become due: terminated_on plus the notice period.
+    disposal_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class Subject(Base):
+    """A child or young person, by opaque reference, with only what retention needs."""
+
+    __tablename__ = "subjects"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(128), unique=True)
+    date_of_birth: Mapped[dt.date | None] = mapped_column(Date)
+    date_of_death: Mapped[dt.date | None] = mapped_column(Date)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class Record(Base):
+    """Metadata about one unit of disposal held somewhere; never its content."""
+
+    __tablename__ = "records"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    record_key: Mapped[str] = mapped_column(String(200), unique=True)
+    category: Mapped[str] = mapped_column(String(100))
+    controller_id: Mapped[int] = mapped_column(ForeignKey("controllers.id"))
+    agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"))
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("subjects.id"))
+    system: Mapped[str | None] = mapped_column(String(100))
+    locator: Mapped[str | None] = mapped_column(String(2000))
+    opened_on: Mapped[dt.date | None] = mapped_column(Date)
+    closed_on: Mapped[dt.date | None] = mapped_column(Date)
+    event_on: Mapped[dt.date | None] = mapped_column(Date)
+    flags: Mapped[str] = mapped_column(String(1000), default="")
+    # The stored decision (recomputed when facts or policies change).
+    due_on: Mapped[dt.date | None] = mapped_column(Date)
+    due_action: Mapped[str | None] = mapped_column(String(20))
+    due_rule: Mapped[str | None] = mapped_column(String(200))
+    approvals_required: Mapped[int] = mapped_column(Integer, default=1)
+    auto_approve: Mapped[bool] = mapped_column(Boolean, default=False)
+    needs_attention: Mapped[str | None] = mapped_column(Text)
+    policy_version: Mapped[str | None] = mapped_column(String(32))
+    rules_digest: Mapped[str | None] = mapped_column(String(32))
+    # Review outcomes that keep an otherwise due record out of the queue.
+    deferred_until: Mapped[dt.date | None] = mapped_column(Date)
+    rejected_due_on: Mapped[dt.date | None] = mapped_column(Date)
+    last_import_id: Mapped[int | None] = mapped_column(Id)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_records_due_on", "due_on"),
+        Index("ix_records_category_digest", "category", "rules_digest"),
+        Index("ix_records_subject_id", "subject_id"),
+        Index("ix_records_controller_id", "controller_id"),
+        Index("ix_records_agreement_id", "agreement_id"),
+    )
+
+
+class Hold(Base):
+    """A reason that blocks disposal of everything in its scope."""
+
+    __tablename__ = "holds"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    scope_kind: Mapped[str] = mapped_column(String(20))
+    scope_value: Mapped[str] = mapped_column(String(200))
+    hold_type: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(String(200))
+    placed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    until: Mapped[dt.date | None] = mapped_column(Date)
+    lifted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    lifted_by: Mapped[str | None] = mapped_column(String(200))
+    lift_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_holds_scope", "scope_kind", "scope_value"),)
+
+
+class Disposal(Base):
+    """The case for disposing of one record."""
+
+    __tablename__ = "disposals"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    state: Mapped[str] = mapped_column(String(20))
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    action: Mapped[str] = mapped_column(String(20))
+    rule_id: Mapped[str] = mapped_column(String(200))
+    policy_version: Mapped[str] = mapped_column(String(32))
+    approvals_required: Mapped[int] = mapped_column(Integer, default=1)
+    evaluation_id: Mapped[int | None] = mapped_column(ForeignKey("evaluations.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_disposals_state", "state", "id"),
+        Index("ix_disposals_record_id", "record_id"),
+        Index("ix_disposals_evaluation_id", "evaluation_id"),
+        # At most one live case per record: evaluating twice can never queue twice.
+        Index(
+            "uq_disposals_open_record",
+            "record_id",
+            unique=True,
+            sqlite_where=text(f"state IN ({', '.join(repr(s) for s in OPEN_STATES)})"),
+            postgresql_where=text(f"state IN ({', '.join(repr(s) for s in OPEN_STATES)})"),
+        ),
+    )
+
+
+class Approval(Base):
+    """One person's approval of one disposal; a person approves a disposal at most once."""
+
+    __tablename__ = "approvals"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    disposal_id: Mapped[int] = mapped_column(ForeignKey("disposals.id"))
+    approver: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    approved_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    #: Approvals are cleared (not deleted) when a hold or a changed due date resets review.
+    voided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_approvals_disposal_id", "disposal_id"),
+    )
+
+
+class Evaluation(Base):
+    """One run of ``evaluate``: what it was asked and what it did."""
+
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    policy_version: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PolicyVersion(Base):
+    """Every policy set a decision was made under, kept so that old decisions can be explained."""
+
+    __tablename__ = "policy_versions"
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    packs: Mapped[Any] = mapped_column(JSON)
+    first_used_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class AuditEvent(Base):
+    """An append-only record of one state change: who, when, why, under which policy."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    kind: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(200))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    policy_version: Mapped[str | None] = mapped_column(String(32))
+    data: Mapped[Any] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (
+        Index("ix_audit_events_entity", "entity", "entity_id"),
+        Index("ix_audit_events_occurred_at", "occurred_at"),
+    )
+
+
+class ImportRun(Base):
+    """One import of a file: its outcome, for the audit trail and for duplicate detection."""
+
+    __tablename__ = "imports"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    filename: Mapped[str] = mapped_column(String(1000))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+
+
+__all__ = [
+    "DISPOSAL_STATES",
+    "HOLD_SCOPES",
+    "HOLD_TYPES",
+    "OPEN_STATES",
+    "Agreement",
+    "Approval",
+    "AuditEvent",
+    "Base",
+    "Controller",
+    "Disposal",
+    "Evaluation",
+    "Hold",
+    "ImportRun",
+    "PolicyVersion",
+    "Record",
+    "Subject",
+]
