@@ -46,6 +46,9 @@ class Config:
     log_level: str = "info"
     log_format: str = "json"
     pseudonym_key: bytes = b""
+    #: The whole parsed file, for subsystems that read their own sections
+    #: ([daemon], [connectors.NAME], [web], ...). Each validates its own section.
+    raw: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_sqlite(self) -> bool:
@@ -75,7 +78,8 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{chosen}: not valid TOML: {exc}") from exc
     where = chosen or "config"
-    allowed = {"database", "policies", "actor", "logging"}
+    allowed = {"database", "policies", "actor", "logging", "daemon", "connectors", "web",
+               "notify", "certificates", "metrics"}
     for key in doc:
         if key not in allowed:
             raise ConfigError(f"{where}: unknown section [{key}] (allowed: {', '.join(sorted(allowed))})")
@@ -88,7 +92,7 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
     def relative(p: str) -> str:
         return str((base / p).resolve()) if not Path(p).is_absolute() else p
 
-    cfg = Config(source=chosen)
+    cfg = Config(source=chosen, raw=doc)
     url = _get(database, "url", str, f"{where}: [database]")
     cfg.database_url = url or f"sqlite:///{_default_state_dir() / 'retentiond.db'}"
     paths = _get(policies, "paths", list, f"{where}: [policies]")
