@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
+from typing import Any
 
 from retentiond.policy.dates import add_period, age_on, round_up
 from retentiond.policy.facts import Facts
@@ -92,7 +93,7 @@ def due_from(alt: Alternative, anchor: dt.date) -> dt.date:
 
 
 def _evaluate_rule(rule: Rule, facts: Facts) -> RuleOutcome:
-    base = {"rule_id": rule.id, "citation": rule.citation}
+    base: dict[str, Any] = {"rule_id": rule.id, "citation": rule.citation}
     ok, missing = _holds(rule.when, facts)
     if ok is None:
         return RuleOutcome(
@@ -115,7 +116,9 @@ def _evaluate_rule(rule: Rule, facts: Facts) -> RuleOutcome:
         if not ok:
             continue
         anchor = facts.trigger(alt.trigger)
-        detail = {"alternative": index, "trigger": alt.trigger, "period": str(alt.period)}
+        detail: dict[str, Any] = {
+            "alternative": index, "trigger": alt.trigger, "period": str(alt.period)
+        }
         if anchor is None:
             return RuleOutcome(
                 **base, **detail, status="missing_trigger",
@@ -147,13 +150,16 @@ def _by_rules(policy: PolicySet, facts: Facts) -> Decision:
         reason = f"no rule in the policy set covers category {facts.category!r}"
         return replace(never, needs_attention=reason)
     if blocked:
-        return replace(never, needs_attention="; ".join(f"{o.rule_id}: {o.reason}" for o in blocked))
+        reason = "; ".join(f"{o.rule_id}: {o.reason}" for o in blocked)
+        return replace(never, needs_attention=reason)
     if not applying:
         reason = f"none of the rules for {facts.category!r} applies to this record"
         return replace(never, needs_attention=reason)
-    # Latest date wins; on a tie the more cautious action, then the stricter approval.
+    # Latest date wins; on a tie the more cautious action, then the stricter approval, then
+    # the lowest rule id: ``max`` keeps the first of equal keys, and sorting by id first makes
+    # the choice independent of the order the packs were named in (which the version ignores).
     outcome, rule = max(
-        applying,
+        sorted(applying, key=lambda p: p[1].id),
         key=lambda p: (p[0].due_on, -ACTIONS.index(p[1].action), p[1].approvals_required),
     )
     return Decision(
