@@ -59,7 +59,8 @@ class _Collector:
 
 def _check_keys(c: _Collector, where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
     for key in sorted(set(table) - allowed):
-        c.add(f"{where}.{key}" if where else key, f"unknown field (allowed: {', '.join(sorted(allowed))})")
+        c.add(f"{where}.{key}" if where else key,
+              f"unknown field (allowed: {', '.join(sorted(allowed))})")
 
 
 def _str(c: _Collector, where: str, table: Mapping[str, Any], key: str, *,
@@ -135,14 +136,17 @@ def _alternative(c: _Collector, where: str, table: Mapping[str, Any]) -> Alterna
         except ValueError as exc:
             c.add(f"{where}.period", str(exc))
     round_to = table.get("round_to")
-    if round_to is not None and round_to not in ROUNDINGS:
-        c.add(f"{where}.round_to", f"unknown rounding {round_to!r} (one of: {', '.join(ROUNDINGS)})")
+    # A list or table is unhashable: test the type first so that it is reported, not raised.
+    if round_to is not None and (not isinstance(round_to, str) or round_to not in ROUNDINGS):
+        c.add(f"{where}.round_to",
+              f"unknown rounding {round_to!r} (one of: {', '.join(ROUNDINGS)})")
     after = table.get("after_period_end", False)
     if _bool(c, f"{where}.after_period_end", after) is None:
         after = False
     missing_day = table.get("missing_day", "next_day")
     if missing_day not in MISSING_DAY:
-        c.add(f"{where}.missing_day", f"must be one of {', '.join(MISSING_DAY)}, not {missing_day!r}")
+        c.add(f"{where}.missing_day",
+              f"must be one of {', '.join(MISSING_DAY)}, not {missing_day!r}")
     note = table.get("note")
     if note is not None and not isinstance(note, str):
         c.add(f"{where}.note", "must be a string")
@@ -185,7 +189,9 @@ def _rule(c: _Collector, index: int, table: Any, pack_name: str, path: str) -> R
     inline = {k: v for k, v in table.items() if k in alt_keys}
     alternatives: list[Alternative | None] = []
     raw_alts = table.get("alternatives")
-    if raw_alts is not None and inline:
+    # A rule-level note documents the whole rule; only trigger/period and their companions
+    # conflict with [[rules.alternatives]].
+    if raw_alts is not None and set(inline) - {"note"}:
         c.add(where, "give either trigger/period or [[rules.alternatives]], not both")
     elif raw_alts is not None:
         if not isinstance(raw_alts, list) or not raw_alts:
@@ -195,6 +201,7 @@ def _rule(c: _Collector, index: int, table: Any, pack_name: str, path: str) -> R
                 alt_where = f"{where}.alternatives[{i}]"
                 if not isinstance(alt, dict):
                     c.add(alt_where, "must be a table")
+                    alternatives.append(None)
                     continue
                 _check_keys(c, alt_where, alt, _ALT_KEYS)
                 alternatives.append(_alternative(c, alt_where, alt))
@@ -239,8 +246,13 @@ def _load_pack(path: Path, data: bytes, c: _Collector) -> tuple[Pack | None, lis
     if _bool(c, "pack.requires_local_signoff", signoff) is None:
         signoff = False
     signed_by = meta.get("signed_off_by")
+    if signed_by is not None and (not isinstance(signed_by, str) or not signed_by.strip()):
+        c.add("pack.signed_off_by", f"must be a non-empty string, not {signed_by!r}")
+        signed_by = None
     signed_on = meta.get("signed_off_on")
-    if signed_on is not None and not isinstance(signed_on, dt.date):
+    # A TOML date-time is a datetime, which is also a date: a sign-off is a calendar date.
+    if signed_on is not None and (not isinstance(signed_on, dt.date)
+                                  or isinstance(signed_on, dt.datetime)):
         c.add("pack.signed_off_on", "must be a date such as 2026-09-01")
         signed_on = None
     raw_rules = doc.get("rules", [])

@@ -51,7 +51,8 @@ class Period:
         return cls(years=y, months=m, days=d)
 
     def __str__(self) -> str:
-        parts = [f"{n}{u}" for n, u in ((self.years, "y"), (self.months, "m"), (self.days, "d")) if n]
+        units = ((self.years, "y"), (self.months, "m"), (self.days, "d"))
+        parts = [f"{n}{u}" for n, u in units if n]
         return "".join(parts) or "0d"
 
     def describe(self) -> str:
@@ -167,8 +168,11 @@ class PolicySet:
     def category_digest(self, category: str) -> str:
         """A hash of just this category's rules: when it changes, its records are recomputed."""
         import hashlib
+        from dataclasses import replace
 
         h = hashlib.sha256()
         for rule in sorted(self.rules_for(category), key=lambda r: r.id):
-            h.update(repr(rule).encode())
+            # ``source`` names the file the rule was read from; moving the policy directory
+            # cannot change a decision, so it must not make every record look stale.
+            h.update(repr(replace(rule, source="")).encode())
         return h.hexdigest()[:16]
