@@ -128,7 +128,7 @@ def approve(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
                 case.state = "approved"
             case.updated_at = now
         session.flush()
-        return [_view(session, c) for c in cases]
+        return _view_ids(session, cases)
 
 
 def defer(ctx: Context, ids: list[int], *, reason: str, until: dt.date) -> list[DisposalView]:
@@ -152,7 +152,7 @@ def defer(ctx: Context, ids: list[int], *, reason: str, until: dt.date) -> list[
                          entity_id=case.id, at=now, reason=reason,
                          policy_version=ctx.policy.version, data={"until": until.isoformat()})
         session.flush()
-        return [_view(session, c) for c in cases]
+        return _view_ids(session, cases)
 
 
 def reject(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
@@ -174,22 +174,42 @@ def reject(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
                          entity_id=case.id, at=now, reason=reason,
                          policy_version=ctx.policy.version)
         session.flush()
-        return [_view(session, c) for c in cases]
+        return _view_ids(session, cases)
 
 
-def _view(session: Session, case: Disposal) -> DisposalView:
-    key, category, controller = session.execute(
-        select(Record.record_key, Record.category, Controller.code)
+def _views(session: Session, query: Any) -> list[DisposalView]:
+    """Cases from a ``select(Disposal)`` query, with their record and approvers, in two
+    queries whatever the number of cases."""
+    rows = session.execute(
+        query.add_columns(Record.record_key, Record.category, Controller.code)
+        .join(Record, Record.id == Disposal.record_id)
         .join(Controller, Controller.id == Record.controller_id)
-        .where(Record.id == case.record_id)
-    ).one()
-    return DisposalView(
-        id=case.id, record_id=key, category=category, controller=controller, state=case.state,
-        due_on=case.due_on, action=case.action, rule=case.rule_id,
-        policy_version=case.policy_version, approvals_required=case.approvals_required,
-        approved_by=tuple(_approvers(session, case.id)), reason=case.reason,
-        updated_at=case.updated_at,
-    )
+    ).all()
+    approvers: dict[int, list[str]] = {}
+    ids = [row[0].id for row in rows]
+    for start in range(0, len(ids), 5000):
+        for disposal_id, approver in session.execute(
+            select(Approval.disposal_id, Approval.approver)
+            .where(Approval.disposal_id.in_(ids[start:start + 5000]), Approval.voided_at.is_(None))
+            .order_by(Approval.id)
+        ):
+            approvers.setdefault(disposal_id, []).append(approver)
+    return [
+        DisposalView(
+            id=case.id, record_id=key, category=category, controller=controller,
+            state=case.state, due_on=case.due_on, action=case.action, rule=case.rule_id,
+            policy_version=case.policy_version, approvals_required=case.approvals_required,
+            approved_by=tuple(approvers.get(case.id, ())), reason=case.reason,
+            updated_at=case.updated_at,
+        )
+        for case, key, category, controller in rows
+    ]
+
+
+def _view_ids(session: Session, cases: list[Disposal]) -> list[DisposalView]:
+    by_id = {v.id: v for v in _views(session, select(Disposal).where(
+        Disposal.id.in_([c.id for c in cases])))}
+    return [by_id[c.id] for c in cases]
 
 
 def list_disposals(ctx: Context, *, state: str | None = None, limit: int | None = None,
@@ -203,4 +223,4 @@ def list_disposals(ctx: Context, *, state: str | None = None, limit: int | None 
             query = query.where(Disposal.state == state)
         if limit is not None:
             query = query.limit(limit)
-        return [_view(session, c) for c in session.scalars(query)]
+        return _views(session, query)
