@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import String, case, cast, func, insert, literal, not_, or_, select
 from sqlalchemy.orm import Session
 
-from retentiond.lifecycle.context import Context
+from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.holds import expire_holds
 from retentiond.lifecycle.recompute import RecomputeResult, recompute_stale
 from retentiond.lifecycle.sql import has_open_case, hold_covers_record
@@ -58,7 +58,16 @@ def due_and_unheld(as_of: dt.date) -> Any:
 
 
 def evaluate(ctx: Context, as_of: dt.date) -> EvaluationResult:
-    """Recompute what is stale, expire holds that have ended, then queue what is due."""
+    """Recompute what is stale, expire holds that have ended, then queue what is due.
+
+    ``as_of`` may be today or earlier (to catch up a missed night), never later: a case is
+    only ever opened for a record that is due now. ``forecast`` answers "what will be due".
+    """
+    if as_of > ctx.clock.today():
+        raise LifecycleError(
+            f"--as-of {as_of.isoformat()} is after today ({ctx.clock.today().isoformat()}): "
+            "evaluation only queues what is due now; use 'retentiond forecast' to look ahead"
+        )
     recompute = recompute_stale(ctx)
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
