@@ -30,12 +30,14 @@ from retentiond.lifecycle.recompute import (
     register_policy,
     withdraw_stale_cases,
 )
+from retentiond.logs import get_logger
 from retentiond.registry.models import Agreement, Controller, ImportRun, Record, Subject
 
 REQUIRED = ("record_id", "category", "controller")
 OPTIONAL = ("system", "locator", "subject_ref", "date_of_birth", "date_of_death", "opened_on",
             "closed_on", "event_on", "flags", "agreement")
 BATCH = 2000
+log = get_logger("retentiond.ingest")
 
 _KEY_RE = re.compile(r"^[^\s;,][^\t\r\n]{0,199}$")
 _FLAG_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
@@ -280,6 +282,8 @@ def import_records(ctx: Context, path: Path, *, fmt: str = "csv",
                 if not problems and count == 0:
                     problems.append(f"{name}: file: has no rows")
                 if problems:
+                    log.warning("import_refused", file=path.name, rows=count,
+                                problems=len(problems) + more)
                     raise ImportRefused(name, problems[:MAX_PROBLEMS],
                                         more=more + max(0, len(problems) - MAX_PROBLEMS))
                 if writer.subjects_changed:
@@ -296,6 +300,9 @@ def import_records(ctx: Context, path: Path, *, fmt: str = "csv",
                 )
         except ImportRefused:
             raise
+    log.info("import_finished", import_id=run.id, file=path.name, rows=count,
+             created=writer.created, updated=writer.updated, due_dates_changed=writer.changed,
+             cases_withdrawn=withdrawn)
     return RecordImport(import_id=run.id, rows=count, created=writer.created,
                         updated=writer.updated, due_dates_changed=writer.changed,
                         cases_withdrawn=withdrawn)

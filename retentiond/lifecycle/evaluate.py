@@ -18,9 +18,11 @@ from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.holds import expire_holds
 from retentiond.lifecycle.recompute import RecomputeResult, recompute_stale
 from retentiond.lifecycle.sql import has_open_case, hold_covers_record
+from retentiond.logs import get_logger
 from retentiond.registry.models import Approval, AuditEvent, Disposal, Evaluation, Record
 
 AUTO_APPROVER = "retentiond:auto-approval"
+log = get_logger("retentiond.evaluate")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +139,10 @@ def evaluate(ctx: Context, as_of: dt.date) -> EvaluationResult:
         )
         run.queued = sum(counts.values())
         run.finished_at = ctx.clock.now()
+    log.info("evaluation_finished", evaluation_id=run.id, as_of=as_of.isoformat(),
+             policy_version=ctx.policy.version, queued=run.queued,
+             auto_approved=counts.get("approved", 0), holds_expired=expired,
+             recomputed=recompute.recomputed, cases_withdrawn=recompute.withdrawn)
     return EvaluationResult(
         evaluation_id=run.id, as_of=as_of, policy_version=ctx.policy.version,
         queued=run.queued, auto_approved=counts.get("approved", 0), holds_expired=expired,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from retentiond.audit import record_event
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.sql import hold_covers_record
+from retentiond.logs import get_logger
 from retentiond.registry.models import (
     HOLD_SCOPES,
     HOLD_TYPES,
@@ -31,6 +32,7 @@ from retentiond.registry.models import (
 #: Live cases a hold stops; ``executing`` ones are re-checked by the executor in its own
 #: transaction, and may still be stopped there.
 HOLDABLE = ("pending_review", "approved")
+log = get_logger("retentiond.holds")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,6 +149,8 @@ def place_hold(ctx: Context, *, scope: str, hold_type: str, reason: str,
             .where(Disposal.state.in_(HOLDABLE), covered_by(kind, value))
         ))
         _move_cases(ctx, session, ids, "held", "DisposalHeld", f"hold {hold.id}: {hold.reason}")
+        log.info("hold_placed", hold_id=hold.id, scope_kind=kind, type=hold_type,
+                 cases_held=len(ids))
         return _view(session, hold, today)
 
 
@@ -177,7 +181,9 @@ def lift_hold(ctx: Context, hold_id: int, *, reason: str) -> HoldView:
                          entity_id=hold.id, at=hold.lifted_at, reason=hold.lift_reason,
                          policy_version=ctx.policy.version)
             session.flush()
-            return_unheld_to_review(ctx, session, today, f"hold {hold.id} lifted: {reason.strip()}")
+            back = return_unheld_to_review(ctx, session, today,
+                                           f"hold {hold.id} lifted: {reason.strip()}")
+            log.info("hold_lifted", hold_id=hold.id, cases_returned_to_review=back)
         return _view(session, hold, today)
 
 
