@@ -22,9 +22,16 @@ def hold_is_active(as_of: dt.date) -> ColumnElement[bool]:
 
 def hold_covers_record(as_of: dt.date) -> ColumnElement[bool]:
     """True for a row of ``records`` that any active hold covers (correlated EXISTS)."""
-    subject_ref = select(Subject.ref).where(Subject.id == Record.subject_id).scalar_subquery()
+    # Explicit correlation: nested inside EXISTS, auto-correlation would give each scalar
+    # subquery its own FROM records, and match every hold against an arbitrary record's subject
+    # and controller instead of this record's.
+    subject_ref = (
+        select(Subject.ref).where(Subject.id == Record.subject_id).correlate(Record)
+        .scalar_subquery()
+    )
     controller_code = (
-        select(Controller.code).where(Controller.id == Record.controller_id).scalar_subquery()
+        select(Controller.code).where(Controller.id == Record.controller_id).correlate(Record)
+        .scalar_subquery()
     )
     return exists().where(
         hold_is_active(as_of),
