@@ -17,7 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import (
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
@@ -101,8 +112,10 @@ def _flags(raw: dict[str, Any]) -> str:
 class _Validator:
     def __init__(self, session: Session, categories: frozenset[str]) -> None:
         self.categories = categories
-        self.controllers = dict(session.execute(select(Controller.code, Controller.id)).tuples().all())
-        self.agreements = dict(session.execute(select(Agreement.code, Agreement.id)).tuples().all())
+        self.controllers = {code: cid for code, cid in session.execute(
+            select(Controller.code, Controller.id))}
+        self.agreements = {code: aid for code, aid in session.execute(
+            select(Agreement.code, Agreement.id))}
 
     def row(self, line: int, raw: dict[str, Any]) -> _Row:
         if "__error__" in raw:
@@ -148,6 +161,20 @@ class _Validator:
         )
 
 
+#: The subject dates this file has stated so far, with the line that stated each: a file may
+#: state a subject's date once (on as many rows as it likes), never two different ones. Kept in
+#: a temporary table, not in memory, so that a large file streams in constant memory however
+#: far apart the rows of one subject are. It lives only as long as the import's transaction.
+_STATED = Table(
+    "retentiond_import_subject_dates", MetaData(),
+    Column("ref", String(128), primary_key=True),
+    Column("date_of_birth", Date), Column("date_of_birth_line", Integer),
+    Column("date_of_death", Date), Column("date_of_death_line", Integer),
+    prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
+)
+_SUBJECT_DATES = ("date_of_birth", "date_of_death")
+
+
 class _Writer:
     """Upserts batches of validated rows inside the import's transaction."""
 
@@ -155,43 +182,99 @@ class _Writer:
         self.ctx, self.session, self.run = ctx, session, run
         self.now = ctx.clock.now()
         self.created = self.updated = self.changed = 0
+        self.more = 0
         self.subjects_changed: set[int] = set()
+        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        conn = session.connection()
+        if self.sqlite:
+            # SQLite has no ON COMMIT DROP: close() drops it; a rollback undoes its creation.
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_STATED.name}")
+        _STATED.create(conn)
 
-    def _subjects(self, rows: list[_Row], problems: list[str], path: str) -> dict[str, int]:
-        stated: dict[str, _Row] = {}
+    def close(self) -> None:
+        """Drop the temporary table before the transaction commits (PostgreSQL drops it then)."""
+        if self.sqlite:
+            self.session.connection().exec_driver_sql(f"DROP TABLE temp.{_STATED.name}")
+
+    def _problem(self, problems: list[str], text: str) -> None:
+        if len(problems) < MAX_PROBLEMS:
+            problems.append(text)
+        else:
+            self.more += 1
+
+    def _stated_dates(self, rows: list[_Row], problems: list[str],
+                      path: str) -> dict[str, dict[str, tuple[dt.date, int]]]:
+        """The subject dates the file states, up to and including these rows, as
+        ``{ref: {field: (date, line)}}`` for every subject the rows name. A date that differs
+        from one an earlier line stated is a problem."""
+        refs = sorted({r.subject_ref for r in rows if r.subject_ref is not None})
+        stated: dict[str, dict[str, tuple[dt.date, int]]] = {}
+        for was in self.session.execute(select(_STATED).where(_STATED.c.ref.in_(refs))):
+            stated[was.ref] = {f: (getattr(was, f), getattr(was, f"{f}_line"))
+                               for f in _SUBJECT_DATES if getattr(was, f) is not None}
+        known = set(stated)
+        grew: set[str] = set()
         for row in rows:
             if row.subject_ref is None:
                 continue
-            first = stated.setdefault(row.subject_ref, row)
-            for field in ("date_of_birth", "date_of_death"):
-                a, b = getattr(first, field), getattr(row, field)
-                if a and b and a != b:
-                    problems.append(f"{path}:{row.line}: {field}: differs from line {first.line} "
-                                    "for the same subject_ref")
-            if (row.date_of_birth and not first.date_of_birth) or (
-                    row.date_of_death and not first.date_of_death):
-                stated[row.subject_ref] = row
+            dates = stated.setdefault(row.subject_ref, {})
+            for field in _SUBJECT_DATES:
+                value = getattr(row, field)
+                if value is None:
+                    continue
+                if field not in dates:
+                    dates[field] = (value, row.line)
+                    grew.add(row.subject_ref)
+                elif dates[field][0] != value:
+                    self._problem(problems, f"{path}:{row.line}: {field}: differs from line "
+                                  f"{dates[field][1]} for the same subject_ref")
+        memos: list[dict[str, Any]] = []
+        for ref in sorted(grew):
+            memo: dict[str, Any] = {"b_ref": ref}
+            for field in _SUBJECT_DATES:
+                memo[field], memo[f"{field}_line"] = stated[ref].get(field, (None, None))
+            memos.append(memo)
+        if fresh := [{"ref": m["b_ref"], **m} for m in memos if m["b_ref"] not in known]:
+            self.session.execute(insert(_STATED), [
+                {k: v for k, v in m.items() if k != "b_ref"} for m in fresh])
+        if grown := [m for m in memos if m["b_ref"] in known]:
+            self.session.execute(
+                update(_STATED).where(_STATED.c.ref == bindparam("b_ref"))
+                .values({c.name: bindparam(c.name) for c in _STATED.c if c.name != "ref"}),
+                grown)
+        return stated
+
+    def _subjects(self, rows: list[_Row], problems: list[str], path: str) -> dict[str, int]:
+        stated = self._stated_dates(rows, problems, path)
         if not stated:
             return {}
         existing = {s.ref: s for s in self.session.scalars(
             select(Subject).where(Subject.ref.in_(list(stated))))}
-        new = [{"ref": ref, "date_of_birth": r.date_of_birth, "date_of_death": r.date_of_death,
-                "updated_at": self.now} for ref, r in stated.items() if ref not in existing]
-        if new:
-            self.session.execute(insert(Subject), new)
-        changes = []
-        for ref, subject in existing.items():
-            r = stated[ref]
-            dob = r.date_of_birth or subject.date_of_birth
-            dod = r.date_of_death or subject.date_of_death
-            if (dob, dod) != (subject.date_of_birth, subject.date_of_death):
+        new: list[dict[str, Any]] = []
+        changes: list[dict[str, Any]] = []
+        for ref, given in stated.items():
+            subject = existing.get(ref)
+            dob = given["date_of_birth"][0] if "date_of_birth" in given else (
+                subject.date_of_birth if subject else None)
+            dod = given["date_of_death"][0] if "date_of_death" in given else (
+                subject.date_of_death if subject else None)
+            if dob and dod and dod < dob:
+                field = "date_of_death" if "date_of_death" in given else "date_of_birth"
+                self._problem(problems, f"{path}:{given[field][1]}: {field}: the subject's "
+                              "date_of_death would be before its date_of_birth")
+            if subject is None:
+                new.append({"ref": ref, "date_of_birth": dob, "date_of_death": dod,
+                            "updated_at": self.now})
+            elif (dob, dod) != (subject.date_of_birth, subject.date_of_death):
                 changes.append({"id": subject.id, "date_of_birth": dob, "date_of_death": dod,
                                 "updated_at": self.now})
                 self.subjects_changed.add(subject.id)
+        if new:
+            self.session.execute(insert(Subject), new)
         if changes:
             self.session.execute(update(Subject), changes)
-        return dict(self.session.execute(
-            select(Subject.ref, Subject.id).where(Subject.ref.in_(list(stated)))).tuples().all())
+        return {ref: sid for ref, sid in self.session.execute(
+            select(Subject.ref, Subject.id).where(Subject.ref.in_(list(stated))))}
 
     def write(self, rows: list[_Row], problems: list[str], path: str) -> None:
         subject_ids = self._subjects(rows, problems, path)
@@ -204,7 +287,8 @@ class _Writer:
         for row in rows:
             if row.record_key in seen or existing.get(row.record_key, (0, None))[1] == self.run.id:
                 where = f"line {seen[row.record_key]}" if row.record_key in seen else "an earlier line"
-                problems.append(f"{path}:{row.line}: record_id: {row.record_key!r} is also on {where}")
+                self._problem(problems,
+                              f"{path}:{row.line}: record_id: {row.record_key!r} is also on {where}")
                 continue
             seen[row.record_key] = row.line
             values = {
@@ -219,14 +303,18 @@ class _Writer:
             else:
                 inserts.append({"record_key": row.record_key, "created_at": self.now,
                                 "approvals_required": 1, "auto_approve": False, **values})
-        if problems:
-            return
+        # Rows are written even once the file is known to be refused (the transaction is rolled
+        # back): later batches are checked against them, so every duplicate and every
+        # conflicting subject date in the file is reported, not only those before the first
+        # problem.
         if inserts:
             self.session.execute(insert(Record), inserts)
         if updates:
             self.session.execute(update(Record), updates)
         self.created += len(inserts)
         self.updated += len(updates)
+        if problems:
+            return
         ids = list(self.session.scalars(select(Record.id).where(Record.record_key.in_(keys))))
         self.changed += recompute_records(self.ctx, self.session, ids)
 
@@ -268,15 +356,15 @@ def import_records(ctx: Context, path: Path, *, fmt: str = "csv",
                             else:
                                 more += 1
                         if len(batch) >= BATCH:
-                            if not problems:
-                                writer.write(batch, problems, name)
+                            writer.write(batch, problems, name)
                             batch = []
                 except RowError as exc:
                     problems.append(f"{name}:1: {exc.field}: {exc}")
                 except UnicodeDecodeError as exc:
                     problems.append(f"{name}: file: is not UTF-8 text ({exc.reason})")
-                if batch and not problems:
+                if batch:
                     writer.write(batch, problems, name)
+                more += writer.more
                 if progress:
                     progress.done(count)
                 if not problems and count == 0:
@@ -290,6 +378,7 @@ def import_records(ctx: Context, path: Path, *, fmt: str = "csv",
                     writer.changed += recompute_where(
                         ctx, session, Record.subject_id.in_(sorted(writer.subjects_changed)))
                 withdrawn = withdraw_stale_cases(ctx, session)
+                writer.close()
                 run.rows, run.created, run.updated = count, writer.created, writer.updated
                 record_event(
                     session, kind="RecordsImported", actor=ctx.actor, entity="import",
