@@ -12,6 +12,7 @@ from retentiond.cli.output import csv_writer, print_json, print_table
 from retentiond.lifecycle.context import Context
 from retentiond.lifecycle.holds import HoldView
 from retentiond.lifecycle.review import DisposalView
+from retentiond.lifecycle.tasks import TaskView
 from retentiond.policy import PolicyError, PolicySet, load_policy_set
 from retentiond.registry.models import Agreement, Controller
 
@@ -191,4 +192,15 @@ def show_disposals(rows: Sequence[DisposalView], fmt: str) -> int:
                      "approvals"),
                     [(r.id, r.record_id, r.category, r.controller, r.state, r.due_on, r.action,
                       f"{len(r.approved_by)}/{r.approvals_required}") for r in rows])
+    return 0
+
+
+def show_tasks(tasks: Sequence[TaskView], fmt: str) -> int:
+    if fmt == "json":
+        print_json([t.as_json() for t in tasks])
+    else:
+        print_table(("id", "record_id", "controller", "action", "system", "locator", "due_on",
+                     "state", "destroyed_on", "certificate"),
+                    [(t.disposal_id, t.record_id, t.controller, t.action, t.system, t.locator,
+                      t.due_on, t.state, t.destroyed_on, t.certificate_no) for t in tasks])
     return 0

@@ -202,6 +202,49 @@ def cmd_holds_list(args: argparse.Namespace, cfg: Config) -> int:
     return show_holds(list_holds(make_context(cfg), include_lifted=args.all), args.format)
 
 
+def cmd_disposals_execute(args: argparse.Namespace, cfg: Config) -> int:
+    import os
+    import socket
+
+    from retentiond.cli.output import print_json
+    from retentiond.connectors import load_connectors
+    from retentiond.lifecycle.execute import execute_due, reap_leases
+
+    ctx = make_context(cfg)
+    connectors = load_connectors(cfg)
+    try:
+        reaped = reap_leases(ctx)
+        result = execute_due(ctx, connectors, owner=f"cli:{socket.gethostname()}:{os.getpid()}",
+                             batch_size=args.batch_size, lease_s=args.lease_s)
+    finally:
+        connectors.close()
+    if args.format == "json":
+        print_json({"leases_reaped": reaped, **result.as_json()})
+    else:
+        print(f"{result.claimed} claimed: {result.executed} executed, "
+              f"{result.awaiting_confirmation} awaiting confirmation, "
+              f"{result.retry_scheduled} to retry, {result.failed} failed, {result.held} held, "
+              f"{result.withdrawn} withdrawn; {reaped} expired leases reaped")
+    return 1 if result.failed else 0
+
+
+def cmd_disposals_tasks(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import show_tasks
+    from retentiond.lifecycle.tasks import list_tasks
+
+    return show_tasks(list_tasks(make_context(cfg)), args.format)
+
+
+def cmd_disposals_confirm(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import show_tasks
+    from retentiond.lifecycle.tasks import confirm_destruction
+
+    task = confirm_destruction(make_context(cfg), args.id, destroyed_by=args.destroyed_by,
+                               destroyed_on=args.destroyed_on, method=args.method,
+                               certificate_no=args.certificate)
+    return show_tasks([task], args.format)
+
+
 def cmd_disposals_list(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.cli.commands import show_disposals
     from retentiond.lifecycle.review import list_disposals
@@ -334,6 +377,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(dis, "list", "list disposal cases", cmd_disposals_list, ("table", "json"))
     p.add_argument("--state", default=None)
     p.add_argument("--limit", type=int, default=None)
+    p = leaf(dis, "execute", "carry out approved disposals through the connectors (one pass)",
+             cmd_disposals_execute, ("text", "json"))
+    p.add_argument("--batch-size", type=int, default=100, metavar="N")
+    p.add_argument("--lease-s", type=int, default=600, metavar="SECONDS",
+                   help="how long a claimed case is leased (longer than the slowest connector call)")
+    leaf(dis, "tasks", "manual disposal tasks awaiting confirmation", cmd_disposals_tasks,
+         ("table", "json"))
+    p = leaf(dis, "confirm", "confirm a manual destruction with its evidence",
+             cmd_disposals_confirm, ("table", "json"))
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--destroyed-by", required=True, metavar="NAME",
+                   help="who destroyed it (person or contractor)")
+    p.add_argument("--destroyed-on", type=_date, required=True, metavar="DATE")
+    p.add_argument("--method", required=True, metavar="TEXT", help="e.g. cross-cut shredding")
+    p.add_argument("--certificate", default=None, metavar="NO",
+                   help="the contractor's certificate of destruction number")
     for verb, help in (("approve", "approve cases"), ("defer", "defer cases to a later date"),
                        ("reject", "reject cases: the records are retained")):
         p = leaf(dis, verb, help, cmd_disposals_act, ("table", "json"))

@@ -29,9 +29,9 @@ from retentiond.registry.models import (
     Subject,
 )
 
-#: Live cases a hold stops; ``executing`` ones are re-checked by the executor in its own
-#: transaction, and may still be stopped there.
-HOLDABLE = ("pending_review", "approved")
+#: Live cases a hold stops (a hold cancels a manual task not yet confirmed); ``executing``
+#: ones are re-checked by the executor in its own transaction, and may still be stopped there.
+HOLDABLE = ("pending_review", "approved", "awaiting_confirmation")
 log = get_logger("retentiond.holds")
 
 

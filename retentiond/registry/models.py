@@ -33,11 +33,13 @@ NAMING = {
 }
 
 #: Disposal states in which a record has a live case: at most one per record.
-OPEN_STATES = ("pending_review", "held", "approved", "executing", "failed")
+OPEN_STATES = (
+    "pending_review", "held", "approved", "executing", "awaiting_confirmation", "failed",
+)
 #: Every disposal state (DESIGN.md section 4).
 DISPOSAL_STATES = (
-    "pending_review", "held", "approved", "executing", "executed", "certified", "notified",
-    "failed", "deferred", "rejected", "withdrawn",
+    "pending_review", "held", "approved", "executing", "awaiting_confirmation", "executed",
+    "certified", "notified", "failed", "deferred", "rejected", "withdrawn",
 )
 HOLD_TYPES = ("legal", "subject_access", "inquiry", "complaint", "police", "other")
 HOLD_SCOPES = ("record", "subject", "category", "controller")
@@ -189,6 +191,8 @@ class Disposal(Base):
     lease_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: After a transient connector error: not claimed again before this instant (backoff).
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
@@ -205,6 +209,40 @@ class Disposal(Base):
             postgresql_where=text(f"state IN ({', '.join(repr(s) for s in OPEN_STATES)})"),
         ),
     )
+
+
+class DisposalExecution(Base):
+    """How one disposal was carried out (one row per disposal, written by the executor).
+
+    Which system the record was removed from, by which connector, how that was verified; for
+    a return, the package delivered to the controller and its SHA-256 (recorded before the
+    source is deleted, so that a retry after a crash knows the return was made); for a manual
+    task, the evidence of destruction an IG officer confirmed. What certificates are built from.
+    """
+
+    __tablename__ = "disposal_executions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    disposal_id: Mapped[int] = mapped_column(ForeignKey("disposals.id"), unique=True)
+    action: Mapped[str] = mapped_column(String(20))
+    system: Mapped[str | None] = mapped_column(String(100))
+    connector: Mapped[str | None] = mapped_column(String(100))
+    connector_kind: Mapped[str | None] = mapped_column(String(50))
+    #: What was done, in words for a certificate (no personal data).
+    method: Mapped[str | None] = mapped_column(Text)
+    #: How the executor checked it was done (e.g. ``exists() is false after delete``).
+    verification: Mapped[str | None] = mapped_column(Text)
+    package_name: Mapped[str | None] = mapped_column(String(300))
+    package_sha256: Mapped[str | None] = mapped_column(String(64))
+    package_delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    task_created_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    destroyed_by: Mapped[str | None] = mapped_column(String(200))
+    destroyed_on: Mapped[dt.date | None] = mapped_column(Date)
+    destruction_method: Mapped[str | None] = mapped_column(Text)
+    certificate_no: Mapped[str | None] = mapped_column(String(200))
+    confirmed_by: Mapped[str | None] = mapped_column(String(200))
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    executed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class Approval(Base):
@@ -292,6 +330,7 @@ __all__ = [
     "Base",
     "Controller",
     "Disposal",
+    "DisposalExecution",
     "Evaluation",
     "Hold",
     "ImportRun",

@@ -1,0 +1,210 @@
+"""The connector seam (DESIGN.md section 5): what every kind of holding system offers.
+
+A connector carries out an action on one record in the system that holds its data. The
+executor (``retentiond.lifecycle.execute``) calls it outside any registry transaction, so a
+connector call may be slow, and may be repeated: after a crash, a reaped lease or a transient
+error the same call comes again with the same idempotency key.
+
+The contract every implementation keeps (``tests/integration/test_int_connector_contract.py``
+checks the built-in ones):
+
+- ``delete(ref, key)`` removes everything the record is in that system. Deleting something
+  already gone is success ("already absent"), so a retry is safe. It returns a short
+  description of what was done, fit for a certificate.
+- ``exists(ref)`` is true while any of the record's data is still there. The executor calls it
+  after ``delete`` and counts the disposal executed only when it is false.
+- ``export(ref)`` returns the record's data, for a return to its controller.
+- Errors are a :class:`TransientConnectorError` (try again later: the system is down, locked,
+  unreachable) or a :class:`PermanentConnectorError` (trying again cannot help: the locator is
+  refused, the table does not exist, permission is denied). Anything else is taken as transient.
+- Error messages and descriptions never carry personal data, and never the locator (a path or
+  key may name a child): they go to logs, to ``last_error`` and to certificates.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+
+class ConnectorError(Exception):
+    """A connector could not carry out an action. The message holds no personal data."""
+
+
+class TransientConnectorError(ConnectorError):
+    """Worth trying again later: the executor retries with exponential backoff."""
+
+
+class PermanentConnectorError(ConnectorError):
+    """Trying again cannot help: the disposal ends ``failed`` for a person to look at."""
+
+
+class LocatorRefused(PermanentConnectorError):
+    """The record's locator is not acceptable to the connector (e.g. it escapes its root)."""
+
+
+class ConnectorConfigError(ValueError):
+    """A ``[connectors.NAME]`` table is wrong; the message names the table and the key."""
+
+
+@dataclass(frozen=True)
+class ConnectorRef:
+    """Which record to act on, and where it lives.
+
+    ``system`` and ``locator`` are the record's (``records.system``, ``records.locator``);
+    ``record_id`` is its registry key (``records.record_key``), used to name packages.
+    ``controller`` is the code of the originating controller, for returns.
+    """
+
+    system: str
+    locator: str
+    record_id: str
+    controller: str | None = field(default=None, kw_only=True)
+
+
+@dataclass(frozen=True)
+class ExportedTable:
+    """Rows of one table: a sheet of a returned workbook."""
+
+    name: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """One file, by its path relative to the record's own locator."""
+
+    path: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Export:
+    """A record's data as one system holds it: tables, files, or both."""
+
+    tables: tuple[ExportedTable, ...] = ()
+    files: tuple[ExportedFile, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(t.rows for t in self.tables) and not self.files
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One configured holding system (``[connectors.NAME]`` in the config file)."""
+
+    #: The ``[connectors.NAME]`` name.
+    name: str
+    #: The kind (``sql``, ``filesystem``, ``manual``, ``return``, or a plug-in's).
+    kind: str
+
+    def delete(self, ref: ConnectorRef, idempotency_key: str) -> str:
+        """Remove the record's data; already absent is success. Return what was done, in
+        words for a certificate (no personal data). Safe to repeat with the same key."""
+        ...
+
+    def exists(self, ref: ConnectorRef) -> bool:
+        """True while any of the record's data is still held."""
+        ...
+
+    def export(self, ref: ConnectorRef) -> Export:
+        """The record's data, for a return to its controller."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (engines, sessions); the connector may be used again after."""
+        ...
+
+
+@runtime_checkable
+class Anonymiser(Protocol):
+    """A connector that can anonymise a record in place (action ``anonymise``)."""
+
+    def anonymise(self, ref: ConnectorRef, idempotency_key: str) -> str:
+        """Anonymise the record; doing it twice is doing it once. Return what was done."""
+        ...
+
+
+@runtime_checkable
+class Transferrer(Protocol):
+    """A connector that can transfer a record to an archive (action ``transfer``)."""
+
+    def transfer(self, ref: ConnectorRef, idempotency_key: str) -> str:
+        """Transfer the record to the archive and remove it here; idempotent. Return what
+        was done."""
+        ...
+
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def option(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str, *,
+           required: bool = False, default: Any = None) -> Any:
+    """One option of a ``[connectors.NAME]`` table, type-checked."""
+    value = table.get(key)
+    if value is None:
+        if required:
+            raise ConnectorConfigError(f"{where}.{key}: is required")
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConnectorConfigError(f"{where}.{key}: must be a {names}")
+    return value
+
+
+def identifier(value: Any, where: str) -> str:
+    """A SQL table or column name from config: plain identifiers only (no quoting games)."""
+    if not isinstance(value, str) or not all(_IDENT.match(p) for p in value.split(".")) \
+            or value.count(".") > 1:
+        raise ConnectorConfigError(f"{where}: {value!r} is not a table or column name")
+    return value
+
+
+def read_secret(table: Mapping[str, Any], stem: str, where: str, *, base_dir: Path,
+                environ: Mapping[str, str] | None = None, required: bool = True) -> str | None:
+    """A secret named by ``{stem}_file`` (a path) or ``{stem}_credential`` (a systemd credential
+    name, read from ``$CREDENTIALS_DIRECTORY``). Secrets are never taken from the command
+    line; the value is never logged."""
+    env = os.environ if environ is None else environ
+    path_text = option(table, f"{stem}_file", str, where)
+    credential = option(table, f"{stem}_credential", str, where)
+    if path_text and credential:
+        raise ConnectorConfigError(f"{where}: give {stem}_file or {stem}_credential, not both")
+    if credential:
+        directory = env.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise ConnectorConfigError(
+                f"{where}.{stem}_credential: $CREDENTIALS_DIRECTORY is not set (use systemd's "
+                f"LoadCredential= or give {stem}_file)"
+            )
+        if "/" in credential or credential in (".", ".."):
+            raise ConnectorConfigError(f"{where}.{stem}_credential: not a credential name")
+        path = Path(directory) / credential
+    elif path_text:
+        path = Path(path_text) if Path(path_text).is_absolute() else base_dir / path_text
+    else:
+        if required:
+            raise ConnectorConfigError(f"{where}: {stem}_file or {stem}_credential is required")
+        return None
+    try:
+        value: str = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConnectorConfigError(f"{where}: cannot read the {stem} secret file {path}: "
+                                   f"{exc.strerror}") from exc
+    if not value:
+        raise ConnectorConfigError(f"{where}: the {stem} secret file {path} is empty")
+    return value
+
+
+def systems_option(name: str, table: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    """The record systems a connector serves: ``systems = [...]``, by default its own name."""
+    systems = option(table, "systems", list, where, default=[name])
+    if not systems or not all(isinstance(s, str) and s for s in systems):
+        raise ConnectorConfigError(f"{where}.systems: must be a list of system names")
+    return tuple(systems)
