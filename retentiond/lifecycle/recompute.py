@@ -190,17 +190,32 @@ def recompute_stale(ctx: Context) -> RecomputeResult:
     )
 
 
+#: Why a live case is withdrawn: what it was opened on no longer holds.
+WITHDRAWN_REASON = ("the record's decision changed (facts or policy): due date, action, rule or "
+                    "number of approvers")
+
+
 def withdraw_stale_cases(ctx: Context, session: Session) -> int:
-    """Withdraw every live case whose record's due date is no longer the one it was opened
-    on (or is now never). Its approvals are voided; the next evaluation opens a fresh case
-    if the record is still due. Executing cases are left to the executor, which re-checks."""
+    """Withdraw every live case whose record's decision is no longer the one it was opened on:
+    a different (or no) due date, action, rule or number of approvers. A case opened under a
+    rule that needed one approver must not be approved by one person once the policy asks for
+    two. Its approvals are voided; the next evaluation opens a fresh case if the record is
+    still due. Executing cases are left to the executor, which re-checks."""
     now = ctx.clock.now()
     stale = list(session.execute(
         select(Disposal.id, Disposal.policy_version, Record.due_on, Disposal.due_on)
         .join(Record, Record.id == Disposal.record_id)
         .where(
             Disposal.state.in_([s for s in OPEN_STATES if s != "executing"]),
-            or_(Record.due_on.is_(None), Record.due_on != Disposal.due_on),
+            or_(
+                Record.due_on.is_(None),
+                Record.due_on != Disposal.due_on,
+                Record.due_action.is_(None),
+                Record.due_action != Disposal.action,
+                Record.due_rule.is_(None),
+                Record.due_rule != Disposal.rule_id,
+                Record.approvals_required != Disposal.approvals_required,
+            ),
         )
     ))
     if not stale:
@@ -210,8 +225,7 @@ def withdraw_stale_cases(ctx: Context, session: Session) -> int:
         chunk = ids[start:start + BATCH]
         session.execute(
             update(Disposal).where(Disposal.id.in_(chunk))
-            .values(state="withdrawn", updated_at=now,
-                    reason="the record's due date changed (facts or policy)")
+            .values(state="withdrawn", updated_at=now, reason=WITHDRAWN_REASON)
         )
         session.execute(
             update(Approval).where(Approval.disposal_id.in_(chunk), Approval.voided_at.is_(None))
@@ -221,7 +235,7 @@ def withdraw_stale_cases(ctx: Context, session: Session) -> int:
         record_event(
             session, kind="DisposalWithdrawn", actor="retentiond", entity="disposal",
             entity_id=disposal_id, at=now, policy_version=ctx.policy.version,
-            reason="the record's due date changed (facts or policy)",
+            reason=WITHDRAWN_REASON,
             data={"old_due_on": old_due.isoformat(),
                   "new_due_on": new_due.isoformat() if new_due else None},
         )

@@ -78,7 +78,7 @@ BAD = [
     pytest.param(HEADER, [GOOD, ("SCH-01", "", "a@b.example", "")], ":3: name:", id="empty-name"),
     pytest.param(HEADER, [GOOD, ("SCH-01", "One", "a@b.example", "ftp://x.example/")],
                  ":3: webhook_url:", id="bad-webhook"),
-    pytest.param(("code", "name", "webhook_url"), [GOOD[:2] + ("",)], ":1: email:",
+    pytest.param(("code", "name", "webhook_url"), [(*GOOD[:2], "")], ":1: email:",
                  id="missing-column"),
     pytest.param((*HEADER, "phone"), [(*GOOD, "0")], ":1: phone:", id="unknown-column"),
     pytest.param(HEADER, [GOOD, ("LA-01", "Two", "c@d.example", "")], ":3: code:",
