@@ -1,0 +1,1 @@
+"""The long-running service (``retentiond run``); see ``docs/daemon.md``."""
