@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from retentiond.audit.chain import head_hash, note_inserted, verify
 from retentiond.audit.events import record_event
 
-__all__ = ["record_event"]
+__all__ = ["head_hash", "note_inserted", "record_event", "verify"]

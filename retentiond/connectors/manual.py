@@ -1,7 +1,7 @@
 """``kind = "manual"``: paper, and systems with no interface a program can use.
 
 The executor does not delete anything through this connector: it opens a task for a person
-(``retentiond disposals tasks``) and the disposal waits in ``awaiting_confirmation`` until an
+(``retentiond disposals tasks``) and the disposal waits in ``pending_confirmation`` until an
 IG officer confirms the destruction with evidence (``retentiond disposals confirm``: who
 destroyed it, on which date, by what method, the contractor's certificate number). Only then
 does it count as executed.

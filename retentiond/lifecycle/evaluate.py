@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import String, case, cast, func, insert, literal, not_, or_, select
 from sqlalchemy.orm import Session
 
+from retentiond.audit.chain import note_inserted
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.holds import expire_holds
 from retentiond.lifecycle.recompute import RecomputeResult, recompute_stale
@@ -97,7 +98,7 @@ def evaluate(ctx: Context, as_of: dt.date) -> EvaluationResult:
         ).where(Disposal.evaluation_id == run.id).subquery()
         columns = ["occurred_at", "kind", "actor", "entity", "entity_id", "reason",
                    "policy_version", "data"]
-        session.execute(
+        audited = session.scalars(
             insert(AuditEvent).from_select(
                 columns,
                 select(
@@ -110,8 +111,9 @@ def evaluate(ctx: Context, as_of: dt.date) -> EvaluationResult:
                                 rule=queued_cases.c.rule_id, action=queued_cases.c.action,
                                 evaluation=literal(run.id)),
                 ),
-            )
+            ).returning(AuditEvent.id)
         )
+        note_inserted(session, audited)
         auto = select(queued_cases).where(queued_cases.c.state == "approved").subquery()
         session.execute(
             insert(Approval).from_select(
@@ -120,7 +122,7 @@ def evaluate(ctx: Context, as_of: dt.date) -> EvaluationResult:
                        literal("the rule allows automatic approval"), literal(now)),
             )
         )
-        session.execute(
+        audited = session.scalars(
             insert(AuditEvent).from_select(
                 columns,
                 select(
@@ -129,13 +131,14 @@ def evaluate(ctx: Context, as_of: dt.date) -> EvaluationResult:
                     literal("the rule allows automatic approval"), auto.c.policy_version,
                     json_object(session, record=auto.c.record_key, rule=auto.c.rule_id),
                 ),
-            )
+            ).returning(AuditEvent.id)
         )
+        note_inserted(session, audited)
         counts = dict(
             session.execute(
                 select(Disposal.state, func.count())
                 .where(Disposal.evaluation_id == run.id).group_by(Disposal.state)
-            ).tuples().all()
+            ).all()
         )
         run.queued = sum(counts.values())
         run.finished_at = ctx.clock.now()

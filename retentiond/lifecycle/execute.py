@@ -16,7 +16,7 @@ calls made outside any transaction:
    package and records the package's SHA-256 (a transaction of its own) before the source is
    deleted; a manual connector, and the action ``review``, open a task for a person instead.
 4. **finish**, guarded by the lease owner: ``executed`` with a ``DisposalExecuted`` audit
-   event; or ``awaiting_confirmation``; or, after a transient error, back to ``approved``
+   event; or ``pending_confirmation``; or, after a transient error, back to ``approved``
    with an exponential backoff; or, after a permanent error or too many attempts, ``failed``.
 
 A crash anywhere leaves a case ``executing`` with a lease that expires; :func:`reap_leases`
@@ -67,7 +67,7 @@ class ExecuteResult:
 
     claimed: int = 0
     executed: int = 0
-    awaiting_confirmation: int = 0
+    pending_confirmation: int = 0
     retry_scheduled: int = 0
     failed: int = 0
     held: int = 0
@@ -305,7 +305,7 @@ def _finish(ctx: Context, work: _Work, owner: str, outcome: _Done | _Task) -> bo
         case.lease_owner = case.lease_until = None
         case.last_error, case.updated_at = None, now
         if isinstance(outcome, _Task):
-            case.state = "awaiting_confirmation"
+            case.state = "pending_confirmation"
             row.task_created_at = now
             record_event(session, kind="DisposalTaskCreated", actor=ACTOR, entity="disposal",
                          entity_id=case.id, at=now, policy_version=ctx.policy.version,
@@ -478,7 +478,7 @@ def _execute_one(ctx: Context, connectors: ConnectorRegistry, disposal_id: int, 
         return "lease_lost"
     if isinstance(outcome, _Task):
         log.info("disposal_task_created", **fields)
-        return "awaiting_confirmation"
+        return "pending_confirmation"
     log.info("disposal_executed", connector=outcome.connector.name, **fields)
     return "executed"
 
@@ -506,7 +506,7 @@ def execute_due(ctx: Context, connectors: ConnectorRegistry, *, owner: str, batc
     if batch_size < 1 or lease_s < 1:
         raise ValueError("batch_size and lease_s must be at least 1")
     counts: dict[str, int] = dict.fromkeys(
-        ("claimed", "executed", "awaiting_confirmation", "retry_scheduled", "failed", "held",
+        ("claimed", "executed", "pending_confirmation", "retry_scheduled", "failed", "held",
          "withdrawn", "released", "lease_lost"), 0)
     retried: set[int] = set()
     stopped = False

@@ -31,7 +31,7 @@ from retentiond.registry.models import (
 
 #: Live cases a hold stops (a hold cancels a manual task not yet confirmed); ``executing``
 #: ones are re-checked by the executor in its own transaction, and may still be stopped there.
-HOLDABLE = ("pending_review", "approved", "awaiting_confirmation")
+HOLDABLE = ("pending_review", "approved", "pending_confirmation")
 log = get_logger("retentiond.holds")
 
 

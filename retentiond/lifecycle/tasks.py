@@ -1,6 +1,6 @@
 """Manual disposal tasks: paper, systems with no interface, and the action ``review``.
 
-The executor opens a task (the case moves to ``awaiting_confirmation``); a person carries
+The executor opens a task (the case moves to ``pending_confirmation``); a person carries
 out the destruction; an IG officer confirms it with evidence (who destroyed it, on which date,
 by what method, the contractor's certificate number). Only then is the case ``executed``.
 A hold placed meanwhile moves the case to ``held`` and so cancels the task.
@@ -84,7 +84,7 @@ def list_tasks(ctx: Context) -> list[TaskView]:
     """Cases waiting for a person to destroy the record and an officer to confirm it."""
     with ctx.sessions() as session:
         rows = session.execute(
-            _query().where(Disposal.state == "awaiting_confirmation").order_by(Disposal.id)
+            _query().where(Disposal.state == "pending_confirmation").order_by(Disposal.id)
         ).all()
         return [_view(*r) for r in rows]
 
@@ -115,8 +115,8 @@ def confirm_destruction(ctx: Context, disposal_id: int, *, destroyed_by: str,
                 row.destroyed_by, row.destroyed_on, row.destruction_method,
                 row.certificate_no) == evidence:
             return _view(case, record, controller, row)
-        if case.state != "awaiting_confirmation" or row is None:
-            raise LifecycleError(f"disposal {disposal_id} is {case.state}: only a case awaiting "
+        if case.state != "pending_confirmation" or row is None:
+            raise LifecycleError(f"disposal {disposal_id} is {case.state}: only a case pending "
                                  "confirmation can be confirmed")
         if session.scalar(select(Record.id).where(Record.id == record.id,
                                                   hold_covers_record(today))) is not None:

@@ -34,11 +34,11 @@ NAMING = {
 
 #: Disposal states in which a record has a live case: at most one per record.
 OPEN_STATES = (
-    "pending_review", "held", "approved", "executing", "awaiting_confirmation", "failed",
+    "pending_review", "held", "approved", "executing", "pending_confirmation", "failed",
 )
 #: Every disposal state (DESIGN.md section 4).
 DISPOSAL_STATES = (
-    "pending_review", "held", "approved", "executing", "awaiting_confirmation", "executed",
+    "pending_review", "held", "approved", "executing", "pending_confirmation", "executed",
     "certified", "notified", "failed", "deferred", "rejected", "withdrawn",
 )
 HOLD_TYPES = ("legal", "subject_access", "inquiry", "complaint", "police", "other")

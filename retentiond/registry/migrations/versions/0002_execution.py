@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22 21:00:00
 
-Adds ``disposals.next_attempt_at`` (retry backoff), the ``awaiting_confirmation`` state to the
+Adds ``disposals.next_attempt_at`` (retry backoff), the ``pending_confirmation`` state to the
 open states of the one-live-case-per-record index (a manual task awaits an IG officer's
 confirmation), and ``disposal_executions`` (system, connector, verification, return package
 SHA-256, evidence of destruction).
@@ -23,7 +23,7 @@ depends_on = None
 
 _OLD_OPEN = "state IN ('pending_review', 'held', 'approved', 'executing', 'failed')"
 _NEW_OPEN = ("state IN ('pending_review', 'held', 'approved', 'executing', "
-             "'awaiting_confirmation', 'failed')")
+             "'pending_confirmation', 'failed')")
 
 
 def upgrade() -> None:
