@@ -222,7 +222,7 @@ def cmd_disposals_execute(args: argparse.Namespace, cfg: Config) -> int:
         print_json({"leases_reaped": reaped, **result.as_json()})
     else:
         print(f"{result.claimed} claimed: {result.executed} executed, "
-              f"{result.pending_confirmation} pending confirmation, "
+              f"{result.awaiting_confirmation} awaiting confirmation, "
               f"{result.retry_scheduled} to retry, {result.failed} failed, {result.held} held, "
               f"{result.withdrawn} withdrawn; {reaped} expired leases reaped")
     return 1 if result.failed else 0
@@ -266,6 +266,12 @@ def cmd_disposals_act(args: argparse.Namespace, cfg: Config) -> int:
     else:
         rows = review.reject(ctx, ids, reason=args.reason)
     return show_disposals(rows, args.format)
+
+
+def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.daemon import run
+
+    return run(cfg, once=args.once)
 
 
 def cmd_demo_load(args: argparse.Namespace, cfg: Config) -> int:
@@ -382,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=100, metavar="N")
     p.add_argument("--lease-s", type=int, default=600, metavar="SECONDS",
                    help="how long a claimed case is leased (longer than the slowest connector call)")
-    leaf(dis, "tasks", "manual disposal tasks pending confirmation", cmd_disposals_tasks,
+    leaf(dis, "tasks", "manual disposal tasks awaiting confirmation", cmd_disposals_tasks,
          ("table", "json"))
     p = leaf(dis, "confirm", "confirm a manual destruction with its evidence",
              cmd_disposals_confirm, ("table", "json"))
@@ -401,6 +407,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reason", required=True)
         if verb == "defer":
             p.add_argument("--until", type=_date, required=True, metavar="DATE")
+
+    p = leaf(top, "run", "run the service: scheduled evaluation, execution, hold expiry, "
+             "digest (docs/daemon.md)", cmd_run)
+    p.add_argument("--once", action="store_true",
+                   help="run one pass of every job and exit (non-zero if a job failed)")
 
     demo = group("demo", "synthetic demonstration data")
     p = leaf(demo, "load", "load synthetic controllers, records and holds", cmd_demo_load)

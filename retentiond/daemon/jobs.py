@@ -1,0 +1,184 @@
+"""The daemon's jobs: thin adapters from the scheduler to the lifecycle services.
+
+Every job finds its work in the database (DESIGN.md section 5), so running one twice, late or
+after a restart loses nothing and does nothing twice. Each returns a ``JobOutcome`` with
+counts only (they go to logs and metrics; no personal data), or raises.
+
+Execution and lease reaping call ``retentiond.lifecycle.execute`` and
+``retentiond.connectors`` when those modules are installed; until then the jobs report, in
+the log, the status line and the metrics, that execution is not available.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+
+from retentiond.config import Config
+from retentiond.daemon.queries import CountsCache
+from retentiond.daemon.settings import DaemonSettings
+from retentiond.daemon.slots import nightly_slot
+from retentiond.lifecycle.context import Context
+from retentiond.lifecycle.evaluate import evaluate
+from retentiond.lifecycle.holds import expire_holds
+from retentiond.logs import get_logger
+
+log = get_logger("retentiond.daemon")
+
+#: Said wherever the digest is reported, until email exists.
+DIGEST_EMAIL_NOTE = ("the digest is this log line and the retentiond_job_last_count metrics; "
+                     "email to IG officers comes with the notifications issue")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobOutcome:
+    """What a run did. ``status``: ok, skipped (nothing to do by design) or unavailable."""
+
+    status: str = "ok"
+    counts: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pipeline:
+    """The execution pipeline, if this installation has it."""
+
+    execute_due: Callable[..., Any] | None = None
+    reap_leases: Callable[[Context], int] | None = None
+    connectors: Any = None
+    unavailable: str | None = None
+
+    def close(self) -> None:
+        """Let the connectors go (connection pools, SFTP sessions)."""
+        close = getattr(self.connectors, "close", None)
+        if close is not None:
+            close()
+
+
+def _optional_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise  # the module exists but something it needs is missing: that is an error
+
+
+def load_pipeline(cfg: Config) -> Pipeline:
+    """Import the execution pipeline and load the configured connectors. Raises when the
+    connectors' configuration is wrong (``ConfigError`` from ``load_connectors``)."""
+    execute = _optional_module("retentiond.lifecycle.execute")
+    connectors = _optional_module("retentiond.connectors")
+    missing = []
+    if execute is None:
+        missing.append("retentiond.lifecycle.execute")
+    else:
+        missing += [f"retentiond.lifecycle.execute.{n}" for n in ("execute_due", "reap_leases")
+                    if not hasattr(execute, n)]
+    if connectors is None:
+        missing.append("retentiond.connectors")
+    elif not hasattr(connectors, "load_connectors"):
+        missing.append("retentiond.connectors.load_connectors")
+    if missing:
+        return Pipeline(unavailable="execution is not available in this installation "
+                        f"(missing {', '.join(missing)}): approved disposals are not carried out")
+    return Pipeline(execute_due=execute.execute_due, reap_leases=execute.reap_leases,
+                    connectors=connectors.load_connectors(cfg))
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobEnv:
+    """What a job run sees: the state in force when it started (a reload does not change a
+    run in hand)."""
+
+    ctx: Context
+    engine: Engine
+    settings: DaemonSettings
+    pipeline: Pipeline
+    stop: threading.Event
+    owner: str
+    counts: CountsCache
+
+
+def _int_fields(result: Any) -> dict[str, int]:
+    """The whole-number fields of a result object: the only part of it we log."""
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        items = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}.items()
+    elif isinstance(result, dict):
+        items = result.items()
+    else:
+        items = getattr(result, "__dict__", {}).items()
+    return {str(k): int(v) for k, v in items if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def job_expire_holds(env: JobEnv) -> JobOutcome:
+    """Lift holds whose ``until`` date has passed; their cases go back to review."""
+    ctx = env.ctx
+    with ctx.sessions.begin() as session:
+        expired = expire_holds(ctx, session, ctx.clock.today())
+    return JobOutcome(counts={"holds_expired": expired})
+
+
+def job_evaluate(env: JobEnv) -> JobOutcome:
+    """The nightly evaluation: at most once per London date, across every instance."""
+    ctx = env.ctx
+    as_of = ctx.clock.today()
+    with nightly_slot(env.engine, as_of, ctx.actor) as slot:
+        if not slot.claimed:
+            return JobOutcome(status="skipped", note=slot.reason)
+        result = evaluate(ctx, as_of)
+    return JobOutcome(counts={
+        "evaluation_id": result.evaluation_id, "queued": result.queued,
+        "auto_approved": result.auto_approved, "holds_expired": result.holds_expired,
+        "recomputed": result.recompute.recomputed, "cases_withdrawn": result.recompute.withdrawn,
+    }, note=f"as of {as_of.isoformat()}, policy {result.policy_version}")
+
+
+def job_execute(env: JobEnv) -> JobOutcome:
+    """Carry out approved disposals. ``execute_due`` claims batches of ``batch_size`` until
+    none is ready, and returns early (releasing the rest of its batch) when the service stops."""
+    p = env.pipeline
+    if p.execute_due is None:
+        return JobOutcome(status="unavailable", note=p.unavailable or "")
+    spec = env.settings.jobs["execute"]
+    result = p.execute_due(env.ctx, p.connectors, owner=env.owner, batch_size=spec.batch_size,
+                           lease_s=spec.lease_s, stop=env.stop)
+    return JobOutcome(counts=_int_fields(result))
+
+
+def job_reap_leases(env: JobEnv) -> JobOutcome:
+    """Return disposals whose executor died (lease expired) to the queue."""
+    p = env.pipeline
+    if p.reap_leases is None:
+        return JobOutcome(status="unavailable", note=p.unavailable or "")
+    return JobOutcome(counts={"reaped": int(p.reap_leases(env.ctx))})
+
+
+def job_digest(env: JobEnv) -> JobOutcome:
+    """What awaits IG officers' review and what is overdue, as one log line and metrics."""
+    c = env.counts.get(max_age_s=0)
+    counts = {
+        "pending_review": c.pending_review, "overdue": c.overdue, "failed": c.failed,
+        "held": c.disposals.get("held", 0), "approved": c.disposals.get("approved", 0),
+        "needs_attention": c.needs_attention, "due": c.due,
+    }
+    if c.oldest_pending_due_on is not None:
+        counts["oldest_pending_days"] = (c.as_of - c.oldest_pending_due_on).days
+    log.info("digest", as_of=c.as_of.isoformat(), overdue_grace_days=c.grace_days,
+             pending_by_category=c.pending_by_category, delivery=DIGEST_EMAIL_NOTE, **counts)
+    return JobOutcome(counts=counts, note=DIGEST_EMAIL_NOTE)
+
+
+JOBS: dict[str, Callable[[JobEnv], JobOutcome]] = {
+    "expire_holds": job_expire_holds,
+    "evaluate": job_evaluate,
+    "reap_leases": job_reap_leases,
+    "execute": job_execute,
+    "digest": job_digest,
+}
