@@ -222,7 +222,7 @@ def cmd_disposals_execute(args: argparse.Namespace, cfg: Config) -> int:
         print_json({"leases_reaped": reaped, **result.as_json()})
     else:
         print(f"{result.claimed} claimed: {result.executed} executed, "
-              f"{result.awaiting_confirmation} awaiting confirmation, "
+              f"{result.pending_confirmation} pending confirmation, "
               f"{result.retry_scheduled} to retry, {result.failed} failed, {result.held} held, "
               f"{result.withdrawn} withdrawn; {reaped} expired leases reaped")
     return 1 if result.failed else 0
@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=100, metavar="N")
     p.add_argument("--lease-s", type=int, default=600, metavar="SECONDS",
                    help="how long a claimed case is leased (longer than the slowest connector call)")
-    leaf(dis, "tasks", "manual disposal tasks awaiting confirmation", cmd_disposals_tasks,
+    leaf(dis, "tasks", "manual disposal tasks pending confirmation", cmd_disposals_tasks,
          ("table", "json"))
     p = leaf(dis, "confirm", "confirm a manual destruction with its evidence",
              cmd_disposals_confirm, ("table", "json"))
