@@ -33,7 +33,7 @@ def ref(locator):
     "../outside/secret.txt",
     "cases/../../outside/secret.txt",
     "/etc/passwd",
-    str("/tmp"),
+    "/tmp",
     "link-out/secret.txt",
     "link-out",
     "file-link-out",
