@@ -20,7 +20,7 @@ EX_CONFIG = 78
 def run(cfg: Config, *, once: bool = False) -> int:
     """``retentiond run [--once]``."""
     from retentiond.daemon.instance_lock import InstanceLocked
-    from retentiond.daemon.service import Service
+    from retentiond.daemon.service import Service, describe_error
     from retentiond.policy import PolicyError
     from retentiond.registry.db import SchemaError
 
@@ -34,6 +34,9 @@ def run(cfg: Config, *, once: bool = False) -> int:
         return _refuse("\n  ".join(lines), EX_CONFIG)
     except (ConfigError, SchemaError) as exc:
         return _refuse(str(exc), EX_CONFIG)
+    except Exception as exc:  # e.g. the database is down: say so in systemctl status too
+        notify(f"STATUS=failed: {describe_error(exc)}")
+        raise
 
 
 def _refuse(message: str, status: int) -> int:

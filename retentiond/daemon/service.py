@@ -74,6 +74,15 @@ class _ToStructlog(logging.Handler):
         get_logger(record.name).log(record.levelno, "scheduler_message", message=message)
 
 
+def route_scheduler_logs() -> None:
+    """Once per process: APScheduler's warnings and errors as JSON log lines."""
+    logger = logging.getLogger("apscheduler")
+    if not any(isinstance(h, _ToStructlog) for h in logger.handlers):
+        logger.addHandler(_ToStructlog())
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
 def load_policy(cfg: Config) -> PolicySet:
     """The same refusals as the commands (unsigned packs are not put in force)."""
     from retentiond.cli.main import load_policy as load
@@ -91,7 +100,11 @@ class Service:
         self.clock = clock or SystemClock()
         self.environ = os.environ if environ is None else environ
         self.stop = threading.Event()
+        #: Held while a reload swaps cfg, settings, ctx and pipeline, so that a job never
+        #: starts with half of the old state and half of the new.
+        self._swap = threading.Lock()
         self.owner = self.settings.instance or f"{socket.gethostname()}:{os.getpid()}"
+        # Three missed heartbeats and a second: a busy machine is not a dead loop.
         self.health = Health(heartbeat_max_age_s=3 * self.settings.heartbeat_s + 1,
                              stall_s={n: s.stall_s for n, s in self.settings.jobs.items()})
         self.lock: InstanceLock | None = None
@@ -125,6 +138,7 @@ class Service:
 
     def start(self) -> None:
         """Everything before READY=1: lock, migrate, check the schema, load policies."""
+        route_scheduler_logs()
         self.lock = acquire_instance_lock(self.cfg.database_url)
         kwargs: dict[str, Any] = {}
         if not self.cfg.is_sqlite:
@@ -156,10 +170,11 @@ class Service:
     # --- jobs ----------------------------------------------------------------------------------
 
     def _job_env(self) -> JobEnv:
-        assert self.ctx and self.engine and self.counts
-        return JobEnv(ctx=self.ctx, engine=self.engine, settings=self.settings,
-                      pipeline=self.pipeline, stop=self.stop, owner=self.owner,
-                      counts=self.counts)
+        with self._swap:
+            assert self.ctx and self.engine and self.counts
+            return JobEnv(ctx=self.ctx, engine=self.engine, settings=self.settings,
+                          pipeline=self.pipeline, stop=self.stop, owner=self.owner,
+                          counts=self.counts)
 
     def run_job(self, name: str) -> str:
         """Run one job now, in this thread; returns its outcome (ok, skipped, unavailable,
@@ -382,15 +397,20 @@ class Service:
                             reason="this setting takes effect when the service restarts")
         settings = dataclasses.replace(settings, metrics_listen=self.settings.metrics_listen)
         previous = self.settings
-        self._retired.append(self.pipeline)
-        self.cfg, self.settings, self.pipeline = cfg, settings, pipeline
-        self.ctx = dataclasses.replace(self.ctx, policy=policy)
+        with self._swap:
+            self._retired.append(self.pipeline)
+            self.cfg, self.settings, self.pipeline = cfg, settings, pipeline
+            self.ctx = dataclasses.replace(self.ctx, policy=policy)
         configure_logging(cfg.log_level, cfg.log_format, cfg.pseudonym_key)
         self.health.stall_s = {n: s.stall_s for n, s in settings.jobs.items()}
+        self.health.heartbeat_max_age_s = 3 * settings.heartbeat_s + 1
         if self.counts is not None:
             self.counts.grace_days = settings.overdue_grace_days
             self.counts.max_age_s = settings.metrics_cache_s
         if self.scheduler is not None:
+            if previous.heartbeat_s != settings.heartbeat_s:
+                self.scheduler.reschedule_job(
+                    "heartbeat", trigger=IntervalTrigger(seconds=settings.heartbeat_s))
             for name in JOB_NAMES:
                 if previous.jobs[name] != settings.jobs[name]:
                     self._schedule_job(name)
