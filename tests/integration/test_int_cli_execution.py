@@ -11,6 +11,7 @@ import json
 import msoffcrypto
 import openpyxl
 import pytest
+import structlog
 from dateutil.relativedelta import relativedelta
 from execution_support import PASSWORD, holding_database, holding_upns, make_holding
 
@@ -63,7 +64,10 @@ password_dir = "passwords"
         status = main(["--config", str(config), *argv])
         return status, capsys.readouterr().out
 
-    return run
+    # main() points structlog at this test's captured stderr: put it back afterwards.
+    saved = structlog.get_config()
+    yield run
+    structlog.configure(**saved)
 
 
 def _write(path, header, rows):
