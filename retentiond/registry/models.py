@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -319,21 +320,168 @@ class ImportRun(Base):
     updated: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# --- certificates and notifications (issue 4) ---------------------------------------------
+
+class Certificate(Base):
+    """A signed disposal certificate: one per originating controller per batch.
+
+    Each controller's certificates form a chain: ``sequence`` counts from 1 and
+    ``previous_sha256`` is the ``sha256`` of the one before (of its signed JSON payload).
+    """
+
+    __tablename__ = "certificates"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    serial: Mapped[str] = mapped_column(String(100), unique=True)
+    controller_id: Mapped[int] = mapped_column(ForeignKey("controllers.id"))
+    batch: Mapped[str] = mapped_column(String(100))
+    sequence: Mapped[int] = mapped_column(Integer)
+    previous_sha256: Mapped[str | None] = mapped_column(String(64))
+    sha256: Mapped[str] = mapped_column(String(64))
+    #: The audit trail's head hash when the certificate was issued (None before the chain).
+    audit_head: Mapped[str | None] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(200))
+    records: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    issued_by: Mapped[str] = mapped_column(String(200))
+    document: Mapped[Any] = mapped_column(JSON)
+    #: The signed JSON as delivered (a flattened JWS JSON serialisation).
+    jws: Mapped[str] = mapped_column(Text)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+
+    __table_args__ = (
+        Index("uq_certificates_controller_batch", "controller_id", "batch", unique=True),
+        Index("uq_certificates_controller_sequence", "controller_id", "sequence", unique=True),
+    )
+
+
+class CertificateItem(Base):
+    """One disposal a certificate states; a disposal is certified at most once."""
+
+    __tablename__ = "certificate_items"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"))
+    disposal_id: Mapped[int] = mapped_column(ForeignKey("disposals.id"), unique=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_certificate_items_certificate_id", "certificate_id"),)
+
+
+class AdvanceNotice(Base):
+    """One advance notice to a controller of its records falling due within its window."""
+
+    __tablename__ = "advance_notices"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    controller_id: Mapped[int] = mapped_column(ForeignKey("controllers.id"))
+    as_of: Mapped[dt.date] = mapped_column(Date)
+    window_days: Mapped[int] = mapped_column(Integer)
+    records: Mapped[int] = mapped_column(Integer)
+    document: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_advance_notices_controller_id", "controller_id"),)
+
+
+class AdvanceNoticeItem(Base):
+    """What was announced: a record and the due date announced, so it is never announced twice."""
+
+    __tablename__ = "advance_notice_items"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("advance_notices.id"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    due_on: Mapped[dt.date] = mapped_column(Date)
+
+    __table_args__ = (
+        Index("uq_advance_notice_items_record_due", "record_id", "due_on", unique=True),
+        Index("ix_advance_notice_items_notice_id", "notice_id"),
+    )
+
+
+class Notification(Base):
+    """The transactional outbox: one message to send on one channel, written in the same
+    transaction as what it announces, delivered later with retries."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    #: ``certificate``, ``advance_notice`` or ``ig_alert``.
+    kind: Mapped[str] = mapped_column(String(20))
+    certificate_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
+    advance_notice_id: Mapped[int | None] = mapped_column(ForeignKey("advance_notices.id"))
+    controller_id: Mapped[int | None] = mapped_column(ForeignKey("controllers.id"))
+    #: ``email`` or ``webhook``; ``target`` is the address or URL at the time it was queued.
+    channel: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(2000))
+    #: ``pending``, ``delivered`` or ``dead`` (gave up; IG officers alerted).
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    payload: Mapped[Any] = mapped_column(JSON, default=dict)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_notifications_due", "state", "next_attempt_at"),
+        Index("ix_notifications_certificate_id", "certificate_id"),
+        Index("ix_notifications_advance_notice_id", "advance_notice_id"),
+    )
+
+
+class Acknowledgement(Base):
+    """A controller's acknowledgement or dispute of a certificate."""
+
+    __tablename__ = "acknowledgements"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"))
+    #: ``acknowledged`` or ``disputed``.
+    kind: Mapped[str] = mapped_column(String(20))
+    by: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str | None] = mapped_column(Text)
+    #: ``link`` (signed token), ``api`` or ``cli`` (recorded by an officer).
+    via: Mapped[str] = mapped_column(String(20))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_acknowledgements_certificate_id", "certificate_id"),)
+
+
+class ControllerSettings(Base):
+    """A controller's notification preferences: advance notice and channels."""
+
+    __tablename__ = "controller_settings"
+    controller_id: Mapped[int] = mapped_column(ForeignKey("controllers.id"), primary_key=True)
+    #: Days of advance notice of disposals wanted (None: no advance notice).
+    advance_notice_days: Mapped[int | None] = mapped_column(Integer)
+    #: Comma-separated channels (None: email, plus webhook when the controller has a URL).
+    channels: Mapped[str | None] = mapped_column(String(100))
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
 __all__ = [
     "DISPOSAL_STATES",
     "HOLD_SCOPES",
     "HOLD_TYPES",
     "OPEN_STATES",
+    "Acknowledgement",
+    "AdvanceNotice",
+    "AdvanceNoticeItem",
     "Agreement",
     "Approval",
     "AuditEvent",
     "Base",
+    "Certificate",
+    "CertificateItem",
     "Controller",
+    "ControllerSettings",
     "Disposal",
     "DisposalExecution",
     "Evaluation",
     "Hold",
     "ImportRun",
+    "Notification",
     "PolicyVersion",
     "Record",
     "Subject",
