@@ -413,6 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true",
                    help="run one pass of every job and exit (non-zero if a job failed)")
 
+    from retentiond.cli.certs import add_commands
+
+    add_commands(top=top, group=group, leaf=leaf, controllers=ctl)
+
     demo = group("demo", "synthetic demonstration data")
     p = leaf(demo, "load", "load synthetic controllers, records and holds", cmd_demo_load)
     p.add_argument("--records", type=int, default=2000)

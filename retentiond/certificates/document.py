@@ -1,0 +1,198 @@
+"""The certificate document: what it states, built from facts with no I/O.
+
+The document is a JSON object. Its canonical form (sorted keys, no spaces, UTF-8) is the JWS
+payload, and the SHA-256 of those bytes is the certificate's hash, which the next certificate
+of the same controller names as ``previous.sha256``. The layout is in ``docs/certificates.md``.
+
+It never holds personal data: records are named by their reference in the register (an
+opaque key), never by locator, subject reference, name or date of birth.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+DOCUMENT_TYPE = "retentiond.disposal-certificate"
+DOCUMENT_VERSION = 1
+
+#: The action a disposal asked for -> the word the certificate states.
+ACTION_WORDS = {
+    "delete": "deleted",
+    "return": "returned",
+    "anonymise": "anonymised",
+    "transfer": "transferred",
+}
+
+STATEMENT = (
+    "The issuer certifies that each record listed below was disposed of as stated, from the "
+    "systems named, on the date and time shown, on the authority of the named approvers and "
+    "under the retention rule and policy version given."
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evidence:
+    """A person's confirmation of a manual destruction (paper, systems with no interface)."""
+
+    destroyed_by: str | None
+    destroyed_on: dt.date | None
+    method: str | None
+    certificate_no: str | None
+    confirmed_by: str | None
+    confirmed_at: dt.datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ItemFacts:
+    """One executed disposal, as the registry knows it."""
+
+    disposal_id: int
+    record: str
+    category: str
+    agreement: str | None
+    rule_id: str
+    citation: str | None
+    policy_version: str
+    due_on: dt.date
+    action: str
+    manual: bool
+    method: str | None
+    verification: str | None
+    systems: tuple[str, ...]
+    package_sha256: str | None
+    evidence: Evidence | None
+    executed_at: dt.datetime
+    approved_by: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChainLink:
+    """The certificate before this one in the controller's chain."""
+
+    serial: str
+    sequence: int
+    sha256: str
+
+
+def _iso(t: dt.datetime) -> str:
+    if t.tzinfo is None:
+        raise ValueError("naive datetime in a certificate")
+    return t.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def action_word(item: ItemFacts) -> str:
+    """What the certificate says was done: deleted, returned, anonymised, transferred, manual."""
+    if item.manual:
+        return "manual"
+    return ACTION_WORDS.get(item.action, item.action)
+
+
+def item_json(item: ItemFacts) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "record": item.record,
+        "category": item.category,
+        "agreement": item.agreement,
+        "rule": {"id": item.rule_id, "citation": item.citation},
+        "policy_version": item.policy_version,
+        "due_on": item.due_on.isoformat(),
+        "action": action_word(item),
+        "requested_action": item.action,
+        "method": item.method,
+        "verification": item.verification,
+        "systems": list(item.systems),
+        "executed_at": _iso(item.executed_at),
+        "approved_by": list(item.approved_by),
+        "disposal_id": item.disposal_id,
+    }
+    if item.package_sha256 is not None:
+        doc["package_sha256"] = item.package_sha256
+    if item.evidence is not None:
+        e = item.evidence
+        doc["evidence"] = {
+            "destroyed_by": e.destroyed_by,
+            "destroyed_on": e.destroyed_on.isoformat() if e.destroyed_on else None,
+            "method": e.method,
+            "certificate_no": e.certificate_no,
+            "confirmed_by": e.confirmed_by,
+            "confirmed_at": _iso(e.confirmed_at) if e.confirmed_at else None,
+        }
+    return doc
+
+
+def totals(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Counts a reader can check against the list."""
+    return {
+        "records": len(records),
+        "by_action": dict(sorted(Counter(r["action"] for r in records).items())),
+        "by_category": dict(sorted(Counter(r["category"] for r in records).items())),
+    }
+
+
+def build_document(*, serial: str, sequence: int, batch: str, issued_at: dt.datetime,
+                   issuer: str, issuer_contact: str | None, controller_code: str,
+                   controller_name: str, agreements: dict[str, str],
+                   items: Sequence[ItemFacts], previous: ChainLink | None,
+                   audit_head: tuple[int, str] | None, software: str) -> dict[str, Any]:
+    """The certificate as a JSON-ready dict (records in the order given)."""
+    records = [item_json(i) for i in items]
+    return {
+        "type": DOCUMENT_TYPE,
+        "version": DOCUMENT_VERSION,
+        "serial": serial,
+        "sequence": sequence,
+        "batch": batch,
+        "issued_at": _iso(issued_at),
+        "issuer": {"name": issuer, "contact": issuer_contact, "software": software},
+        "controller": {"code": controller_code, "name": controller_name},
+        "agreements": [{"code": c, "title": t} for c, t in sorted(agreements.items())],
+        "statement": STATEMENT,
+        "records": records,
+        "totals": totals(records),
+        "previous": None if previous is None else {
+            "serial": previous.serial, "sequence": previous.sequence, "sha256": previous.sha256,
+        },
+        "audit_head": None if audit_head is None else {
+            "seq": audit_head[0], "sha256": audit_head[1],
+        },
+    }
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    """The exact bytes that are signed and hashed."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def document_hash(doc: dict[str, Any]) -> str:
+    """The certificate's hash: SHA-256 of its canonical form, hex."""
+    return hashlib.sha256(canonical(doc)).hexdigest()
+
+
+def check_consistency(doc: dict[str, Any]) -> list[str]:
+    """Problems a reader would find in a (signed) document: totals that do not add up, a
+    malformed chain link. Empty when consistent."""
+    problems = []
+    if doc.get("type") != DOCUMENT_TYPE:
+        problems.append(f"type is {doc.get('type')!r}, not {DOCUMENT_TYPE!r}")
+        return problems
+    records = doc.get("records")
+    if not isinstance(records, list):
+        return ["records is not a list"]
+    try:
+        expected = totals(records)
+    except (KeyError, TypeError):
+        return ["a record lacks its action or category"]
+    if doc.get("totals") != expected:
+        problems.append(f"totals {doc.get('totals')} do not match the records listed {expected}")
+    seq = doc.get("sequence")
+    prev = doc.get("previous")
+    if seq == 1 and prev is not None:
+        problems.append("the first certificate of a chain names a previous one")
+    if isinstance(seq, int) and seq > 1 and prev is None:
+        problems.append(f"certificate number {seq} names no previous certificate")
+    return problems

@@ -1,0 +1,269 @@
+"""Issuing certificates: executed disposals -> one signed certificate per originating
+controller per batch, with its notifications queued in the same transaction.
+
+Entry point for the daemon and the CLI::
+
+    signer = load_signer(certificate_settings(cfg))
+    issued = issue_certificates(ctx, signer, batch="daily")   # or batch="run"
+
+``batch`` is the batching mode (``[certificates].batch``):
+
+- ``"run"``: every call gathers what is executed now into a new certificate per controller;
+- ``"daily"``: at most one certificate per controller per calendar day (Europe/London): the
+  first call of the day issues it, later calls that day issue nothing, and disposals executed
+  after it wait for the next day's certificate.
+
+Each certificate is issued in its own transaction, which moves its disposals ``executed ->
+certified``, writes the audit events and the outbox rows (one per channel of the controller),
+so a certificate is never issued without its notifications, nor a disposal certified twice.
+Calling it twice does what calling it once does. On PostgreSQL the controller's row is
+locked while its certificate is issued, so two daemons cannot fork a controller's chain.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from retentiond import __version__
+from retentiond.audit import record_event
+from retentiond.certificates.document import (
+    ChainLink,
+    Evidence,
+    ItemFacts,
+    build_document,
+    document_hash,
+)
+from retentiond.certificates.jws import sign_document
+from retentiond.certificates.keys import Signer
+from retentiond.certificates.pdf import render_pdf, sign_pdf
+from retentiond.certificates.settings import BATCH_MODES
+from retentiond.clock import Clock
+from retentiond.lifecycle.context import Context
+from retentiond.logs import get_logger
+from retentiond.registry.models import (
+    Agreement,
+    Approval,
+    AuditEvent,
+    Certificate,
+    CertificateItem,
+    Controller,
+    ControllerSettings,
+    Disposal,
+    DisposalExecution,
+    Notification,
+    Record,
+)
+
+log = get_logger("retentiond.certificates")
+
+CHANNELS = ("email", "webhook")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssuedCertificate:
+    """One certificate issued by a call."""
+
+    serial: str
+    controller: str
+    batch: str
+    sequence: int
+    records: int
+    sha256: str
+    notifications: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"serial": self.serial, "controller": self.controller, "batch": self.batch,
+                "sequence": self.sequence, "records": self.records, "sha256": self.sha256,
+                "notifications": self.notifications}
+
+
+def batch_label(mode: str, clock: Clock) -> str:
+    """The batch a certificate issued now belongs to."""
+    if mode == "daily":
+        return f"daily-{clock.today().isoformat()}"
+    if mode == "run":
+        return "run-" + clock.now().strftime("%Y%m%dT%H%M%S.%fZ")
+    raise ValueError(f"unknown batch mode {mode!r} (one of: {', '.join(BATCH_MODES)})")
+
+
+def controller_channels(controller: Controller, settings: ControllerSettings | None) -> list[
+        tuple[str, str]]:
+    """(channel, target) pairs a controller is notified through."""
+    wanted = (settings.channels.split(",") if settings is not None and settings.channels
+              else ["email", "webhook"])
+    out = []
+    if "email" in wanted and controller.email:
+        out.append(("email", controller.email))
+    if "webhook" in wanted and controller.webhook_url:
+        out.append(("webhook", controller.webhook_url))
+    return out
+
+
+def _audit_head(session: Session) -> tuple[int, str] | None:
+    """The audit chain's head, where the chain exists (``retentiond.audit.chain``)."""
+    try:
+        from retentiond.audit.chain import head
+    except ImportError:
+        return None
+    return head(session)
+
+
+def _items(ctx: Context, session: Session, controller_id: int) -> tuple[
+        list[ItemFacts], dict[str, str]]:
+    rows = session.execute(
+        select(Disposal, Record, DisposalExecution, Agreement)
+        .join(Record, Record.id == Disposal.record_id)
+        .outerjoin(DisposalExecution, DisposalExecution.disposal_id == Disposal.id)
+        .outerjoin(Agreement, Agreement.id == Record.agreement_id)
+        .where(Record.controller_id == controller_id, Disposal.state == "executed")
+        .order_by(Disposal.id)
+        .with_for_update(of=Disposal)
+    ).all()
+    ids = [d.id for d, *_ in rows]
+    approvers: dict[int, list[str]] = defaultdict(list)
+    for start in range(0, len(ids), 5000):
+        for did, who in session.execute(
+            select(Approval.disposal_id, Approval.approver)
+            .where(Approval.disposal_id.in_(ids[start:start + 5000]), Approval.voided_at.is_(None))
+            .order_by(Approval.id)
+        ):
+            approvers[did].append(who)
+    citations = {r.id: r.citation for r in ctx.policy.rules}
+    agreements: dict[str, str] = {}
+    items = []
+    for case, record, ex, agreement in rows:
+        if agreement is not None:
+            agreements[agreement.code] = agreement.title
+        manual = ex is not None and (ex.connector_kind == "manual" or ex.destroyed_by is not None)
+        evidence = None
+        if manual and ex is not None:
+            evidence = Evidence(destroyed_by=ex.destroyed_by, destroyed_on=ex.destroyed_on,
+                                method=ex.destruction_method, certificate_no=ex.certificate_no,
+                                confirmed_by=ex.confirmed_by, confirmed_at=ex.confirmed_at)
+        system = (ex.system if ex is not None else None) or record.system
+        items.append(ItemFacts(
+            disposal_id=case.id, record=record.record_key, category=record.category,
+            agreement=agreement.code if agreement is not None else None,
+            rule_id=case.rule_id,
+            citation=citations.get(case.rule_id),
+            policy_version=case.policy_version, due_on=case.due_on, action=case.action,
+            manual=manual, method=ex.method if ex is not None else None,
+            verification=ex.verification if ex is not None else None,
+            systems=(system,) if system else (),
+            package_sha256=ex.package_sha256 if ex is not None and case.action == "return" else None,
+            evidence=evidence,
+            executed_at=(ex.executed_at if ex is not None and ex.executed_at else case.updated_at),
+            approved_by=tuple(approvers.get(case.id, ())),
+        ))
+    items.sort(key=lambda i: (i.executed_at, i.disposal_id))
+    return items, agreements
+
+
+def _issue_one(ctx: Context, signer: Signer, controller_id: int, label: str) -> IssuedCertificate | None:
+    now = ctx.clock.now()
+    with ctx.sessions.begin() as session:
+        controller = session.scalar(select(Controller).where(Controller.id == controller_id)
+                                    .with_for_update())
+        if controller is None:
+            return None
+        if session.scalar(select(Certificate.id).where(
+                Certificate.controller_id == controller_id, Certificate.batch == label)):
+            return None  # this batch's certificate is out already (daily mode)
+        items, agreements = _items(ctx, session, controller_id)
+        if not items:
+            return None
+        prev = session.scalars(
+            select(Certificate).where(Certificate.controller_id == controller_id)
+            .order_by(Certificate.sequence.desc()).limit(1)).first()
+        sequence = prev.sequence + 1 if prev is not None else 1
+        serial = f"{controller.code}-{sequence:06d}"
+        doc = build_document(
+            serial=serial, sequence=sequence, batch=label, issued_at=now, issuer=signer.issuer,
+            issuer_contact=signer.issuer_contact, controller_code=controller.code,
+            controller_name=controller.name, agreements=agreements, items=items,
+            previous=None if prev is None else ChainLink(serial=prev.serial, sequence=prev.sequence,
+                                                         sha256=prev.sha256),
+            audit_head=_audit_head(session), software=f"retentiond {__version__}",
+        )
+        signed = sign_document(doc, jwk=signer.jwk, kid=signer.kid, chain_der=signer.jws_chain_der)
+        sha = document_hash(doc)
+        pdf = sign_pdf(render_pdf(doc, signed, kid=signer.kid, sha256=sha), signer, serial=serial)
+        head = doc["audit_head"]
+        cert = Certificate(
+            serial=serial, controller_id=controller_id, batch=label, sequence=sequence,
+            previous_sha256=prev.sha256 if prev is not None else None, sha256=sha,
+            audit_head=f"{head['seq']}:{head['sha256']}" if head else None, key_id=signer.kid,
+            records=len(items), issued_at=now, issued_by=ctx.actor, document=doc, jws=signed,
+            pdf=pdf,
+        )
+        session.add(cert)
+        session.flush()
+        ids = [i.disposal_id for i in items]
+        session.execute(insert(CertificateItem), [
+            {"certificate_id": cert.id, "disposal_id": did, "position": n}
+            for n, did in enumerate(ids, start=1)])
+        for start in range(0, len(ids), 5000):
+            session.execute(update(Disposal).where(Disposal.id.in_(ids[start:start + 5000]),
+                                                   Disposal.state == "executed")
+                            .values(state="certified", updated_at=now)
+                            .execution_options(synchronize_session=False))
+        record_event(session, kind="CertificateIssued", actor=ctx.actor, entity="certificate",
+                     entity_id=serial, at=now, policy_version=ctx.policy.version,
+                     reason=f"disposal certificate for {controller.code}",
+                     data={"controller": controller.code, "batch": label, "sequence": sequence,
+                           "records": len(items), "sha256": sha, "key_id": signer.kid,
+                           "previous_sha256": cert.previous_sha256})
+        session.add_all([AuditEvent(
+            occurred_at=now, kind="DisposalCertified", actor=ctx.actor, entity="disposal",
+            entity_id=str(i.disposal_id), reason=f"stated in certificate {serial}",
+            policy_version=i.policy_version, data={"certificate": serial}) for i in items])
+        settings = session.get(ControllerSettings, controller_id)
+        channels = controller_channels(controller, settings)
+        for channel, target in channels:
+            session.add(Notification(
+                kind="certificate", certificate_id=cert.id, controller_id=controller_id,
+                channel=channel, target=target, state="pending", attempts=0,
+                next_attempt_at=now, idempotency_key=f"certificate:{serial}:{channel}",
+                payload={}, created_at=now, updated_at=now))
+        if not channels:
+            log.warning("certificate_without_channel", serial=serial, controller=controller.code)
+        record_event(session, kind="NotificationsQueued", actor=ctx.actor, entity="certificate",
+                     entity_id=serial, at=now,
+                     data={"channels": [c for c, _ in channels]})
+        log.info("certificate_issued", serial=serial, controller=controller.code,
+                 records=len(items), batch=label)
+        return IssuedCertificate(serial=serial, controller=controller.code, batch=label,
+                                 sequence=sequence, records=len(items), sha256=sha,
+                                 notifications=len(channels))
+
+
+def issue_certificates(ctx: Context, signer: Signer, *, batch: str) -> list[IssuedCertificate]:
+    """Certify every executed disposal: one certificate per controller for this batch.
+
+    ``batch`` is ``"run"`` or ``"daily"`` (see the module docstring). Returns the
+    certificates issued by this call (none when nothing is executed, or when the day's
+    certificates are already out in daily mode).
+    """
+    label = batch_label(batch, ctx.clock)
+    signer.check_valid(ctx.clock.now())
+    with ctx.sessions() as session:
+        controller_ids = sorted(session.scalars(
+            select(Record.controller_id).join(Disposal, Disposal.record_id == Record.id)
+            .where(Disposal.state == "executed").distinct()))
+    issued = []
+    for controller_id in controller_ids:
+        try:
+            one = _issue_one(ctx, signer, controller_id, label)
+        except IntegrityError:
+            # Another instance issued this controller's certificate at the same moment.
+            log.info("certificate_issued_elsewhere", controller_id=controller_id, batch=label)
+            continue
+        if one is not None:
+            issued.append(one)
+    return issued

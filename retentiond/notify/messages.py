@@ -1,0 +1,195 @@
+"""The words and bytes of each notice: what an email says and what a webhook receives.
+
+No message holds personal data: records appear by their reference in the register, with
+category, dates and action; never a name, date of birth, subject reference or locator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import textwrap
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from retentiond.notify.ack import ack_links, derive_key
+from retentiond.notify.channels import Attachment, Outgoing
+from retentiond.notify.settings import NotifySettings
+from retentiond.registry.models import AdvanceNotice, Certificate, Controller, Notification
+
+LONDON = ZoneInfo("Europe/London")
+#: Records listed in the text of an advance-notice email; the rest are in the attachment.
+INLINE_RECORDS = 40
+
+
+def _local(iso_or_dt: str | dt.datetime) -> str:
+    t = (dt.datetime.fromisoformat(iso_or_dt.replace("Z", "+00:00"))
+         if isinstance(iso_or_dt, str) else iso_or_dt)
+    return t.astimezone(LONDON).strftime("%-d %B %Y at %H:%M") + " (UK time)"
+
+
+def _day(iso: str) -> str:
+    return dt.date.fromisoformat(iso).strftime("%-d %B %Y")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+_ACTION_WORDS = {"manual": "destroyed by hand"}
+
+
+def _wrap(lines: list[str]) -> str:
+    """Paragraphs wrapped at 76 columns; indented lines (lists, links) left as they are."""
+    out = []
+    for line in lines:
+        if line.startswith(" ") or len(line) <= 76:
+            out.append(line)
+        else:
+            out.extend(textwrap.wrap(line, 76, break_long_words=False, break_on_hyphens=False))
+    return "\n".join(out) + "\n"
+
+
+def certificate_text(doc: dict[str, Any], *, links: tuple[str, str] | None,
+                     verify_url: str | None) -> tuple[str, str]:
+    """(subject, plain text) of a certificate email."""
+    serial, n = doc["serial"], doc["totals"]["records"]
+    controller = doc["controller"]["name"]
+    actions = ", ".join(f"{c} {_ACTION_WORDS.get(a, a)}"
+                        for a, c in doc["totals"]["by_action"].items())
+    agreements = "; ".join(f"{a['code']} ({a['title']})" for a in doc["agreements"])
+    lines = [
+        f"To the data protection officer of {controller},",
+        "",
+        f"{doc['issuer']['name']} has disposed of {_plural(n, 'record')} that your organisation "
+        "provided" + (f" under {agreements}" if agreements else "") + ", as the information "
+        "sharing agreement requires. This message is the notice of that disposal.",
+        "",
+        f"  Certificate:  {serial} (number {doc['sequence']} of the certificates for "
+        f"{doc['controller']['code']})",
+        f"  Issued:       {_local(doc['issued_at'])}",
+        f"  Records:      {n} ({actions})",
+        "",
+        "Attached:",
+        f"  {serial}.pdf   the certificate to read and keep. It is digitally signed;",
+        "  " + " " * (len(serial) + 7) + "your PDF reader shows whether it is intact.",
+        f"  {serial}.json  the same certificate, signed for machines (JWS).",
+        "",
+        "The certificate names each record by its reference in our register, with its category, "
+        "the retention rule applied, what was done and when, and who approved it. It contains "
+        "no personal data.",
+        "",
+    ]
+    if links:
+        lines += [
+            "Please acknowledge receipt:",
+            f"  {links[0]}",
+            "If anything in the certificate is wrong, tell us here:",
+            f"  {links[1]}",
+            "",
+        ]
+    else:
+        lines += ["Please acknowledge receipt by replying to this message.", ""]
+    if verify_url:
+        lines += [f"To check the signatures yourself, our CA certificate and public key are "
+                  f"published at {verify_url}", ""]
+    if doc.get("previous"):
+        lines += [f"This certificate follows {doc['previous']['serial']}. If you have not received "
+                  "that one, please tell us.", ""]
+    contact = doc["issuer"].get("contact")
+    lines += [f"{doc['issuer']['name']}" + (f" - {contact}" if contact else ""),
+              "(sent automatically by retentiond)"]
+    subject = (f"Disposal certificate {serial}: {_plural(n, 'record')} of {controller} disposed of")
+    return subject, _wrap(lines)
+
+
+def advance_text(doc: dict[str, Any]) -> tuple[str, str]:
+    """(subject, plain text) of an advance-notice email."""
+    records = doc["records"]
+    n = len(records)
+    lines = [
+        f"To the data protection officer of {doc['controller']['name']},",
+        "",
+        f"You asked for {doc['window_days']} days' notice of the disposal of records your "
+        f"organisation provided. {_plural(n, 'record')} "
+        f"{'falls' if n == 1 else 'fall'} due for disposal by {_day(doc['until'])}:",
+        "",
+        f"  {'record':<24} {'category':<34} {'due on':<18} action",
+    ]
+    for r in records[:INLINE_RECORDS]:
+        lines.append(f"  {r['record']:<24} {r['category']:<34} {_day(r['due_on']):<18} {r['action']}")
+    if n > INLINE_RECORDS:
+        lines.append(f"  ... and {n - INLINE_RECORDS} more: every record is in the attached file.")
+    lines += [
+        "",
+        "Each will be reviewed by our information governance officers before anything is "
+        "disposed of, and you will receive a signed certificate afterwards. If any of these "
+        "must be kept longer (a legal hold, a subject access request, an inquiry), tell us "
+        "before the due date.",
+        "",
+        "You are told about each record once; later notices list only records not listed before.",
+        "",
+        f"{doc['issuer']}",
+        "(sent automatically by retentiond)",
+    ]
+    subject = f"Advance notice: {_plural(n, 'record')} of {doc['controller']['name']} due for disposal"
+    return subject, _wrap(lines)
+
+
+def build_outgoing(session: Session, n: Notification, settings: NotifySettings, *,
+                   now: dt.datetime) -> Outgoing:
+    """The message for one outbox row."""
+    stamp = int(now.timestamp())
+    code = None
+    if n.controller_id is not None:
+        controller = session.get(Controller, n.controller_id)
+        code = controller.code if controller else None
+    hmac_key = derive_key(settings.secret, f"webhook:{code}") if settings.secret and code else None
+    common = {"notification_id": n.id, "channel": n.channel, "target": n.target,
+              "idempotency_key": n.idempotency_key, "hmac_key": hmac_key, "timestamp": stamp}
+    if n.kind == "certificate":
+        cert = session.get(Certificate, n.certificate_id)
+        assert cert is not None
+        links = ack_links(settings.ack_url, settings.secret, cert.serial)
+        subject, text = certificate_text(cert.document, links=links, verify_url=settings.verify_url)
+        body = {"type": "disposal_certificate", "serial": cert.serial,
+                "controller": cert.document["controller"]["code"],
+                "issued_at": cert.document["issued_at"], "records": cert.records,
+                "sha256": cert.sha256, "certificate": json.loads(cert.jws),
+                "acknowledge_url": links[0] if links else None,
+                "dispute_url": links[1] if links else None}
+        return Outgoing(subject=subject, text=text, body=json.dumps(body).encode(),
+                        attachments=(Attachment(filename=f"{cert.serial}.pdf",
+                                                mime="application/pdf", data=cert.pdf),
+                                     Attachment(filename=f"{cert.serial}.json",
+                                                mime="application/json",
+                                                data=cert.jws.encode())),
+                        **common)  # type: ignore[arg-type]
+    if n.kind == "advance_notice":
+        notice = session.get(AdvanceNotice, n.advance_notice_id)
+        assert notice is not None
+        subject, text = advance_text(notice.document)
+        data = json.dumps(notice.document, indent=2).encode()
+        return Outgoing(subject=subject, text=text, body=data,
+                        attachments=(Attachment(filename=f"advance-notice-{notice.id}.json",
+                                                mime="application/json", data=data),),
+                        **common)  # type: ignore[arg-type]
+    if n.kind == "ig_alert":
+        p = n.payload or {}
+        text = (
+            "A notice could not be delivered and retentiond has given up on it.\n\n"
+            f"  Notice:      {p.get('notification_id')} ({p.get('kind')} via {p.get('channel')})\n"
+            f"  Controller:  {p.get('controller')}\n"
+            f"  About:       {p.get('about')}\n"
+            f"  Tries:       {p.get('attempts')}\n"
+            f"  Last error:  {p.get('error')}\n\n"
+            "The controller has not been told. Put right what the error says (an address, a "
+            "webhook, the mail server), then send it again with:\n\n"
+            f"  retentiond notifications resend {p.get('notification_id')}\n"
+        )
+        return Outgoing(subject=f"retentiond: notice to {p.get('controller')} not delivered "
+                        f"({p.get('about')})", text=text,
+                        body=json.dumps(p).encode(), **common)  # type: ignore[arg-type]
+    raise ValueError(f"unknown notification kind {n.kind!r}")
