@@ -68,7 +68,12 @@ def test_document_states_what_the_issue_lists(ctx, tmp_path, keys):
     assert doc["serial"] == "SCH-01-000001" and doc["sequence"] == 1
     assert doc["issuer"]["name"] == ISSUER
     assert doc["previous"] is None
-    assert doc["audit_head"] is None or len(doc["audit_head"]["sha256"]) == 64
+    head = doc["audit_head"]
+    assert head["seq"] > 0 and len(head["sha256"]) == 64
+    from retentiond.audit import verify
+
+    with ctx.sessions() as session:  # the trail still passes through the quoted head
+        assert verify(session, anchors={head["seq"]: head["sha256"]}).ok
     by_ref = {r["record"]: r for r in doc["records"]}
     assert set(by_ref) == {"PUP-001", "PUP-002", "PUP-003"}
     assert by_ref["PUP-001"]["action"] == "deleted"
