@@ -63,6 +63,8 @@ from retentiond.registry.models import (
 log = get_logger("retentiond.certificates")
 
 CHANNELS = ("email", "webhook")
+#: Records per certificate: beyond this a controller's batch is split into several.
+MAX_RECORDS = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,7 +116,7 @@ def _audit_head(session: Session) -> tuple[int, str] | None:
     return head(session)
 
 
-def _items(ctx: Context, session: Session, controller_id: int) -> tuple[
+def _items(ctx: Context, session: Session, controller_id: int, limit: int) -> tuple[
         list[ItemFacts], dict[str, str]]:
     rows = session.execute(
         select(Disposal, Record, DisposalExecution, Agreement)
@@ -123,6 +125,7 @@ def _items(ctx: Context, session: Session, controller_id: int) -> tuple[
         .outerjoin(Agreement, Agreement.id == Record.agreement_id)
         .where(Record.controller_id == controller_id, Disposal.state == "executed")
         .order_by(Disposal.id)
+        .limit(limit)
         .with_for_update(of=Disposal)
     ).all()
     ids = [d.id for d, *_ in rows]
@@ -165,7 +168,8 @@ def _items(ctx: Context, session: Session, controller_id: int) -> tuple[
     return items, agreements
 
 
-def _issue_one(ctx: Context, signer: Signer, controller_id: int, label: str) -> IssuedCertificate | None:
+def _issue_one(ctx: Context, signer: Signer, controller_id: int, label: str,
+               limit: int) -> IssuedCertificate | None:
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
         controller = session.scalar(select(Controller).where(Controller.id == controller_id)
@@ -175,7 +179,7 @@ def _issue_one(ctx: Context, signer: Signer, controller_id: int, label: str) -> 
         if session.scalar(select(Certificate.id).where(
                 Certificate.controller_id == controller_id, Certificate.batch == label)):
             return None  # this batch's certificate is out already (daily mode)
-        items, agreements = _items(ctx, session, controller_id)
+        items, agreements = _items(ctx, session, controller_id, limit)
         if not items:
             return None
         prev = session.scalars(
@@ -243,12 +247,15 @@ def _issue_one(ctx: Context, signer: Signer, controller_id: int, label: str) -> 
                                  notifications=len(channels))
 
 
-def issue_certificates(ctx: Context, signer: Signer, *, batch: str) -> list[IssuedCertificate]:
+def issue_certificates(ctx: Context, signer: Signer, *, batch: str,
+                       max_records: int = MAX_RECORDS) -> list[IssuedCertificate]:
     """Certify every executed disposal: one certificate per controller for this batch.
 
-    ``batch`` is ``"run"`` or ``"daily"`` (see the module docstring). Returns the
-    certificates issued by this call (none when nothing is executed, or when the day's
-    certificates are already out in daily mode).
+    ``batch`` is ``"run"`` or ``"daily"`` (see the module docstring). A controller with more
+    than ``max_records`` executed disposals gets several certificates in the batch (batch
+    ``LABEL``, ``LABEL#2``, ...), each in the chain, so that no PDF grows past what a person
+    can read or a mail server accepts. Returns the certificates issued by this call (none
+    when nothing is executed, or when the day's certificates are already out in daily mode).
     """
     label = batch_label(batch, ctx.clock)
     signer.check_valid(ctx.clock.now())
@@ -258,12 +265,20 @@ def issue_certificates(ctx: Context, signer: Signer, *, batch: str) -> list[Issu
             .where(Disposal.state == "executed").distinct()))
     issued = []
     for controller_id in controller_ids:
-        try:
-            one = _issue_one(ctx, signer, controller_id, label)
-        except IntegrityError:
-            # Another instance issued this controller's certificate at the same moment.
-            log.info("certificate_issued_elsewhere", controller_id=controller_id, batch=label)
-            continue
-        if one is not None:
+        part = 1
+        while True:
+            part_label = label if part == 1 else f"{label}#{part}"
+            try:
+                one = _issue_one(ctx, signer, controller_id, part_label, max_records)
+            except IntegrityError:
+                # Another instance issued this controller's certificate at the same moment.
+                log.info("certificate_issued_elsewhere", controller_id=controller_id,
+                         batch=part_label)
+                break
+            if one is None:
+                break
             issued.append(one)
+            if one.records < max_records:
+                break
+            part += 1
     return issued

@@ -129,6 +129,17 @@ def test_daily_batch_issues_once_a_day(ctx, tmp_path, keys):
     assert (c.controller, c.records, c.batch) == ("SCH-01", 1, f"daily-{TODAY + dt.timedelta(days=1)}")
 
 
+def test_a_large_batch_is_split_into_chained_certificates(ctx, tmp_path, keys):
+    """More executed disposals than max_records: several certificates in the chain."""
+    standard_set(ctx, tmp_path)
+    issued = issue_certificates(ctx, signer_for(keys), batch="daily", max_records=2)
+    sch = [c for c in issued if c.controller == "SCH-01"]
+    assert [(c.serial, c.records, c.batch) for c in sch] == [
+        ("SCH-01-000001", 2, f"daily-{TODAY}"), ("SCH-01-000002", 1, f"daily-{TODAY}#2")]
+    assert {s[-1] for s in states(ctx).values()} == {"certified"}
+    assert issue_certificates(ctx, signer_for(keys), batch="daily", max_records=2) == []
+
+
 def test_a_failed_issue_changes_nothing(ctx, tmp_path, keys, monkeypatch):
     """If signing fails, no certificate, no state change, no outbox row, no audit event."""
     from int_support import snapshot
