@@ -253,9 +253,11 @@ class Channels:
 
 
 def build_channels(settings: NotifySettings) -> Channels:
-    """Email when ``[notify.smtp]`` is configured; webhook always (it needs the secret)."""
-    by_name: dict[str, Channel] = {
-        "webhook": HttpWebhookChannel(timeout_s=settings.webhook_timeout_s)}
+    """Email when ``[notify.smtp]`` is configured; webhook when ``[notify].secret_file`` is
+    (its signatures need the secret). Notices for a missing channel wait, untried."""
+    by_name: dict[str, Channel] = {}
+    if settings.secret is not None:
+        by_name["webhook"] = HttpWebhookChannel(timeout_s=settings.webhook_timeout_s)
     if settings.smtp is not None:
         by_name["email"] = SmtpEmailChannel(settings.smtp, settings.sender)
     return Channels(settings=settings, by_name=by_name)

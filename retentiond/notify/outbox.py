@@ -248,12 +248,18 @@ def deliver_notifications(ctx: Context, channels: Channels, *, stop: Stop = None
                 continue
             seen.add(nid)
             tried += 1
-            with ctx.sessions() as session:
-                n = session.get_one(Notification, nid)
-                message = build_outgoing(session, n, settings, now=ctx.clock.now())
-            channel = channels.by_name[message.channel]
             error: DeliveryError | None = None
             receipt = ""
+            try:
+                with ctx.sessions() as session:
+                    n = session.get_one(Notification, nid)
+                    message = build_outgoing(session, n, settings, now=ctx.clock.now())
+            except Exception as exc:  # a notice that cannot be built is given up, with an alert
+                log.exception("notification_unbuildable", notification_id=nid)
+                _finish(ctx, nid, settings, PermanentDeliveryError(
+                    f"the message cannot be built: {type(exc).__name__}"), "", rng, result)
+                continue
+            channel = channels.by_name[message.channel]
             try:
                 receipt = channel.send(message)
             except DeliveryError as exc:

@@ -290,3 +290,25 @@ def test_acknowledge_by_link_and_api(issued):
         "SCH-01-000001": "disputed", "LA-01-000001": None}
     counts = audit_counts(ctx)
     assert (counts["CertificateAcknowledged"], counts["CertificateDisputed"]) == (1, 1)
+
+
+def test_a_notice_that_cannot_be_built_is_given_up_with_an_alert(issued, monkeypatch):
+    """A message that cannot be built does not stop the pass: dead-lettered, IG alerted."""
+    import retentiond.notify.outbox as outbox
+
+    real = outbox.build_outgoing
+
+    def broken(session, n, settings, *, now):
+        if n.kind == "certificate" and n.id == 1:
+            raise KeyError("document")
+        return real(session, n, settings, now=now)
+
+    monkeypatch.setattr(outbox, "build_outgoing", broken)
+    smtp = SmtpReceiver().start()
+    try:
+        result = deliver_notifications(issued, build_channels(notify_settings(smtp.settings())))
+    finally:
+        smtp.stop()
+    assert (result.delivered, result.dead) == (2, 1)  # the other certificate and the alert
+    assert sorted(str(msg["To"]) for msg in smtp.received.all) == ["ig-team@la01.example",
+                                                                   "ig@la01.example"]
