@@ -7,17 +7,19 @@ only the records of categories whose rules changed are recomputed. A case whose 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
 from retentiond.lifecycle.context import Context
-from retentiond.policy import Facts, PolicySet, decide
+from retentiond.policy import Decision, Facts, PolicySet, decide
 from retentiond.registry.models import (
     OPEN_STATES,
     Agreement,
@@ -29,6 +31,9 @@ from retentiond.registry.models import (
 )
 
 BATCH = 5000
+#: Distinct decisions remembered by one recompute: they are keyed by dates, so a few tens of
+#: thousands cover a council; the bound keeps memory flat whatever the estate.
+DECISION_CACHE = 200_000
 
 _FACT_COLUMNS = (
     Record.id, Record.category, Record.opened_on, Record.closed_on, Record.event_on,
@@ -48,9 +53,9 @@ class RecomputeResult:
 
 
 def facts_from_row(row: Sequence[Any]) -> Facts:
-    """Facts from a row of ``_FACT_COLUMNS``."""
+    """Facts from a row of ``_FACT_COLUMNS`` (and any columns after them)."""
     (_id, category, opened_on, closed_on, event_on, flags, dob, dod, terminated_on,
-     termination_action) = row
+     termination_action) = row[:10]
     return Facts(
         category=category, date_of_birth=dob, date_of_death=dod, opened_on=opened_on,
         closed_on=closed_on, event_on=event_on,
@@ -71,6 +76,152 @@ def fact_query() -> Any:
     )
 
 
+def _recompute_query() -> Any:
+    # The facts and, last, the stored due date, so that counting changes needs no second query.
+    return fact_query().add_columns(Record.due_on)
+
+
+#: Where each fact is in a row of ``_FACT_COLUMNS``.
+_FACT_INDEX = {"category": 1, "opened_on": 2, "closed_on": 3, "event_on": 4, "flags": 5,
+               "date_of_birth": 6, "date_of_death": 7, "terminated_on": 8,
+               "termination_action": 9}
+#: The facts each kind of condition reads (``retentiond.policy.engine._holds``).
+_CONDITION_READS = {
+    "has_flags": ("flags",), "lacks_flags": ("flags",), "deceased": ("date_of_death",),
+    "died_before_age": ("date_of_birth", "date_of_death"),
+    "age_at_closure_at_least": ("date_of_birth", "closed_on"),
+    "age_at_closure_below": ("date_of_birth", "closed_on"),
+}
+
+
+def facts_read(policy: PolicySet, category: str) -> tuple[str, ...] | None:
+    """The facts that decisions for ``category`` can depend on: its rules' triggers and the
+    facts their conditions test, and the agreement's termination (which ``decide`` always
+    reads). None when a condition tests something this does not know about."""
+    read = {"category", "terminated_on", "termination_action"}
+    for rule in policy.rules_for(category):
+        for condition in (rule.when, *(alt.when for alt in rule.alternatives)):
+            for f in dataclasses.fields(condition):
+                value = getattr(condition, f.name)
+                if value is None or value == frozenset():
+                    continue
+                if f.name not in _CONDITION_READS:
+                    return None
+                read.update(_CONDITION_READS[f.name])
+        read.update(alt.trigger for alt in rule.alternatives)
+    if not read <= _FACT_INDEX.keys():
+        return None
+    return tuple(sorted(read))
+
+
+#: What a record stores of its decision (besides the policy version and rules digest).
+_DECISION_COLUMNS = ("due_on", "due_action", "due_rule", "approvals_required", "auto_approve",
+                     "needs_attention")
+_Stored = tuple[dt.date | None, str | None, str | None, int, bool, str | None]
+
+
+def stored_decision(decision: Decision) -> _Stored:
+    """The values of ``_DECISION_COLUMNS`` for a decision."""
+    return (decision.due_on, decision.action, decision.rule_id, decision.approvals_required,
+            decision.auto_approve, decision.needs_attention)
+
+
+class _Decider:
+    """What to store for rows of ``_FACT_COLUMNS``, remembered by the facts the rules read.
+
+    Two records whose rules read the same facts get the same decision (a pupil record's due
+    date depends on the date of birth alone), and a council has far fewer distinct dates than
+    records, so most rows are answered without running the engine. Only the stored values are
+    remembered, and only so many, so that memory stays flat whatever the estate.
+    """
+
+    def __init__(self, policy: PolicySet) -> None:
+        self.policy = policy
+        self.keys: dict[str, tuple[int, ...] | None] = {}
+        self.cache: dict[tuple[Any, ...], _Stored] = {}
+
+    def __call__(self, row: Sequence[Any]) -> _Stored:
+        category = row[1]
+        if category not in self.keys:
+            read = facts_read(self.policy, category)
+            self.keys[category] = None if read is None else tuple(_FACT_INDEX[f] for f in read)
+        indexes = self.keys[category]
+        if indexes is None:
+            return stored_decision(decide(self.policy, facts_from_row(row)))
+        key = tuple([row[i] for i in indexes])
+        stored = self.cache.get(key)
+        if stored is None:
+            if len(self.cache) >= DECISION_CACHE:
+                self.cache.clear()
+            stored = self.cache[key] = stored_decision(decide(self.policy, facts_from_row(row)))
+        return stored
+
+
+_DECIDERS: dict[str, _Decider] = {}
+
+
+def _decider(policy: PolicySet) -> _Decider:
+    # One per policy version (a content hash: the same version decides the same way), kept
+    # across batches and calls, so that an import of many small batches still hits it.
+    decider = _DECIDERS.get(policy.version)
+    if decider is None:
+        if len(_DECIDERS) >= 2:
+            _DECIDERS.clear()
+        decider = _DECIDERS[policy.version] = _Decider(policy)
+    return decider
+
+
+_RECORDS = cast(Table, Record.__table__)
+_STORE_COLUMNS = (*_DECISION_COLUMNS, "policy_version", "rules_digest", "updated_at")
+_STORE_DECISION = (
+    update(_RECORDS)
+    .where(_RECORDS.c.id == bindparam("record_id"))
+    .values({c: bindparam(c) for c in _STORE_COLUMNS})
+)
+class _Store:
+    """Writes a batch of decisions with one executemany of ``_STORE_DECISION``.
+
+    Rows go to the driver through SQLAlchemy's own bind processors for each column (so values
+    are stored exactly as before), without its per-row parameter bookkeeping, which costs more
+    than SQLite's own work.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        compiled = _STORE_DECISION.compile(dialect=dialect)
+        self.sql = compiled.string
+        names = (*_STORE_COLUMNS, "record_id")
+        #: For each driver parameter, in order: its name and where it is in a row.
+        self.positional = compiled.positiontup is not None
+        order = compiled.positiontup if compiled.positiontup is not None else list(names)
+        self.params = tuple((n, names.index(n)) for n in order)
+        self.processors = tuple(
+            _RECORDS.c["id" if n == "record_id" else n].type.dialect_impl(dialect)
+            .bind_processor(dialect) for n, _ in self.params)
+
+    def write(self, session: Session, rows: list[tuple[Any, ...]]) -> None:
+        """``rows`` hold the values of ``_STORE_COLUMNS``, then the record id."""
+        steps = tuple(zip(self.params, self.processors, strict=True))
+        values = [
+            [r[i] if p is None or r[i] is None else p(r[i]) for (_, i), p in steps] for r in rows
+        ]
+        if self.positional:
+            params: list[Any] = [tuple(v) for v in values]
+        else:
+            params = [dict(zip([n for n, _ in self.params], v, strict=True)) for v in values]
+        session.connection().exec_driver_sql(self.sql, params)
+
+
+_STORES: dict[tuple[str, str], _Store] = {}
+
+
+def _store(session: Session) -> _Store:
+    dialect = session.get_bind().dialect
+    key = (dialect.name, dialect.driver)
+    if key not in _STORES:
+        _STORES[key] = _Store(dialect)
+    return _STORES[key]
+
+
 def register_policy(session: Session, policy: PolicySet, now: dt.datetime) -> None:
     """Remember a policy set the first time a decision is made under it."""
     if session.get(PolicyVersion, policy.version) is None:
@@ -85,35 +236,24 @@ def register_policy(session: Session, policy: PolicySet, now: dt.datetime) -> No
         session.flush()
 
 
-def _apply(session: Session, policy: PolicySet, rows: Iterable[Sequence[Any]], now: dt.datetime,
+def _apply(session: Session, decider: _Decider, rows: Iterable[Sequence[Any]], now: dt.datetime,
            digests: dict[str, str]) -> tuple[int, int]:
-    current = {}
-    ids = []
+    """Store the decisions for rows of ``_recompute_query``; return how many rows, and how many
+    changed due date."""
+    policy = decider.policy
+    changed = 0
     updates = []
     for row in rows:
-        decision = decide(policy, facts_from_row(row))
+        stored = decider(row)
         rid, category = row[0], row[1]
         if category not in digests:
             digests[category] = policy.category_digest(category)
-        ids.append(rid)
-        updates.append({
-            "id": rid,
-            "due_on": decision.due_on,
-            "due_action": decision.action,
-            "due_rule": decision.rule_id,
-            "approvals_required": decision.approvals_required,
-            "auto_approve": decision.auto_approve,
-            "needs_attention": decision.needs_attention,
-            "policy_version": policy.version,
-            "rules_digest": digests[category],
-            "updated_at": now,
-        })
+        if row[-1] != stored[0]:
+            changed += 1
+        updates.append((*stored, policy.version, digests[category], now, rid))
     if not updates:
         return 0, 0
-    for rid, due in session.execute(select(Record.id, Record.due_on).where(Record.id.in_(ids))):
-        current[rid] = due
-    changed = sum(1 for u in updates if current.get(u["id"]) != u["due_on"])
-    session.execute(update(Record), updates)
+    _store(session).write(session, updates)
     return len(updates), changed
 
 
@@ -122,11 +262,12 @@ def recompute_records(ctx: Context, session: Session, record_ids: Sequence[int])
     many changed due date. Runs inside the caller's transaction."""
     changed_total = 0
     digests: dict[str, str] = {}
+    decider = _decider(ctx.policy)
     now = ctx.clock.now()
     for start in range(0, len(record_ids), BATCH):
         chunk = record_ids[start:start + BATCH]
-        rows = session.execute(fact_query().where(Record.id.in_(chunk))).all()
-        _, changed = _apply(session, ctx.policy, rows, now, digests)
+        rows = session.execute(_recompute_query().where(Record.id.in_(chunk))).all()
+        _, changed = _apply(session, decider, rows, now, digests)
         changed_total += changed
     return changed_total
 
@@ -134,15 +275,16 @@ def recompute_records(ctx: Context, session: Session, record_ids: Sequence[int])
 def recompute_where(ctx: Context, session: Session, condition: Any) -> int:
     """Recompute every record matching a SQL condition, in keyset batches; return changes."""
     digests: dict[str, str] = {}
+    decider = _decider(ctx.policy)
     now = ctx.clock.now()
     last, changed_total = 0, 0
     while True:
         rows = session.execute(
-            fact_query().where(condition, Record.id > last).order_by(Record.id).limit(BATCH)
+            _recompute_query().where(condition, Record.id > last).order_by(Record.id).limit(BATCH)
         ).all()
         if not rows:
             return changed_total
-        _, changed = _apply(session, ctx.policy, rows, now, digests)
+        _, changed = _apply(session, decider, rows, now, digests)
         changed_total += changed
         last = rows[-1][0]
 
@@ -159,6 +301,7 @@ def recompute_stale(ctx: Context) -> RecomputeResult:
         register_policy(session, policy, now)
         categories = list(session.scalars(select(Record.category).distinct()))
     recomputed = changed = relabelled = 0
+    decider = _decider(policy)
     for category in categories:
         digest = policy.category_digest(category)
         stale = and_(
@@ -169,11 +312,12 @@ def recompute_stale(ctx: Context) -> RecomputeResult:
         while True:
             with ctx.sessions.begin() as session:
                 rows = session.execute(
-                    fact_query().where(stale, Record.id > last).order_by(Record.id).limit(BATCH)
+                    _recompute_query().where(stale, Record.id > last).order_by(Record.id)
+                    .limit(BATCH)
                 ).all()
                 if not rows:
                     break
-                n, c = _apply(session, policy, rows, now, {category: digest})
+                n, c = _apply(session, decider, rows, now, {category: digest})
                 recomputed, changed, last = recomputed + n, changed + c, rows[-1][0]
         with ctx.sessions.begin() as session:
             result = session.execute(
