@@ -18,14 +18,16 @@ PG_ADMIN_URL = os.environ.get(
 
 
 @contextmanager
-def database(backend: str, workdir: Path, *, keep: bool, log: object = print) -> Iterator[str]:
-    """Yield the URL of an empty database; drop it afterwards unless ``keep``."""
+def database(backend: str, workdir: Path, *, keep: bool, role: str = "registry",
+             log: object = print) -> Iterator[str]:
+    """Yield the URL of an empty database; drop it afterwards unless ``keep``. ``role`` names
+    it (``registry``, or ``holding`` for the system the connector deletes from)."""
     if backend == "sqlite":
-        yield f"sqlite:///{workdir / 'registry.db'}"
+        yield f"sqlite:///{workdir / f'{role}.db'}"
         return
     if backend != "postgresql":
         raise ValueError(f"unknown backend {backend!r}")
-    name = f"retentiond_bench_{secrets.token_hex(5)}"
+    name = f"retentiond_bench_{secrets.token_hex(5)}_{role}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select, text
 
 from bench.backends import database, server_version
 from bench.estate import write_estate
+from bench.execute import approve_all, fill_holding, holding_engine, holding_rows, pick_cases, raw_delete
 from bench.memory import PhasePeak, peak_rss_mb
 from bench.raw import forget_evaluation, queued_fingerprint, raw_evaluate
 from retentiond.clock import FixedClock
@@ -86,7 +87,7 @@ def _analyze(engine: Engine) -> None:
             conn.execute(text("VACUUM ANALYZE"))
 
 
-def _execute_phase(ctx: Context) -> dict[str, Any]:
+def _execute_phase(ctx: Context, holding_url: str) -> dict[str, Any]:
     try:
         module = importlib.import_module("retentiond.lifecycle.execute")
     except ImportError:
@@ -95,11 +96,50 @@ def _execute_phase(ctx: Context) -> dict[str, Any]:
         _log("execute: retentiond.lifecycle.execute.execute_due is not built yet: skipped")
         return {"execute_disposals_per_s": None, "raw_delete_per_s": None,
                 "execute_ratio": None, "execute_note": "not built yet"}
-    # The executor exists but the harness does not yet drive it (it needs a holding
-    # database and connector set-up that is the executor's to define).
-    _log("execute: execute_due exists but the harness does not drive it yet: skipped")
-    return {"execute_disposals_per_s": None, "raw_delete_per_s": None, "execute_ratio": None,
-            "execute_note": "execute_due exists; harness support pending"}
+    from retentiond.connectors import ConnectorRegistry
+    from retentiond.connectors.sql import KeyedTable, SqlConnector
+    from retentiond.lifecycle.review import approve
+
+    cases = pick_cases(ctx)
+    ids, locators = [i for i, _ in cases], [loc for _, loc in cases]
+    holding = holding_engine(holding_url)
+    fill_holding(holding, locators)
+    _, approve_s, _ = _timed(f"approve {len(ids):,} cases (two officers)",
+                             lambda: approve_all(ctx, ids, approve))
+    with ctx.sessions() as session:
+        systems = [s for s in session.scalars(select(Record.system).distinct()) if s]
+    connector = SqlConnector("holding", holding_url, KeyedTable("case_files", "locator"),
+                             (KeyedTable("case_file_notes", "locator"),))
+    registry = ConnectorRegistry({"holding": connector}, dict.fromkeys(systems, "holding"))
+    try:
+        result, execute_s, execute_mb = _timed(
+            "execute_due (SQL connector)",
+            lambda: module.execute_due(ctx, registry, owner="bench-1", batch_size=100,
+                                       lease_s=3600))
+    finally:
+        registry.close()
+    left = holding_rows(holding)
+    if result.executed != len(ids) or left:
+        raise RuntimeError(f"execute_due executed {result.executed} of {len(ids)} cases "
+                           f"({result.as_json()}); {left} holding rows left")
+    fill_holding(holding, locators)
+    _log("raw batched DELETE ...")
+    raw_s = raw_delete(holding, locators)
+    _log(f"raw batched DELETE: {raw_s:.2f} s")
+    if holding_rows(holding):
+        raise RuntimeError("the hand-written DELETE left holding rows")
+    holding.dispose()
+    execute_rate = result.executed / execute_s if execute_s else None
+    raw_rate = len(locators) / raw_s if raw_s else None
+    return {
+        "executed": result.executed,
+        "approve_s": round(approve_s, 2),
+        "execute_s": round(execute_s, 2),
+        "execute_peak_rss_mb": round(execute_mb, 1),
+        "execute_disposals_per_s": round(execute_rate, 1) if execute_rate else None,
+        "raw_delete_per_s": round(raw_rate, 1) if raw_rate else None,
+        "execute_ratio": round(execute_rate / raw_rate, 4) if execute_rate and raw_rate else None,
+    }
 
 
 def run(*, records: int, backend: str, as_of: dt.date, seed: int, keep: bool) -> dict[str, Any]:
@@ -107,9 +147,10 @@ def run(*, records: int, backend: str, as_of: dt.date, seed: int, keep: bool) ->
     out: dict[str, Any] = {"records": records, "backend": backend}
     workdir = Path(tempfile.mkdtemp(prefix="retentiond-bench-"))
     try:
-        with database(backend, workdir, keep=keep, log=_log) as url:
-            out.update(_run_in(url, workdir, records=records, backend=backend, as_of=as_of,
-                               seed=seed))
+        with database(backend, workdir, keep=keep, log=_log) as url, \
+                database(backend, workdir, keep=keep, role="holding", log=_log) as holding_url:
+            out.update(_run_in(url, holding_url, workdir, records=records, backend=backend,
+                               as_of=as_of, seed=seed))
     finally:
         if keep:
             _log(f"kept {workdir}")
@@ -119,7 +160,7 @@ def run(*, records: int, backend: str, as_of: dt.date, seed: int, keep: bool) ->
     return out
 
 
-def _run_in(url: str, workdir: Path, *, records: int, backend: str, as_of: dt.date,
+def _run_in(url: str, holding_url: str, workdir: Path, *, records: int, backend: str, as_of: dt.date,
             seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     (controllers_csv, records_csv, holds_csv, stats), gen_s, _ = _timed(
@@ -177,6 +218,8 @@ def _run_in(url: str, workdir: Path, *, records: int, backend: str, as_of: dt.da
     out["evaluate_raw_sql_s"] = round(raw_s, 3)
     out["evaluate_ratio"] = round(evaluate_s / raw_s, 2) if raw_s else None
 
+    out.update(_execute_phase(ctx, holding_url))
+
     changed = load_policy_set([_changed_policy(workdir)])
     ctx2 = Context(sessions=ctx.sessions, policy=changed, clock=clock, actor="bench")
     rc, recompute_s, recompute_mb = _timed(f"recompute_stale ({CHANGED_CATEGORY} changed)",
@@ -187,7 +230,6 @@ def _run_in(url: str, workdir: Path, *, records: int, backend: str, as_of: dt.da
     out["recompute_records_per_s"] = round(rc.recomputed / recompute_s) if recompute_s else None
     out["recompute_peak_rss_mb"] = round(recompute_mb, 1)
 
-    out.update(_execute_phase(ctx2))
     out["machine"] = {"nproc": os.cpu_count(), "python": platform.python_version(),
                       "database": f"{backend} {server_version(backend, url)}"}
     engine.dispose()
