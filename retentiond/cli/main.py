@@ -268,6 +268,54 @@ def cmd_disposals_act(args: argparse.Namespace, cfg: Config) -> int:
     return show_disposals(rows, args.format)
 
 
+def cmd_audit_verify(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.audit.chain import verify
+    from retentiond.cli.output import print_json
+
+    anchors: dict[int, str] = {}
+    for text in args.anchor:
+        seq, sep, digest = text.partition(":")
+        if not sep or not seq.isdigit() or len(digest) != 64:
+            raise LifecycleError(f"--anchor {text!r} is not SEQ:SHA256HEX")
+        anchors[int(seq)] = digest.lower()
+    ctx = make_context(cfg)
+    with ctx.sessions() as session:
+        result = verify(session, anchors=anchors)
+    problem = result.problem
+    if args.format == "json":
+        print_json({"ok": result.ok, "events": result.events, "head_seq": result.head_seq,
+                    "head_hash": result.head_hash,
+                    "problem": None if problem is None else {
+                        "kind": problem.kind, "seq": problem.seq, "event_id": problem.event_id,
+                        "message": problem.message}})
+    elif problem is None:
+        print(f"audit trail intact: {result.events} events; head {result.head_seq} "
+              f"{result.head_hash}")
+    if problem is not None:
+        print(f"retentiond: error: audit trail broken: {problem.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_audit_head(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.audit.chain import head
+
+    ctx = make_context(cfg)
+    with ctx.sessions() as session:
+        seq, digest = head(session)
+    print(f"{seq}:{digest}")
+    return 0
+
+
+def cmd_audit_export(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.audit.export import events, write
+
+    ctx = make_context(cfg)
+    with ctx.sessions() as session:
+        write(events(session, start=args.start, end=args.end), sys.stdout, args.format)
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.daemon import run
 
@@ -407,6 +455,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reason", required=True)
         if verb == "defer":
             p.add_argument("--until", type=_date, required=True, metavar="DATE")
+
+    aud = group("audit", "the hash-chained audit trail")
+    p = leaf(aud, "verify", "walk the hash chain; report the first altered, removed or inserted "
+             "event", cmd_audit_verify, ("text", "json"))
+    p.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
+                   help="a position and hash known from outside (a certificate); repeatable")
+    leaf(aud, "head", "print the chain's head as SEQ:HASH", cmd_audit_head)
+    p = leaf(aud, "export", "export audit events", cmd_audit_export, ("csv", "jsonl"))
+    p.add_argument("--from", dest="start", type=_date, default=None, metavar="DATE")
+    p.add_argument("--to", dest="end", type=_date, default=None, metavar="DATE")
 
     p = leaf(top, "run", "run the service: scheduled evaluation, execution, hold expiry, "
              "digest (docs/daemon.md)", cmd_run)

@@ -46,6 +46,10 @@ FORMATS = ("auto", "xlsx", "zip")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
 MIN_PASSWORD = 12
+#: Packages are encrypted; the controller's pick-up (an SFTP account, a sync job) reads them
+#: through the drop folder's group.
+FILE_MODE = 0o640
+DIR_MODE = 0o750
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,9 @@ class ReturnConnector:
         name = self.package_name(idempotency_key, fmt)
         folder = self.drop_for(code)
         try:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o750)
+            if not folder.is_dir():
+                folder.mkdir(parents=True, exist_ok=True)
+                folder.chmod(DIR_MODE)
             target = folder / name
             _atomic_write(target, data)
             digest = hashlib.sha256(data).hexdigest()
@@ -225,9 +231,11 @@ class ReturnConnector:
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
         with os.fdopen(fd, "wb") as f:
+            # The service runs with UMask=0077; the drop's pick-up reads by group.
+            os.fchmod(f.fileno(), FILE_MODE)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -137,6 +137,11 @@ def _stale_reason(case: Disposal, record: Record, today: dt.date) -> str | None:
         return f"the record is not due until {case.due_on.isoformat()}"
     if record.due_action is not None and record.due_action != case.action:
         return f"the record's action changed from {case.action} to {record.due_action}"
+    if record.due_rule is not None and record.due_rule != case.rule_id:
+        return f"the record's rule changed from {case.rule_id} to {record.due_rule}"
+    if record.approvals_required > case.approvals_required:
+        return (f"the record's rule now needs {record.approvals_required} approvers, the case "
+                f"had {case.approvals_required}")
     return None
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, func, insert, not_, select, update
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
+from retentiond.audit.chain import note_inserted
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.sql import hold_covers_record
 from retentiond.logs import get_logger
@@ -100,7 +101,7 @@ def _scope_exists(ctx: Context, session: Session, kind: str, value: str) -> bool
 
 def _audit_many(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(AuditEvent), rows)
+        note_inserted(session, session.scalars(insert(AuditEvent).returning(AuditEvent.id), rows))
 
 
 def _move_cases(ctx: Context, session: Session, ids: list[int], state: str, kind: str,

@@ -298,10 +298,17 @@ class AuditEvent(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     policy_version: Mapped[str | None] = mapped_column(String(32))
     data: Mapped[Any] = mapped_column(JSON, default=dict)
+    # The hash chain (retentiond/audit/chain.py): position, the previous event's hash and this
+    # event's. Set in the transaction that writes the event, just before it commits.
+    seq: Mapped[int | None] = mapped_column(Id, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_audit_events_entity", "entity", "entity_id"),
         Index("ix_audit_events_occurred_at", "occurred_at"),
+        Index("ix_audit_events_unsealed", "id", sqlite_where=text("seq IS NULL"),
+              postgresql_where=text("seq IS NULL")),
     )
 
 

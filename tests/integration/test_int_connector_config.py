@@ -132,3 +132,24 @@ def test_builtin_kinds_are_declared_as_entry_points():
 
     names = {ep.name for ep in entry_points(group="retentiond.connectors")}
     assert {"sql", "filesystem", "manual", "return"} <= names
+
+
+def test_the_example_configs_connectors_load_once_uncommented(tmp_path, monkeypatch):
+    """The commented [connectors.*] tables of examples/retentiond.toml are a config that loads."""
+    import tomllib
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "retentiond.toml"
+    text = example.read_text().split("#[connectors.mis]", 1)[1]
+    block = "\n".join(line[1:] if line.startswith("#") else line
+                      for line in ("#[connectors.mis]" + text).splitlines())
+    (tmp_path / "casefiles").mkdir()
+    block = block.replace("/srv/casefiles", str(tmp_path / "casefiles"))
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "mis-url").write_text("sqlite:///holding.db")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    raw = tomllib.loads(block)
+    registry = load_connectors(cfg(tmp_path, raw["connectors"]))
+    assert registry.names() == ["casefiles", "mis", "paper", "returns"]
+    assert set(registry.systems()) == {"mis", "case-files", "paper-store"}

@@ -119,15 +119,20 @@ def test_hold_placed_after_approval_stops_execution_at_claim(ctx, tmp_path, hold
     assert events(ctx, cases["R1"])[-1] == "DisposalHeld"
 
 
-def test_record_whose_due_date_moved_is_not_executed(ctx, tmp_path, holding_url):
-    """A case whose record's due date changed under it is withdrawn at claim, not executed."""
+@pytest.mark.parametrize("change", [
+    {"due_on": dt.date(2031, 1, 1)},
+    {"due_action": "return"},
+    {"approvals_required": 2},
+], ids=["due-date-moved", "action-changed", "more-approvers"])
+def test_record_whose_decision_changed_is_not_executed(ctx, tmp_path, holding_url, change):
+    """A case whose record's due date, action or approvers changed under it (a recompute
+    racing the claim) is withdrawn at claim, not executed."""
     make_holding(holding_url, ["U1"])
     seed(ctx, tmp_path, [{"record_id": "R1", "system": "mis", "locator": "U1",
                           "date_of_birth": DUE_DOB}])
     cases = queue_and_approve(ctx)
     with ctx.sessions.begin() as session:
-        session.execute(update(Record).where(Record.record_key == "R1")
-                        .values(due_on=dt.date(2031, 1, 1)))
+        session.execute(update(Record).where(Record.record_key == "R1").values(**change))
     registry = connectors(tmp_path, holding_url)
     result = _run(ctx, registry)
     registry.close()
