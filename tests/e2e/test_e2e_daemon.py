@@ -77,8 +77,7 @@ def _seed(database_url: str, tmp_path: Path) -> None:
 
 def test_service_lifecycle(empty_registry_url: str, notify_socket: NotifyListener,
                            tmp_path: Path) -> None:
-    """READY=1 only after migration, WATCHDOG=1 keeps coming, /metrics and /healthz answer,
-    the missed nightly evaluation is caught up, and SIGTERM exits 0 with STOPPING=1."""
+    """READY=1 after migration, WATCHDOG=1, HTTP, catch-up, SIGTERM exits 0 with STOPPING=1."""
     port = free_port()
     config = write_config(tmp_path / "retentiond.toml", empty_registry_url, metrics_port=port)
     daemon = DaemonProcess(config, tmp_path / "daemon.log", notify=notify_socket,
@@ -133,8 +132,7 @@ def test_service_lifecycle(empty_registry_url: str, notify_socket: NotifyListene
 
 def test_sighup_keeps_old_policy_when_new_one_is_bad(notify_socket: NotifyListener,
                                                      tmp_path: Path) -> None:
-    """A broken policy file on SIGHUP is refused and logged, the daemon keeps running on the
-    old version; a good one on the next SIGHUP switches the version."""
+    """SIGHUP with a broken pack keeps the old version running; with a good one it switches."""
     pack = tmp_path / "pack.toml"
     pack.write_text(DEFAULT_PACK.read_text(encoding="utf-8"), encoding="utf-8")
     config = write_config(tmp_path / "retentiond.toml", f"sqlite:///{tmp_path / 'r.db'}",
@@ -171,8 +169,7 @@ def test_sighup_keeps_old_policy_when_new_one_is_bad(notify_socket: NotifyListen
 
 
 def test_run_once_evaluates_and_exits(database_url: str, tmp_path: Path) -> None:
-    """``run --once`` queues exactly the due record, exits 0, and a second pass the same day
-    does not evaluate again."""
+    """``run --once`` queues exactly the due record and exits 0; a second pass skips evaluation."""
     _seed(database_url, tmp_path)
     config = write_config(tmp_path / "retentiond.toml", database_url)
     first = DaemonProcess(config, tmp_path / "once1.log", args=("--once",))

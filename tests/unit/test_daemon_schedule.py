@@ -83,8 +83,8 @@ def test_hourly_cron_through_the_repeated_hour_skips_only_the_repeat():
 
 
 def test_scheduler_started_inside_the_repeated_hour_waits_for_the_next_day():
-    """Started at 01:45 GMT on 31 October, the 01:30 run already happened (00:30 UTC): next
-    is 1 November. The daemon's start-up catch-up covers a missed evaluation for today."""
+    """Started at 01:45 GMT on 31 October, after 01:30 BST, the next 01:30 is 1 November."""
+    # The daemon's start-up catch-up covers an evaluation missed that way.
     trigger = LondonCronTrigger("30 1 * * *")
     nxt = trigger.get_next_fire_time(None, dt.datetime(2027, 10, 31, 1, 45, tzinfo=UTC))
     assert nxt.astimezone(UTC) == dt.datetime(2027, 11, 1, 1, 30, tzinfo=UTC)
