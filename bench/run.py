@@ -46,13 +46,35 @@ def _log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def _timed(label: str, fn: Callable[[], Any]) -> tuple[Any, float, float]:
-    _log(f"{label} ...")
+#: Where ``--profile`` writes one pyinstrument report per phase (None: no profiling).
+PROFILE_DIR: Path | None = None
+
+
+#: CPU seconds this process spent in each phase: on a busy machine wall time also counts
+#: waiting for a core, CPU time does not (the database server's CPU is not in it).
+CPU_S: dict[str, float] = {}
+
+
+def _timed(key: str, label: str, fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    _log(f"{label} ... (load average {os.getloadavg()[0]:.1f})")
+    cpu = time.process_time()
+    profiler: Any = None
+    if PROFILE_DIR is not None:
+        from pyinstrument import Profiler  # an optional tool: pip install pyinstrument
+
+        profiler = Profiler(interval=0.002)
+        profiler.start()
     with PhasePeak() as peak:
         start = time.perf_counter()
         result = fn()
         elapsed = time.perf_counter() - start
-    _log(f"{label}: {elapsed:.2f} s, peak RSS {peak.peak_mb:.0f} MiB")
+    CPU_S[key] = round(time.process_time() - cpu, 2)
+    if profiler is not None and PROFILE_DIR is not None:
+        profiler.stop()
+        (PROFILE_DIR / f"{key}.txt").write_text(
+            profiler.output_text(unicode=False, color=False, show_all=False))
+    _log(f"{label}: {elapsed:.2f} s (CPU {time.process_time() - cpu:.2f} s), "
+         f"peak RSS {peak.peak_mb:.0f} MiB")
     return result, elapsed, peak.peak_mb
 
 
@@ -104,7 +126,7 @@ def _execute_phase(ctx: Context, holding_url: str) -> dict[str, Any]:
     ids, locators = [i for i, _ in cases], [loc for _, loc in cases]
     holding = holding_engine(holding_url)
     fill_holding(holding, locators)
-    _, approve_s, _ = _timed(f"approve {len(ids):,} cases (two officers)",
+    _, approve_s, _ = _timed("approve", f"approve {len(ids):,} cases (two officers)",
                              lambda: approve_all(ctx, ids, approve))
     with ctx.sessions() as session:
         systems = [s for s in session.scalars(select(Record.system).distinct()) if s]
@@ -113,7 +135,7 @@ def _execute_phase(ctx: Context, holding_url: str) -> dict[str, Any]:
     registry = ConnectorRegistry({"holding": connector}, dict.fromkeys(systems, "holding"))
     try:
         result, execute_s, execute_mb = _timed(
-            "execute_due (SQL connector)",
+            "execute", "execute_due (SQL connector)",
             lambda: module.execute_due(ctx, registry, owner="bench-1", batch_size=100,
                                        lease_s=3600))
     finally:
@@ -157,6 +179,8 @@ def run(*, records: int, backend: str, as_of: dt.date, seed: int, keep: bool) ->
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    out["cpu_s"] = dict(CPU_S)
+    out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return out
 
 
@@ -164,7 +188,7 @@ def _run_in(url: str, holding_url: str, workdir: Path, *, records: int, backend:
             seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     (controllers_csv, records_csv, holds_csv, stats), gen_s, _ = _timed(
-        f"generate {records:,} records",
+        "generate", f"generate {records:,} records",
         lambda: write_estate(workdir, records=records, as_of=as_of, seed=seed))
     out["estate"] = stats.as_json()
     out["as_of"] = as_of.isoformat()
@@ -180,14 +204,14 @@ def _run_in(url: str, holding_url: str, workdir: Path, *, records: int, backend:
     add_agreement(ctx, code="ISA-EDU-2024", title="Educational indicators: schools and LA",
                   notice="3m", action="return")
 
-    result, import_s, import_mb = _timed("import_records",
+    result, import_s, import_mb = _timed("import", "import_records",
                                          lambda: import_records(ctx, records_csv, fmt="csv"))
     assert result.rows == records, result
     out["import_s"] = round(import_s, 2)
     out["import_records_per_s"] = round(records / import_s)
     out["import_peak_rss_mb"] = round(import_mb, 1)
 
-    holds, holds_s, _ = _timed("place holds", lambda: _place_holds(ctx, holds_csv))
+    holds, holds_s, _ = _timed("holds", "place holds", lambda: _place_holds(ctx, holds_csv))
     out["holds_placed"] = holds
     out["holds_place_s"] = round(holds_s, 2)
     _analyze(engine)
@@ -195,7 +219,7 @@ def _run_in(url: str, holding_url: str, workdir: Path, *, records: int, backend:
         due = session.scalar(select(func.count()).select_from(Record).where(Record.due_on <= as_of))
     out["due"] = int(due or 0)
 
-    ev, evaluate_s, evaluate_mb = _timed("evaluate", lambda: evaluate(ctx, as_of))
+    ev, evaluate_s, evaluate_mb = _timed("evaluate", "evaluate", lambda: evaluate(ctx, as_of))
     out["evaluate_s"] = round(evaluate_s, 3)
     out["evaluate_peak_rss_mb"] = round(evaluate_mb, 1)
     out["queued"] = ev.queued
@@ -210,7 +234,7 @@ def _run_in(url: str, holding_url: str, workdir: Path, *, records: int, backend:
             return raw_evaluate(conn, as_of=as_of, now=clock.now(), actor="bench",
                                 policy_version=policy.version)
 
-    (raw_id, _), raw_s, _ = _timed("evaluate (hand-written SQL)", raw)
+    (raw_id, _), raw_s, _ = _timed("evaluate_raw_sql", "evaluate (hand-written SQL)", raw)
     with engine.connect() as conn:
         hand = queued_fingerprint(conn, raw_id)
     if hand != product:
@@ -222,7 +246,7 @@ def _run_in(url: str, holding_url: str, workdir: Path, *, records: int, backend:
 
     changed = load_policy_set([_changed_policy(workdir)])
     ctx2 = Context(sessions=ctx.sessions, policy=changed, clock=clock, actor="bench")
-    rc, recompute_s, recompute_mb = _timed(f"recompute_stale ({CHANGED_CATEGORY} changed)",
+    rc, recompute_s, recompute_mb = _timed("recompute", f"recompute_stale ({CHANGED_CATEGORY} changed)",
                                            lambda: recompute_stale(ctx2))
     out["recompute"] = {"recomputed": rc.recomputed, "changed": rc.changed,
                         "relabelled": rc.relabelled, "withdrawn": rc.withdrawn,
