@@ -330,6 +330,59 @@ def cmd_demo_load(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_web(args: argparse.Namespace, cfg: Config) -> int:
+    import threading
+
+    from retentiond.web import serve
+
+    serve(cfg, threading.Event())
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    """From --password-file, else a prompt (twice) at a terminal, else one line of stdin."""
+    import getpass
+
+    if args.password_file:
+        return Path(args.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+    if sys.stdin.isatty():
+        first = getpass.getpass("new password: ")
+        if getpass.getpass("again: ") != first:
+            raise LifecycleError("the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_users(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.output import print_json
+    from retentiond.web import accounts
+
+    ctx = make_context(cfg)
+    if args.verb == "add":
+        password = None if args.oidc_only else _read_password(args)
+        users = [accounts.add_user(ctx, username=args.username, roles=args.role,
+                                   password=password, controller=args.controller,
+                                   display_name=args.name)]
+    elif args.verb == "disable":
+        users = [accounts.disable_user(ctx, args.username)]
+    elif args.verb == "reset-password":
+        users = [accounts.reset_password(ctx, args.username, _read_password(args))]
+    elif args.verb == "token":
+        from retentiond.web.sessions import create_token
+
+        print(create_token(ctx, args.username, name=args.token_name))
+        return 0
+    else:
+        users = accounts.list_users(ctx)
+    if args.format == "json":
+        print_json([u.as_json() for u in users])
+    else:
+        for u in users:
+            state = "disabled" if u.disabled else "active"
+            print(f"{u.username}\t{','.join(u.roles)}\t{u.controller or '-'}\t{state}")
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -470,6 +523,32 @@ def build_parser() -> argparse.ArgumentParser:
              "digest (docs/daemon.md)", cmd_run)
     p.add_argument("--once", action="store_true",
                    help="run one pass of every job and exit (non-zero if a job failed)")
+
+    leaf(top, "web", "serve the review UI and REST API in the foreground ([web] in the config; "
+         "docs/web.md)", cmd_web)
+    usr = group("users", "people and machines who use the web UI and REST API")
+    for verb, help in (("add", "add a user"), ("disable", "disable a user and end their sessions"),
+                       ("reset-password", "set a new password (enables a disabled user)"),
+                       ("token", "create an API token for a user (printed once)"),
+                       ("list", "list users")):
+        p = leaf(usr, verb, help, cmd_users, ("table", "json") if verb != "token" else None)
+        p.set_defaults(verb=verb)
+        if verb != "list":
+            p.add_argument("username", metavar="USERNAME")
+        if verb in ("add", "reset-password"):
+            p.add_argument("--password-file", default=None, metavar="FILE",
+                           help="read the password from FILE (default: prompt, or stdin)")
+        if verb == "add":
+            p.add_argument("--role", required=True,
+                           help="comma-separated: admin, ig_officer, approver, auditor, controller")
+            p.add_argument("--controller", default=None, metavar="CODE",
+                           help="the organisation a controller user belongs to")
+            p.add_argument("--name", default=None, help="display name")
+            p.add_argument("--oidc-only", action="store_true",
+                           help="no password: the user signs in through OpenID Connect only")
+        if verb == "token":
+            p.add_argument("--name", dest="token_name", required=True,
+                           help="what uses the token (shown in the audit trail)")
 
     from retentiond.cli.certs import add_commands
 

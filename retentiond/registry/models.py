@@ -199,6 +199,8 @@ class Disposal(Base):
 
     __table_args__ = (
         Index("ix_disposals_state", "state", "id"),
+        # The review queue, sorted by due date within a state, pages by (due_on, id).
+        Index("ix_disposals_state_due", "state", "due_on", "id"),
         Index("ix_disposals_record_id", "record_id"),
         Index("ix_disposals_evaluation_id", "evaluation_id"),
         # At most one live case per record: evaluating twice can never queue twice.
@@ -325,6 +327,77 @@ class ImportRun(Base):
     rows: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[int] = mapped_column(Integer, default=0)
     updated: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WebUser(Base):
+    """A person (or machine) who signs in to the review service, with their roles.
+
+    ``roles`` is a comma-separated subset of ``retentiond.web.roles.ROLES``; a ``controller``
+    user is bound to one controller and sees only its records. A user without a password
+    hash signs in only through OpenID Connect.
+    """
+
+    __tablename__ = "web_users"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(200), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    roles: Mapped[str] = mapped_column(String(200))
+    controller_id: Mapped[int | None] = mapped_column(ForeignKey("controllers.id"))
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie carries a random token; only its SHA-256 is stored,
+    so a copy of the database cannot be used to sign in. Revoked by setting ``revoked_at``."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_users.id"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    auth_method: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    #: The absolute limit: the session ends then however active it is.
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_web_sessions_user_id", "user_id"),)
+
+
+class ApiToken(Base):
+    """A bearer token for machines, acting as its user; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("web_users.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_api_tokens_user_id", "user_id"),)
+
+
+class LoginAttempt(Base):
+    """One password sign-in attempt, kept for throttling (failures per user and per client)."""
+
+    __tablename__ = "login_attempts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(200))
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+
+    __table_args__ = (
+        Index("ix_login_attempts_username_at", "username", "at"),
+        Index("ix_login_attempts_client_at", "client", "at"),
+    )
 
 
 # --- certificates and notifications (issue 4) ---------------------------------------------
@@ -476,6 +549,7 @@ __all__ = [
     "AdvanceNotice",
     "AdvanceNoticeItem",
     "Agreement",
+    "ApiToken",
     "Approval",
     "AuditEvent",
     "Base",
@@ -488,8 +562,11 @@ __all__ = [
     "Evaluation",
     "Hold",
     "ImportRun",
+    "LoginAttempt",
     "Notification",
     "PolicyVersion",
     "Record",
     "Subject",
+    "WebSession",
+    "WebUser",
 ]

@@ -1,0 +1,143 @@
+"""Roles, what each may do, and the rule for every route (DESIGN.md section 6).
+
+Every route of the app is named in ``ROUTE_RULES``. A route without a rule is refused to
+everyone (fail closed), and ``tests/integration/test_int_web_authz.py`` fails: adding a route
+means deciding who may use it, here, in one table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLES = ("admin", "ig_officer", "approver", "auditor", "controller")
+
+#: Anyone, signed in or not (the sign-in page itself, health, the OpenAPI document).
+PUBLIC = "public"
+#: Any signed-in user, whatever their role (their own account, signing out).
+SIGNED_IN = "signed_in"
+
+# Permissions. Read permissions never change anything.
+VIEW = "view"                      # dashboard, queue, records, certificates (a controller: its own)
+VIEW_HOLDS = "view_holds"          # the holds register (scopes name other controllers' records)
+VIEW_POLICY = "view_policy"        # the rules in force and their citations
+VIEW_AUDIT = "view_audit"          # the audit trail, and its export
+EXPORT = "export"                  # lists as CSV and password-protected XLSX
+PREVIEW_POLICY = "preview_policy"  # what a changed pack would move (computes, changes nothing)
+APPROVE = "approve"                # approve disposals
+REVIEW = "review"                  # defer and reject disposals
+HOLD = "hold"                      # place and lift holds
+MANAGE_USERS = "manage_users"      # users, their sessions and API tokens
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": frozenset({VIEW, VIEW_HOLDS, VIEW_POLICY, VIEW_AUDIT, EXPORT, PREVIEW_POLICY,
+                        REVIEW, HOLD, MANAGE_USERS}),
+    "ig_officer": frozenset({VIEW, VIEW_HOLDS, VIEW_POLICY, VIEW_AUDIT, EXPORT, PREVIEW_POLICY,
+                             REVIEW, HOLD}),
+    # Approval is its own role so that deciding and approving can be different people; one
+    # person may hold both roles where an organisation allows it.
+    "approver": frozenset({VIEW, VIEW_HOLDS, VIEW_POLICY, EXPORT, APPROVE}),
+    "auditor": frozenset({VIEW, VIEW_HOLDS, VIEW_POLICY, VIEW_AUDIT, EXPORT, PREVIEW_POLICY}),
+    # Everything a controller reads is filtered to its own organisation's records.
+    "controller": frozenset({VIEW, VIEW_POLICY, EXPORT}),
+}
+
+#: Route name (the endpoint function's name) -> the permission it needs.
+ROUTE_RULES: dict[str, str] = {
+    # sign-in and account
+    "login_form": PUBLIC,
+    "login_submit": PUBLIC,
+    "oidc_start": PUBLIC,
+    "oidc_callback": PUBLIC,
+    "logout": SIGNED_IN,
+    "healthz": PUBLIC,
+    "openapi_document": PUBLIC,
+    "account_page": SIGNED_IN,
+    # pages
+    "home": SIGNED_IN,
+    "dashboard_page": VIEW,
+    "dashboard_chart_svg": VIEW,
+    "queue_page": VIEW,
+    "queue_export_csv": EXPORT,
+    "queue_export_xlsx": EXPORT,
+    "queue_approve": APPROVE,
+    "queue_defer": REVIEW,
+    "queue_reject": REVIEW,
+    "queue_hold": HOLD,
+    "record_page": VIEW,
+    "holds_page": VIEW_HOLDS,
+    "hold_page": VIEW_HOLDS,
+    "holds_export_csv": VIEW_HOLDS,
+    "holds_place": HOLD,
+    "holds_lift": HOLD,
+    "policy_page": VIEW_POLICY,
+    "policy_preview_submit": PREVIEW_POLICY,
+    "audit_page": VIEW_AUDIT,
+    "audit_export_csv": VIEW_AUDIT,
+    "certificates_page": VIEW,
+    "users_page": MANAGE_USERS,
+    "users_disable": MANAGE_USERS,
+    "users_revoke_sessions": MANAGE_USERS,
+    "users_create_token": MANAGE_USERS,
+    # REST API (/api/v1)
+    "api_me": SIGNED_IN,
+    "api_dashboard": VIEW,
+    "api_disposals": VIEW,
+    "api_disposals_approve": APPROVE,
+    "api_disposals_defer": REVIEW,
+    "api_disposals_reject": REVIEW,
+    "api_record": VIEW,
+    "api_holds": VIEW_HOLDS,
+    "api_hold": VIEW_HOLDS,
+    "api_holds_place": HOLD,
+    "api_holds_lift": HOLD,
+    "api_policy": VIEW_POLICY,
+    "api_policy_preview": PREVIEW_POLICY,
+    "api_audit": VIEW_AUDIT,
+    "api_certificates": VIEW,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Principal:
+    """Who is making a request, and through what."""
+
+    user_id: int
+    username: str
+    roles: frozenset[str]
+    #: Set for a ``controller`` user: every read is filtered to this controller.
+    controller_id: int | None = None
+    controller_code: str | None = None
+    via: str = "session"  # session or token
+    session_id: int | None = None
+    csrf_token: str | None = None
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        perms: set[str] = set()
+        for role in self.roles:
+            perms |= ROLE_PERMISSIONS.get(role, frozenset())
+        return frozenset(perms)
+
+    def can(self, permission: str) -> bool:
+        """True when one of the principal's roles grants ``permission``."""
+        if permission in (PUBLIC, SIGNED_IN):
+            return True
+        return permission in self.permissions
+
+    @property
+    def is_controller(self) -> bool:
+        """A controller user: sees only its own organisation's records."""
+        return "controller" in self.roles
+
+
+def parse_roles(text: str) -> frozenset[str]:
+    """``ig_officer,approver`` -> a set of roles; unknown roles are refused."""
+    roles = frozenset(r.strip() for r in text.split(",") if r.strip())
+    unknown = roles - set(ROLES)
+    if not roles:
+        raise ValueError(f"name at least one role (one of: {', '.join(ROLES)})")
+    if unknown:
+        raise ValueError(f"unknown role {', '.join(sorted(unknown))} (one of: {', '.join(ROLES)})")
+    if "controller" in roles and len(roles) > 1:
+        raise ValueError("the controller role cannot be combined with another role")
+    return roles
