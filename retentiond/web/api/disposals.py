@@ -1,0 +1,104 @@
+"""``/api/v1/disposals``: the review queue and the review actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from retentiond.lifecycle import review
+from retentiond.lifecycle.context import LifecycleError
+from retentiond.web import queries
+from retentiond.web.api import ERRORS
+from retentiond.web.api.schemas import (
+    ApproveRequest,
+    DeferRequest,
+    Disposal,
+    DisposalPage,
+    Disposals,
+    RejectRequest,
+)
+from retentiond.web.auth import context_for, current, web_state
+from retentiond.web.queries import QueryError, QueueFilter
+
+router = APIRouter(prefix="/api/v1", tags=["disposals"], responses=ERRORS)
+
+
+@router.get("/disposals", name="api_disposals", response_model=DisposalPage)
+def api_disposals(
+    request: Request,
+    state: Annotated[str | None, Query(description="a disposal state; empty for any")] = "pending_review",
+    controller: str | None = None,
+    category: str | None = None,
+    rule: str | None = None,
+    action: str | None = None,
+    due_from: dt.date | None = None,
+    due_to: dt.date | None = None,
+    sort: Literal["due_on", "id"] = "due_on",
+    order: Literal["asc", "desc"] = "asc",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    after: Annotated[str | None, Query(max_length=200)] = None,
+    before: Annotated[str | None, Query(max_length=200)] = None,
+) -> DisposalPage:
+    """The queue, filtered and keyset-paged (pass ``next_cursor`` back as ``after``)."""
+    principal = current(request)
+    try:
+        f = QueueFilter(state=state or None, controller=controller, category=category, rule=rule,
+                        action=action, due_from=due_from, due_to=due_to, sort=sort,
+                        descending=order == "desc", limit=limit, after=after, before=before)
+        with web_state(request).sessions() as session:
+            page = queries.queue_page(session, f, controller_id=principal.controller_id)
+    except QueryError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    return DisposalPage(items=[Disposal.model_validate(v.as_json()) for v in page.items],
+                        total=page.total, total_capped=page.total_capped,
+                        next_cursor=page.next_cursor,
+                        prev_cursor=page.prev_cursor)
+
+
+def _check_ids(request: Request, ids: list[int]) -> None:
+    principal = current(request)
+    with web_state(request).sessions() as session:
+        allowed = queries.disposals_for_ids(session, ids, controller_id=principal.controller_id)
+    missing = sorted(set(ids) - set(allowed))
+    if missing:
+        raise HTTPException(status_code=404, detail=f"no disposal {', '.join(map(str, missing))}")
+
+
+def _result(views: list[review.DisposalView]) -> Disposals:
+    return Disposals(items=[Disposal.model_validate(v.as_json()) for v in views])
+
+
+@router.post("/disposals/approve", name="api_disposals_approve", response_model=Disposals)
+async def api_disposals_approve(request: Request, body: ApproveRequest) -> Disposals:
+    """Record the caller's approval; a case is approved once enough different people have."""
+    await run_in_threadpool(_check_ids, request, body.ids)
+    try:
+        return _result(await run_in_threadpool(review.approve, context_for(request), body.ids,
+                                               reason=body.reason))
+    except LifecycleError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+
+
+@router.post("/disposals/defer", name="api_disposals_defer", response_model=Disposals)
+async def api_disposals_defer(request: Request, body: DeferRequest) -> Disposals:
+    """Keep the records until ``until``; the cases close as deferred."""
+    await run_in_threadpool(_check_ids, request, body.ids)
+    try:
+        return _result(await run_in_threadpool(review.defer, context_for(request), body.ids,
+                                               reason=body.reason, until=body.until))
+    except LifecycleError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+
+
+@router.post("/disposals/reject", name="api_disposals_reject", response_model=Disposals)
+async def api_disposals_reject(request: Request, body: RejectRequest) -> Disposals:
+    """Refuse disposal under the present decision: the records are retained."""
+    await run_in_threadpool(_check_ids, request, body.ids)
+    try:
+        return _result(await run_in_threadpool(review.reject, context_for(request), body.ids,
+                                               reason=body.reason))
+    except LifecycleError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None

@@ -1,0 +1,221 @@
+"""The REST API's request and response bodies (they make its OpenAPI document)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Free text: at least one visible character, and no NUL (PostgreSQL refuses it in text).
+TEXT = r"^[^\x00]*\S[^\x00]*$"
+#: Ids the registry can hold on every backend.
+DbId = Annotated[int, Field(ge=1, le=2**62)]
+HoldType = Literal["legal", "subject_access", "inquiry", "complaint", "police", "other"]
+
+
+class Error(BaseModel):
+    """Why a request was refused, in words a person can act on."""
+
+    detail: str
+
+
+class Me(BaseModel):
+    username: str
+    roles: list[str]
+    controller: str | None
+    via: str
+
+
+class Disposal(BaseModel):
+    """A disposal case (the same keys as ``retentiond disposals list --format json``)."""
+
+    id: int
+    record_id: str
+    category: str
+    controller: str
+    state: str
+    due_on: dt.date
+    action: str
+    rule: str
+    policy_version: str
+    approvals_required: int
+    approved_by: list[str]
+    reason: str | None
+    updated_at: dt.datetime
+
+
+class DisposalPage(BaseModel):
+    """One page of the queue; pass ``next_cursor`` as ``after`` for the next."""
+
+    items: list[Disposal]
+    total: int = Field(description="matching cases, counted up to 10,000")
+    total_capped: bool = Field(description="true when more than `total` cases match")
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+class Disposals(BaseModel):
+    items: list[Disposal]
+
+
+class ApproveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[DbId] = Field(min_length=1, max_length=500)
+    reason: str = Field(min_length=1, max_length=2000, pattern=TEXT)
+
+
+class RejectRequest(ApproveRequest):
+    pass
+
+
+class DeferRequest(ApproveRequest):
+    until: dt.date
+
+
+class Hold(BaseModel):
+    id: int
+    scope: str
+    type: str
+    reason: str
+    placed_by: str
+    placed_at: dt.datetime
+    until: dt.date | None
+    lifted_at: dt.datetime | None
+    lifted_by: str | None
+    lift_reason: str | None
+    active: bool
+    records_covered: int
+
+
+class Holds(BaseModel):
+    items: list[Hold]
+
+
+class CoveredRecord(BaseModel):
+    record_id: str
+    category: str
+    controller: str
+    due_on: dt.date | None
+
+
+class HoldDetail(BaseModel):
+    hold: Hold
+    covers: list[CoveredRecord] = Field(description="the first 100 records in its scope")
+
+
+class PlaceHoldRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scope: str = Field(min_length=3, max_length=300, pattern=TEXT,
+                       description="record:ID, subject:REF, category:CODE or controller:CODE")
+    type: HoldType
+    reason: str = Field(min_length=1, max_length=2000, pattern=TEXT)
+    until: dt.date | None = None
+
+
+class LiftHoldRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000, pattern=TEXT)
+
+
+class Record(BaseModel):
+    """``retentiond records explain --format json``, plus the plain-English headline."""
+
+    model_config = ConfigDict(extra="allow")
+    record_id: str
+    category: str
+    controller: str
+    state: str
+    due_on: dt.date | None
+    action: str | None
+    rule: str | None
+    citation: str | None
+    headline: str
+    rules: list[dict[str, Any]]
+    holds: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+
+
+class Dashboard(BaseModel):
+    as_of: dt.date
+    by_state: dict[str, int]
+    overdue: int
+    overdue_days: int
+    needs_attention: int
+    active_holds: int
+    undelivered_notices: int | None = Field(description="null until notifications exist")
+    due_by_month: dict[str, dict[str, int]]
+    oldest_overdue: list[Disposal]
+    failed: list[Disposal]
+
+
+class PolicyRule(BaseModel):
+    id: str
+    category: str
+    title: str
+    action: str
+    approvals_required: int
+    auto_approve: bool
+    citation: str
+
+
+class PolicyPack(BaseModel):
+    name: str
+    title: str
+    sha256: str
+    signed_off_by: str | None
+    signed_off_on: dt.date | None
+
+
+class Policy(BaseModel):
+    version: str
+    packs: list[PolicyPack]
+    rules: list[PolicyRule]
+
+
+class PolicyPreviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pack_text: str = Field(min_length=1, max_length=1_000_000, pattern=TEXT,
+                           description="a policy pack (TOML); replaces the pack of the same name")
+
+
+class CategoryMove(BaseModel):
+    category: str
+    records: int
+    earlier: int
+    later: int
+    unchanged: int
+    newly_never_due: int
+    newly_dated: int
+    newly_due_now: int
+
+
+class PolicyPreview(BaseModel):
+    current_version: str
+    proposed_version: str
+    as_of: dt.date
+    changed_categories: list[str]
+    moves: list[CategoryMove]
+
+
+class AuditEvent(BaseModel):
+    id: int
+    occurred_at: dt.datetime
+    kind: str
+    actor: str
+    entity: str
+    entity_id: str
+    reason: str | None
+    policy_version: str | None
+    data: Any
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEvent]
+    next_before_id: int | None
+
+
+class Certificates(BaseModel):
+    available: bool
+    detail: str
+    items: list[dict[str, Any]]

@@ -1,0 +1,235 @@
+"""Who is asking, and may they: authentication, the route rules, CSRF, sign-in.
+
+``authorise`` runs before every route of the app (a global dependency). It looks the route up
+in ``roles.ROUTE_RULES`` (no rule: refused), finds the principal from the session cookie or a
+bearer token, checks the permission, and on a state-changing request through a cookie checks
+the CSRF token. Endpoints then read ``request.state.principal``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from retentiond.audit import record_event
+from retentiond.clock import Clock
+from retentiond.config import Config
+from retentiond.lifecycle.context import Context
+from retentiond.logs import get_logger
+from retentiond.policy import PolicySet
+from retentiond.registry.models import WebUser
+from retentiond.web import throttle
+from retentiond.web.accounts import hash_password, needs_rehash, verify_password
+from retentiond.web.roles import PUBLIC, ROUTE_RULES, Principal
+from retentiond.web.sessions import resolve_session, resolve_token, start_session
+from retentiond.web.settings import WebSettings
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+LOGIN_CSRF_COOKIE = "retentiond_login_csrf"
+log = get_logger("retentiond.web")
+
+
+@dataclass(kw_only=True)
+class WebState:
+    """What every request shares: configuration, the registry, the policy in force, a clock."""
+
+    cfg: Config
+    settings: WebSettings
+    sessions: sessionmaker[Session]
+    policy: PolicySet
+    clock: Clock
+    templates: Any
+    export_key: bytes
+
+    def context(self, actor: str) -> Context:
+        return Context(sessions=self.sessions, policy=self.policy, clock=self.clock, actor=actor)
+
+
+class LoginRequired(Exception):
+    """No valid session or token: pages redirect to sign-in, the API answers 401."""
+
+
+class Denied(Exception):
+    """Signed in, but the role does not allow this (or a CSRF token is missing or wrong)."""
+
+
+def web_state(request: Request) -> WebState:
+    state: WebState = request.app.state.web
+    return state
+
+
+def current(request: Request) -> Principal:
+    """The principal ``authorise`` found (every non-public route has one)."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        raise LoginRequired()
+    return principal
+
+
+def context_for(request: Request) -> Context:
+    """A lifecycle context acting as the signed-in user (their name goes into the audit)."""
+    return web_state(request).context(current(request).username)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def authenticate(request: Request) -> Principal | None:
+    """The principal from a bearer token or the session cookie, or None."""
+    state = web_state(request)
+    now = state.clock.now()
+    header = request.headers.get("authorization", "")
+    cookie = request.cookies.get(state.settings.session_cookie)
+    if not header and not cookie:
+        return None
+    with state.sessions.begin() as session:
+        if header.lower().startswith("bearer "):
+            return resolve_token(session, header[7:].strip(), now=now)
+        if cookie:
+            return resolve_session(session, cookie, now=now, settings=state.settings)
+    return None
+
+
+def _audit(request: Request, kind: str, actor: str, entity: str, entity_id: str,
+           data: dict[str, Any] | None = None, reason: str | None = None) -> None:
+    state = web_state(request)
+    with state.sessions.begin() as session:
+        record_event(session, kind=kind, actor=actor, entity=entity, entity_id=entity_id,
+                     at=state.clock.now(), reason=reason, policy_version=state.policy.version,
+                     data=data)
+
+
+def audit(request: Request, kind: str, entity: str, entity_id: object,
+          data: dict[str, Any] | None = None) -> None:
+    """Record a read (a record viewed, an export) as the signed-in user."""
+    _audit(request, kind, current(request).username, entity, str(entity_id), data)
+
+
+async def _csrf_ok(request: Request, expected: str | None) -> bool:
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    return bool(expected and sent and secrets.compare_digest(sent, expected))
+
+
+async def authorise(request: Request) -> None:
+    """The app-wide gate (see the module's docstring)."""
+    route = request.scope.get("route")
+    name = getattr(route, "name", None)
+    rule = ROUTE_RULES.get(name or "")
+    if rule is None:
+        log.error("route_without_rule", route=name)
+        raise Denied("this address has no authorisation rule")
+    principal = await run_in_threadpool(authenticate, request)
+    request.state.principal = principal
+    if rule == PUBLIC:
+        return
+    if principal is None:
+        raise LoginRequired()
+    if not principal.can(rule):
+        await run_in_threadpool(_audit, request, "AccessDenied", principal.username, "route",
+                                name or "", {"method": request.method, "path": request.url.path})
+        raise Denied(f"your role does not allow this ({rule})")
+    if (request.method not in SAFE_METHODS and principal.via == "session"
+            and not await _csrf_ok(request, principal.csrf_token)):
+        raise Denied("the form had expired or did not come from this service: go back, "
+                     "reload the page and try again")
+
+
+# --- password sign-in ---------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class SignIn:
+    """The outcome of a sign-in: a session cookie value, or an error for the form."""
+
+    token: str | None = None
+    error: str | None = None
+
+
+def password_sign_in(request: Request, username: str, password: str) -> SignIn:
+    """Check a user name and password, with throttling; audit the outcome either way."""
+    state = web_state(request)
+    now = state.clock.now()
+    client = client_address(request)
+    username = username.strip()
+    with state.sessions.begin() as session:
+        wait = throttle.retry_after(session, username=username, client=client, now=now,
+                                    settings=state.settings)
+        if wait is not None:
+            minutes = max(1, int((wait - now).total_seconds() // 60) + 1)
+            record_event(session, kind="SignInThrottled", actor=username or "-", entity="user",
+                         entity_id=username or "-", at=now, data={"method": "password"})
+            return SignIn(error=f"Too many failed attempts. Try again in {minutes} minutes.")
+        user = session.scalar(select(WebUser).where(WebUser.username == username))
+        ok = verify_password(user.password_hash if user else None, password)
+        if not ok or user is None or user.disabled_at is not None:
+            throttle.note_attempt(session, username=username, client=client, now=now,
+                                  succeeded=False, settings=state.settings)
+            why = "disabled" if ok and user is not None else "wrong user name or password"
+            record_event(session, kind="SignInFailed", actor=username or "-", entity="user",
+                         entity_id=username or "-", at=now,
+                         data={"method": "password", "why": why})
+            return SignIn(error="The user name or password is not right, or the account is "
+                                "disabled.")
+        assert user.password_hash is not None
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        throttle.note_attempt(session, username=username, client=client, now=now,
+                              succeeded=True, settings=state.settings)
+        token = start_session(session, user, method="password", now=now, settings=state.settings)
+        record_event(session, kind="UserSignedIn", actor=username, entity="user",
+                     entity_id=username, at=now, data={"method": "password"})
+    return SignIn(token=token)
+
+
+def sign_in_user(request: Request, username: str, method: str) -> SignIn:
+    """Open a session for a user an external provider vouched for (OpenID Connect)."""
+    state = web_state(request)
+    now = state.clock.now()
+    with state.sessions.begin() as session:
+        user = session.scalar(select(WebUser).where(WebUser.username == username))
+        if user is None or user.disabled_at is not None:
+            record_event(session, kind="SignInFailed", actor=username, entity="user",
+                         entity_id=username, at=now,
+                         data={"method": method, "why": "no such user here, or disabled"})
+            return SignIn(error=f"{username} has no account in this service, or it is "
+                                "disabled. Ask an administrator to add you.")
+        token = start_session(session, user, method=method, now=now, settings=state.settings)
+        record_event(session, kind="UserSignedIn", actor=username, entity="user",
+                     entity_id=username, at=now, data={"method": method})
+    return SignIn(token=token)
+
+
+def set_session_cookie(response: Any, state: WebState, token: str) -> None:
+    response.set_cookie(
+        state.settings.session_cookie, token, httponly=True, secure=state.settings.cookie_secure,
+        samesite=state.settings.cookie_samesite, path="/",
+        max_age=state.settings.session_absolute_hours * 3600,
+    )
+
+
+def clear_session_cookie(response: Any, state: WebState) -> None:
+    response.delete_cookie(state.settings.session_cookie, path="/",
+                           secure=state.settings.cookie_secure, httponly=True,
+                           samesite=state.settings.cookie_samesite)
+
+
+def now_utc(request: Request) -> dt.datetime:
+    return web_state(request).clock.now()

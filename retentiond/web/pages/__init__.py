@@ -1,0 +1,1 @@
+"""Server-rendered pages (HTML, GOV.UK Frontend). Each works without JavaScript."""

@@ -1,0 +1,116 @@
+"""What every page needs: rendering with the shared layout, flash messages, form parsing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from retentiond.web.auth import web_state
+from retentiond.web.roles import (
+    MANAGE_USERS,
+    VIEW,
+    VIEW_AUDIT,
+    VIEW_HOLDS,
+    VIEW_POLICY,
+    Principal,
+)
+from retentiond.web.wording import STATE_LABELS, STATE_TAGS, long_date
+
+FLASH_COOKIE = "retentiond_flash"
+NAV = (
+    ("/dashboard", "Dashboard", VIEW),
+    ("/queue", "Review queue", VIEW),
+    ("/holds", "Holds", VIEW_HOLDS),
+    ("/policy", "Policy", VIEW_POLICY),
+    ("/certificates", "Certificates", VIEW),
+    ("/audit", "Audit", VIEW_AUDIT),
+    ("/users", "Users", MANAGE_USERS),
+)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with a form, linked from the error summary to its field."""
+
+    field: str
+    text: str
+
+
+def nav_for(principal: Principal | None, path: str) -> list[dict[str, Any]]:
+    if principal is None:
+        return []
+    return [{"href": href, "label": label, "active": path == href or path.startswith(href + "/")}
+            for href, label, perm in NAV if principal.can(perm)]
+
+
+def render(request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A page in the shared layout; a flash message set by the previous POST is shown once."""
+    state = web_state(request)
+    principal: Principal | None = getattr(request.state, "principal", None)
+    flash = None
+    raw = request.cookies.get(FLASH_COOKIE)
+    if raw:
+        kind, _, text = raw.partition(":")
+        from urllib.parse import unquote
+        flash = {"kind": kind, "text": unquote(text)}
+    base = {
+        "principal": principal, "nav": nav_for(principal, request.url.path),
+        "policy_version": state.policy.version if principal else None,
+        "flash": flash, "labels": STATE_LABELS, "tags": STATE_TAGS, "long_date": long_date,
+    }
+    base.update(context)
+    response: HTMLResponse = state.templates.TemplateResponse(
+        request, template, base, status_code=status_code)
+    if raw:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def redirect(url: str, *, flash: str | None = None, kind: str = "success") -> RedirectResponse:
+    """Post/redirect/get, with a one-time message for the next page."""
+    response = RedirectResponse(url, status_code=303)
+    if flash:
+        response.set_cookie(FLASH_COOKIE, f"{kind}:{quote(flash)}", path="/", httponly=True,
+                            samesite="lax", max_age=60)
+    return response
+
+
+def query_string(params: dict[str, str]) -> str:
+    return urlencode({k: v for k, v in params.items() if v != ""})
+
+
+def parse_date_input(form: Any, field: str, label: str, errors: list[FieldError], *,
+                     required: bool) -> dt.date | None:
+    """A GOV.UK date input (day, month, year) -> a date, or a FieldError naming the field."""
+    parts = [str(form.get(f"{field}-{p}", "") or "").strip() for p in ("day", "month", "year")]
+    if not any(parts):
+        if required:
+            errors.append(FieldError(field, f"Enter the {label}"))
+        return None
+    if not all(p.isdigit() for p in parts) or len(parts[2]) != 4:
+        errors.append(FieldError(field, f"The {label} must be a real date, for example 27 3 2027"))
+        return None
+    try:
+        return dt.date(int(parts[2]), int(parts[1]), int(parts[0]))
+    except ValueError:
+        errors.append(FieldError(field, f"The {label} must be a real date, for example 27 3 2027"))
+        return None
+
+
+def date_parts(form: Any, field: str) -> dict[str, str]:
+    return {p: str(form.get(f"{field}-{p}", "") or "") for p in ("day", "month", "year")}
+
+
+def parse_iso(value: str | None) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None

@@ -1,0 +1,46 @@
+"""The dashboard: counts by state, what is overdue, failed executions, and the chart."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from retentiond.web import chart, queries
+from retentiond.web.auth import current, web_state
+from retentiond.web.pages.common import render
+
+router = APIRouter(include_in_schema=False)
+
+
+def load_dashboard(request: Request) -> queries.Dashboard:
+    state, principal = web_state(request), current(request)
+    with state.sessions() as session:
+        return queries.dashboard(session, as_of=state.clock.today(),
+                                 overdue_days=state.settings.overdue_days,
+                                 controller_id=principal.controller_id)
+
+
+def notices_status() -> str | None:
+    """Undelivered notices, once ``retentiond.notify`` can count them; None until then."""
+    try:
+        from retentiond.notify import count_undelivered  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return str(count_undelivered)
+
+
+@router.get("/dashboard", name="dashboard_page")
+def dashboard_page(request: Request) -> HTMLResponse:
+    data = load_dashboard(request)
+    return render(request, "dashboard.html", title="Dashboard", d=data,
+                  svg=chart.render_svg(data.due_by_month,
+                                       title="Records falling due per month, next 24 months, by category"),
+                  chart_text=chart.describe(data.due_by_month),
+                  categories=chart.categories_of(data.due_by_month), notices=None)
+
+
+@router.get("/dashboard/chart.svg", name="dashboard_chart_svg")
+def dashboard_chart_svg(request: Request) -> Response:
+    data = load_dashboard(request)
+    return Response(chart.render_svg(data.due_by_month), media_type="image/svg+xml",
+                    headers={"Cache-Control": "no-store"})

@@ -1,0 +1,95 @@
+"""A seeded registry served by the real app under uvicorn on loopback, and Debian's Chromium
+driven by Playwright (never a downloaded browser). Shared by the browser tests, schemathesis
+and the screenshot script."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from web_support import PASSWORD, Estate, seed, web_config  # noqa: E402
+
+from retentiond.clock import FixedClock  # noqa: E402
+from retentiond.policy import load_policy_set  # noqa: E402
+from retentiond.registry.db import make_engine, upgrade  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CLOCK_AT = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_app(workdir: Path, *, records: int = 400, template: Path | None = None
+                ) -> Iterator[tuple[str, Estate]]:
+    """Seed a SQLite registry in ``workdir`` and serve it; yield its base URL and the estate."""
+    from retentiond.web.app import create_app, serve
+
+    db = workdir / "registry.db"
+    if template is not None:
+        shutil.copy(template, db)
+    url = f"sqlite:///{db}"
+    if template is None:
+        upgrade(make_engine(url))
+    policy = load_policy_set([ROOT / "policies" / "isa-default.toml"])
+    clock = FixedClock(CLOCK_AT)
+    estate = seed(url, policy, clock, records=records)
+    port = free_port()
+    # Plain http on loopback: the Secure flag is tested separately (test_int_web_journeys).
+    cfg = web_config(url, workdir, secure=False, listen=f"127.0.0.1:{port}")
+    app = create_app(cfg, policy=policy, clock=clock, sessions=estate.ctx.sessions)
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(cfg, stop), kwargs={"app": app}, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    try:
+        yield base, estate
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """One headless Chromium for the whole session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def sign_in(page: Any, base: str, username: str, password: str = PASSWORD) -> None:
+    """Sign in through the form, by keyboard, as a person would."""
+    page.goto(f"{base}/login")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_label("Password").press("Enter")
+    page.wait_for_load_state()

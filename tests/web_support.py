@@ -1,0 +1,84 @@
+"""Shared set-up for the web tests: a seeded registry, one user per role, the app."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from retentiond.clock import FixedClock
+from retentiond.config import Config
+from retentiond.demo import load_demo
+from retentiond.lifecycle.context import Context
+from retentiond.lifecycle.evaluate import evaluate
+from retentiond.policy import PolicySet
+from retentiond.registry.db import make_engine, session_factory
+from retentiond.registry.models import Controller
+from retentiond.web.accounts import add_user
+from retentiond.web.sessions import create_token
+
+PASSWORD = "correct horse battery staple"
+#: user name -> (roles, controller)
+USERS = {
+    "admin": ("admin", None),
+    "officer": ("ig_officer", None),
+    "approver1": ("approver", None),
+    "approver2": ("approver", None),
+    "auditor": ("auditor", None),
+    "school1": ("controller", "DEMO-SCH-01"),
+    "school2": ("controller", "DEMO-SCH-02"),
+}
+ROLE_USER = {"admin": "admin", "ig_officer": "officer", "approver": "approver1",
+             "auditor": "auditor", "controller": "school1"}
+
+
+@dataclass
+class Estate:
+    """A seeded registry: its URL, a context, the API token of every user."""
+
+    url: str
+    ctx: Context
+    tokens: dict[str, str]
+
+    def controller_id(self, code: str) -> int:
+        with self.ctx.sessions() as session:
+            found = session.scalar(select(Controller.id).where(Controller.code == code))
+        assert found is not None
+        return found
+
+
+def seed(url: str, policy: PolicySet, clock: FixedClock, *, records: int = 400) -> Estate:
+    """Demo data, one evaluation (so there are pending cases), a user and token per role."""
+    cheap_hashing()
+    ctx = Context(sessions=session_factory(make_engine(url)), policy=policy, clock=clock,
+                  actor="test.setup")
+    load_demo(ctx, records=records, seed=7)
+    evaluate(ctx, clock.today())
+    tokens = {}
+    for name, (roles, controller) in USERS.items():
+        add_user(ctx, username=name, roles=roles, password=PASSWORD, controller=controller)
+        tokens[name] = create_token(ctx, name, name=f"{name} tests")
+    return Estate(url=url, ctx=ctx, tokens=tokens)
+
+
+def web_config(url: str, tmp: Path, *, secure: bool = True, **web: object) -> Config:
+    """A configuration for the app: the registry and a [web] section."""
+    return Config(source=str(tmp / "retentiond.toml"), database_url=url,
+                  raw={"web": {"cookie_secure": secure, **web}}, pseudonym_key=b"k" * 32)
+
+
+def today_plus(clock: FixedClock, days: int) -> dt.date:
+    return clock.today() + dt.timedelta(days=days)
+
+
+def cheap_hashing() -> None:
+    """Argon2 at its lowest cost, so that tests that add many users stay fast (production
+    keeps argon2-cffi's defaults)."""
+    from argon2 import PasswordHasher
+
+    from retentiond.web import accounts
+
+    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    accounts._DUMMY_HASH = accounts._hasher.hash("retentiond-no-such-user")
