@@ -4,9 +4,12 @@ Every job finds its work in the database (DESIGN.md section 5), so running one t
 after a restart loses nothing and does nothing twice. Each returns a ``JobOutcome`` with
 counts only (they go to logs and metrics; no personal data), or raises.
 
-Execution and lease reaping call ``retentiond.lifecycle.execute`` and
-``retentiond.connectors`` when those modules are installed; until then the jobs report, in
-the log, the status line and the metrics, that execution is not available.
+The jobs that act on the outside world are wired to whatever this installation has
+(``Wiring``): execution and lease reaping to ``retentiond.lifecycle.execute`` and
+``retentiond.connectors``; certification to ``retentiond.certificates`` (with the signing keys
+of ``[certificates]``); delivery and advance notices to ``retentiond.notify``. What is missing
+(a module, or the signing keys on a fresh install) is reported plainly, in the log, the status
+line, ``/healthz`` and the metrics, never pretended.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from retentiond.config import Config
+from retentiond.config import Config, ConfigError
 from retentiond.daemon.queries import CountsCache
 from retentiond.daemon.settings import DaemonSettings
 from retentiond.daemon.slots import nightly_slot
@@ -93,6 +96,97 @@ def load_pipeline(cfg: Config) -> Pipeline:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Certification:
+    """Issuing certificates, if this installation has the module and the signing keys."""
+
+    issue: Callable[..., Any] | None = None
+    signer: Any = None
+    batch: str = "run"
+    unavailable: str | None = None
+
+
+def load_certification(cfg: Config) -> Certification:
+    """A wrong ``[certificates]`` section is refused (``ConfigError``); keys not made yet, or
+    no issuer, leave certification unavailable (the executed disposals wait for it)."""
+    certs = _optional_module("retentiond.certificates")
+    names = ("issue_certificates", "certificate_settings", "load_signer")
+    if certs is None or not all(hasattr(certs, n) for n in names):
+        return Certification(unavailable="certificates are not available in this installation")
+    settings = certs.certificate_settings(cfg)
+    try:
+        signer = certs.load_signer(settings)
+    except ConfigError as exc:
+        return Certification(batch=settings.batch,
+                             unavailable=f"certificates cannot be issued: {exc}")
+    return Certification(issue=certs.issue_certificates, signer=signer, batch=settings.batch)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivery:
+    """Delivering the outbox, and advance notices, if this installation has them."""
+
+    deliver: Callable[..., Any] | None = None
+    channels: Any = None
+    advance: Callable[..., Any] | None = None
+    issuer: str | None = None
+    unavailable: str | None = None
+    advance_unavailable: str | None = None
+
+
+def load_delivery(cfg: Config) -> Delivery:
+    """A wrong ``[notify]`` section is refused (``ConfigError``)."""
+    notify = _optional_module("retentiond.notify")
+    if notify is None or not all(hasattr(notify, n)
+                                 for n in ("channels_from_config", "deliver_notifications")):
+        missing = "notifications are not available in this installation"
+        return Delivery(unavailable=missing, advance_unavailable=missing)
+    channels = notify.channels_from_config(cfg)
+    advance = _optional_module("retentiond.notify.advance")
+    send = getattr(advance, "send_advance_notices", None)
+    certs = _optional_module("retentiond.certificates")
+    issuer = certs.certificate_settings(cfg).issuer if certs is not None else None
+    why = None
+    if send is None:
+        why = "advance notices are not available in this installation"
+    elif not issuer:
+        why = "advance notices need [certificates].issuer (who the notice is from)"
+    return Delivery(deliver=notify.deliver_notifications, channels=channels,
+                    advance=send if why is None else None, issuer=issuer, advance_unavailable=why)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wiring:
+    """Everything outside the registry that jobs act through, loaded from one config."""
+
+    pipeline: Pipeline = field(default_factory=Pipeline)
+    certification: Certification = field(default_factory=Certification)
+    delivery: Delivery = field(default_factory=Delivery)
+
+    def unavailable(self) -> dict[str, str]:
+        """What cannot run, and why: for the log, STATUS and /healthz."""
+        reasons = {"execution": self.pipeline.unavailable,
+                   "certificates": self.certification.unavailable,
+                   "notifications": self.delivery.unavailable,
+                   "advance notices": self.delivery.advance_unavailable}
+        return {k: v for k, v in reasons.items() if v}
+
+    def close(self) -> None:
+        self.pipeline.close()
+
+
+def load_wiring(cfg: Config) -> Wiring:
+    """Load everything; raises ``ConfigError`` for a wrong section (nothing is half loaded:
+    connectors already built are closed)."""
+    pipeline = load_pipeline(cfg)
+    try:
+        return Wiring(pipeline=pipeline, certification=load_certification(cfg),
+                      delivery=load_delivery(cfg))
+    except BaseException:
+        pipeline.close()
+        raise
+
+
+@dataclass(frozen=True, kw_only=True)
 class JobEnv:
     """What a job run sees: the state in force when it started (a reload does not change a
     run in hand)."""
@@ -100,7 +194,7 @@ class JobEnv:
     ctx: Context
     engine: Engine
     settings: DaemonSettings
-    pipeline: Pipeline
+    wiring: Wiring
     stop: threading.Event
     owner: str
     counts: CountsCache
@@ -143,7 +237,7 @@ def job_evaluate(env: JobEnv) -> JobOutcome:
 def job_execute(env: JobEnv) -> JobOutcome:
     """Carry out approved disposals. ``execute_due`` claims batches of ``batch_size`` until
     none is ready, and returns early (releasing the rest of its batch) when the service stops."""
-    p = env.pipeline
+    p = env.wiring.pipeline
     if p.execute_due is None:
         return JobOutcome(status="unavailable", note=p.unavailable or "")
     spec = env.settings.jobs["execute"]
@@ -154,10 +248,45 @@ def job_execute(env: JobEnv) -> JobOutcome:
 
 def job_reap_leases(env: JobEnv) -> JobOutcome:
     """Return disposals whose executor died (lease expired) to the queue."""
-    p = env.pipeline
+    p = env.wiring.pipeline
     if p.reap_leases is None:
         return JobOutcome(status="unavailable", note=p.unavailable or "")
     return JobOutcome(counts={"reaped": int(p.reap_leases(env.ctx))})
+
+
+def job_certify(env: JobEnv) -> JobOutcome:
+    """Certify executed disposals: one signed certificate per controller per batch, its
+    notifications queued in the outbox in the same transaction."""
+    c = env.wiring.certification
+    if c.issue is None:
+        return JobOutcome(status="unavailable", note=c.unavailable or "")
+    issued = c.issue(env.ctx, c.signer, batch=c.batch)
+    return JobOutcome(counts={
+        "certificates": len(issued),
+        "records": sum(int(getattr(i, "records", 0)) for i in issued),
+        "notifications": sum(int(getattr(i, "notifications", 0)) for i in issued),
+    })
+
+
+def job_deliver(env: JobEnv) -> JobOutcome:
+    """Deliver what the outbox holds (certificate notices, advance notices, alerts)."""
+    d = env.wiring.delivery
+    if d.deliver is None:
+        return JobOutcome(status="unavailable", note=d.unavailable or "")
+    return JobOutcome(counts=_int_fields(d.deliver(env.ctx, d.channels, stop=env.stop,
+                                                   owner=env.owner)))
+
+
+def job_advance_notice(env: JobEnv) -> JobOutcome:
+    """Tell controllers that asked for notice what of theirs falls due within their window."""
+    d = env.wiring.delivery
+    if d.advance is None:
+        return JobOutcome(status="unavailable", note=d.advance_unavailable or "")
+    notices = d.advance(env.ctx, issuer=d.issuer)
+    return JobOutcome(counts={
+        "notices": len(notices),
+        "records": sum(int(getattr(n, "records", 0)) for n in notices),
+    })
 
 
 def job_digest(env: JobEnv) -> JobOutcome:
@@ -178,7 +307,10 @@ def job_digest(env: JobEnv) -> JobOutcome:
 JOBS: dict[str, Callable[[JobEnv], JobOutcome]] = {
     "expire_holds": job_expire_holds,
     "evaluate": job_evaluate,
+    "advance_notice": job_advance_notice,
     "reap_leases": job_reap_leases,
     "execute": job_execute,
+    "certify": job_certify,
+    "deliver": job_deliver,
     "digest": job_digest,
 }

@@ -34,7 +34,7 @@ from retentiond.config import Config, ConfigError, load_config
 from retentiond.daemon.health import READY, STOPPING, Health
 from retentiond.daemon.httpd import MetricsServer
 from retentiond.daemon.instance_lock import InstanceLock, acquire_instance_lock
-from retentiond.daemon.jobs import JOBS, JobEnv, JobOutcome, Pipeline, load_pipeline
+from retentiond.daemon.jobs import JOBS, JobEnv, JobOutcome, Wiring, load_wiring
 from retentiond.daemon.metrics import Metrics
 from retentiond.daemon.queries import CountsCache
 from retentiond.daemon.schedule import make_trigger
@@ -100,7 +100,7 @@ class Service:
         self.clock = clock or SystemClock()
         self.environ = os.environ if environ is None else environ
         self.stop = threading.Event()
-        #: Held while a reload swaps cfg, settings, ctx and pipeline, so that a job never
+        #: Held while a reload swaps cfg, settings, ctx and wiring, so that a job never
         #: starts with half of the old state and half of the new.
         self._swap = threading.Lock()
         self.owner = self.settings.instance or f"{socket.gethostname()}:{os.getpid()}"
@@ -110,9 +110,10 @@ class Service:
         self.lock: InstanceLock | None = None
         self.engine: Engine | None = None
         self.ctx: Context | None = None
-        self.pipeline = Pipeline()
-        #: Pipelines replaced by a reload, closed once no job can be using them.
-        self._retired: list[Pipeline] = []
+        self.wiring = Wiring()
+        #: Wirings replaced by a reload, closed once no job can be using them.
+        self._retired: list[Wiring] = []
+        self._closed = False
         self.counts: CountsCache | None = None
         self.metrics: Metrics | None = None
         self.http: MetricsServer | None = None
@@ -150,7 +151,7 @@ class Service:
         require_current(engine)
         self.status("starting: loading policies")
         policy = load_policy(self.cfg)
-        self.pipeline = load_pipeline(self.cfg)
+        self.wiring = load_wiring(self.cfg)
         self.ctx = Context(sessions=session_factory(engine), policy=policy, clock=self.clock,
                            actor=SCHEDULER_ACTOR)
         self.counts = CountsCache(self.ctx.sessions, self.clock,
@@ -160,8 +161,8 @@ class Service:
         for name in JOB_NAMES:
             for outcome in _OUTCOMES:
                 self.metrics.runs.labels(name, outcome)
-        if self.pipeline.unavailable:
-            log.warning("execution_unavailable", reason=self.pipeline.unavailable)
+        for feature, reason in self.wiring.unavailable().items():
+            log.warning("unavailable", feature=feature, reason=reason)
 
     def _info(self) -> dict[str, str]:
         return {"policy_version": self.ctx.policy.version if self.ctx else "",
@@ -173,7 +174,7 @@ class Service:
         with self._swap:
             assert self.ctx and self.engine and self.counts
             return JobEnv(ctx=self.ctx, engine=self.engine, settings=self.settings,
-                          pipeline=self.pipeline, stop=self.stop, owner=self.owner,
+                          wiring=self.wiring, stop=self.stop, owner=self.owner,
                           counts=self.counts)
 
     def run_job(self, name: str) -> str:
@@ -280,8 +281,9 @@ class Service:
         if counts is not None:
             parts.append(f"{counts.pending_review} pending review, {counts.overdue} overdue, "
                          f"{counts.failed} failed")
-        if self.pipeline.unavailable:
-            parts.append("execution not available")
+        missing = self.wiring.unavailable()
+        if missing:
+            parts.append(f"not available: {', '.join(missing)}")
         failed = [n for n, j in self.health.jobs().items() if j.last_outcome == "failed"]
         if failed:
             parts.append(f"last run failed: {', '.join(failed)}")
@@ -307,7 +309,8 @@ class Service:
             "status": "ok" if not problems else "unhealthy", "phase": self.health.phase,
             "problems": problems, "instance": self.owner,
             "policy_version": self.ctx.policy.version if self.ctx else None,
-            "execution": self.pipeline.unavailable or "available",
+            "execution": self.wiring.pipeline.unavailable or "available",
+            "unavailable": self.wiring.unavailable(),
             "reload_error": self.reload_error,
             "jobs": {n: j.as_json() for n, j in sorted(self.health.jobs().items())},
         }
@@ -373,7 +376,7 @@ class Service:
             cfg = load_config(self.cfg.source)
             settings = load_settings(cfg)
             policy = load_policy(cfg)
-            pipeline = load_pipeline(cfg)
+            wiring = load_wiring(cfg)
         except PolicyError as exc:
             problems = list(exc.problems)
         except ConfigError as exc:
@@ -398,8 +401,8 @@ class Service:
         settings = dataclasses.replace(settings, metrics_listen=self.settings.metrics_listen)
         previous = self.settings
         with self._swap:
-            self._retired.append(self.pipeline)
-            self.cfg, self.settings, self.pipeline = cfg, settings, pipeline
+            self._retired.append(self.wiring)
+            self.cfg, self.settings, self.wiring = cfg, settings, wiring
             self.ctx = dataclasses.replace(self.ctx, policy=policy)
         configure_logging(cfg.log_level, cfg.log_format, cfg.pseudonym_key)
         self.health.stall_s = {n: s.stall_s for n, s in settings.jobs.items()}
@@ -418,7 +421,7 @@ class Service:
                              schedule=settings.jobs[name].describe())
         self.reload_error = None
         log.info("reloaded", policy_version=policy.version, previous_policy_version=old_version,
-                 execution=pipeline.unavailable or "available")
+                 unavailable=wiring.unavailable())
         self.notify("READY=1", f"STATUS={self.status_line()}")
         return True
 
@@ -441,7 +444,7 @@ class Service:
                      if self.engine else None,
                      jobs={n: s.describe() for n, s in self.settings.jobs.items()},
                      metrics=f"{self.http.address[0]}:{self.http.address[1]}" if self.http else None,
-                     watchdog_s=watchdog, execution=self.pipeline.unavailable or "available")
+                     watchdog_s=watchdog, unavailable=self.wiring.unavailable())
             self.notify("READY=1", f"STATUS={self.status_line()}")
             tick = min(watchdog / 3, 5.0) if watchdog else 5.0
             return self._loop(tick, watchdog)
@@ -499,15 +502,17 @@ class Service:
 
     def _close_retired(self) -> None:
         while self._retired:
-            pipeline = self._retired.pop()
+            wiring = self._retired.pop()
             try:
-                pipeline.close()
+                wiring.close()
             except Exception as exc:
                 log.warning("connectors_close_failed", error=describe_error(exc))
 
     def _close(self) -> None:
-        self._retired.append(self.pipeline)
-        self.pipeline = Pipeline(unavailable=self.pipeline.unavailable)
+        if self._closed:
+            return
+        self._closed = True
+        self._retired.append(self.wiring)
         self._close_retired()
         if self.http is not None:
             self.http.close()

@@ -13,8 +13,10 @@ from typing import Any
 from retentiond.config import Config, ConfigError
 
 #: The jobs the daemon knows, in the order ``run --once`` runs them: holds that ended are
-#: lifted before evaluation looks at what is due; execution runs after leases are reaped.
-JOB_NAMES = ("expire_holds", "evaluate", "reap_leases", "execute", "digest")
+#: lifted before evaluation looks at what is due; execution runs after leases are reaped;
+#: what was executed is certified, and the certificates' notices delivered, in the same pass.
+JOB_NAMES = ("expire_holds", "evaluate", "advance_notice", "reap_leases", "execute", "certify",
+             "deliver", "digest")
 
 #: Defaults: cron expressions are Europe/London wall-clock times.
 DEFAULT_SCHEDULES: dict[str, dict[str, Any]] = {
@@ -22,8 +24,11 @@ DEFAULT_SCHEDULES: dict[str, dict[str, Any]] = {
     "expire_holds": {"cron": "5 0 * * *"},
     # 03:30 is outside the hour the clocks change in (01:00-02:00), every year.
     "evaluate": {"cron": "30 3 * * *"},
+    "advance_notice": {"cron": "0 7 * * *"},
     "reap_leases": {"interval_s": 120},
     "execute": {"interval_s": 60},
+    "certify": {"interval_s": 300},
+    "deliver": {"interval_s": 60},
     "digest": {"cron": "0 8 * * *"},
 }
 

@@ -16,7 +16,18 @@ import pytest
 from retentiond.clock import FixedClock
 from retentiond.config import Config
 from retentiond.daemon import jobs as daemon_jobs
-from retentiond.daemon.jobs import JobEnv, JobOutcome, Pipeline, job_digest, job_evaluate
+from retentiond.daemon.jobs import (
+    JobEnv,
+    JobOutcome,
+    Pipeline,
+    Wiring,
+    job_advance_notice,
+    job_certify,
+    job_deliver,
+    job_digest,
+    job_evaluate,
+    load_wiring,
+)
 from retentiond.daemon.queries import CountsCache, registry_counts
 from retentiond.daemon.service import Service
 from retentiond.daemon.settings import load_settings
@@ -45,12 +56,13 @@ def seed(ctx, tmp_path: Path) -> None:
     place_hold(ctx, scope="record:R-HELD", hold_type="legal", reason="litigation (synthetic)")
 
 
-def env_for(ctx, **kw) -> JobEnv:
+def env_for(ctx, wiring: Wiring | None = None) -> JobEnv:
     engine = ctx.sessions.kw["bind"]
     settings = load_settings(Config(raw={}))
     counts = CountsCache(ctx.sessions, ctx.clock, grace_days=30, max_age_s=0)
-    return JobEnv(ctx=ctx, engine=engine, settings=settings, pipeline=Pipeline(unavailable="x"),
-                  stop=threading.Event(), owner="test:1", counts=counts, **kw)
+    return JobEnv(ctx=ctx, engine=engine, settings=settings,
+                  wiring=wiring or Wiring(pipeline=Pipeline(unavailable="x")),
+                  stop=threading.Event(), owner="test:1", counts=counts)
 
 
 def test_nightly_evaluation_runs_once_per_london_date(ctx, tmp_path):
@@ -166,3 +178,24 @@ def test_sigterm_finishes_the_job_in_hand(database_url, monkeypatch):
     assert finished == [True]
     assert service.health.jobs()["execute"].last_outcome == "ok"
     assert time.monotonic() - t0 < 15
+
+
+def test_certify_is_unavailable_until_the_signing_keys_exist(ctx, tmp_path):
+    """Certify says why it cannot run until the keys exist; then it, deliver and notices run."""
+    from retentiond.certificates.keys import init_keys
+
+    cfg = Config(source=str(tmp_path / "retentiond.toml"),
+                 raw={"certificates": {"issuer": "Synthetic Borough Council", "key_dir": "keys"}})
+    wiring = load_wiring(cfg)
+    assert "keys init" in wiring.unavailable()["certificates"]
+    outcome = job_certify(env_for(ctx, wiring))
+    assert outcome.status == "unavailable" and "keys init" in outcome.note
+
+    init_keys(tmp_path / "keys", issuer="Synthetic Borough Council",
+              now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    wiring = load_wiring(cfg)
+    assert not {"certificates", "notifications", "advance notices"} & set(wiring.unavailable())
+    env = env_for(ctx, wiring)
+    assert job_certify(env).counts == {"certificates": 0, "records": 0, "notifications": 0}
+    assert job_deliver(env).status == "ok"
+    assert job_advance_notice(env).counts == {"notices": 0, "records": 0}
