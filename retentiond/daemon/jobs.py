@@ -36,7 +36,7 @@ log = get_logger("retentiond.daemon")
 
 #: Said wherever the digest is reported, until email exists.
 DIGEST_EMAIL_NOTE = ("the digest is this log line and the retentiond_job_last_count metrics; "
-                     "email to IG officers comes with the notifications issue")
+                     "its email to IG officers is not built yet (a later issue)")
 
 
 @dataclass(frozen=True, kw_only=True)
