@@ -180,13 +180,18 @@ def _applying_dates(outcomes: tuple[RuleOutcome, ...]) -> list[dt.date]:
 def test_adding_a_rule_never_makes_a_record_due_earlier(
     rs: list[Rule], extra: Rule, f: Facts
 ) -> None:
-    """Adding a rule never brings a due date forward, nor makes a blocked record due."""
+    """Adding a rule never brings a due date forward, nor makes a blocked record due.
+
+    Termination is left out: it is a cap on the rules' date (the earlier of the two), not one
+    more rule in the latest-wins contest; ``test_termination_caps_the_rules_date`` covers it.
+    """
+    f = dataclasses.replace(f, terminated_on=None)
     before = decide(policy(*rs), f)
     after = decide(policy(*rs, extra), f)
     if before.due_on is None:
         if before.needs_attention and "none of the rules" not in before.needs_attention:
             assert after.due_on is None  # blocked (or uncovered) stays never due
-        elif after.due_on is not None and f.terminated_on is None:
+        elif after.due_on is not None:
             # Nothing applied before: the new rule alone decides.
             assert after.rule_id == "extra"
     else:
@@ -229,3 +234,16 @@ def test_decide_is_deterministic(rs: list[Rule], f: Facts, data: st.DataObject) 
         first.due_on, first.action, first.rule_id, first.citation,
         first.approvals_required, first.auto_approve, first.needs_attention is None,
     )
+
+
+@settings(max_examples=300)
+@given(rs=rule_lists(), f=record_facts(), end=record_dates)
+def test_termination_caps_the_rules_date(rs: list[Rule], f: Facts, end: dt.date) -> None:
+    """With a terminated agreement the due date is the earlier of the rules' date and the end
+    of the notice (or the end of the notice when the rules give none)."""
+    by_rules = decide(policy(*rs), dataclasses.replace(f, terminated_on=None))
+    capped = decide(policy(*rs), dataclasses.replace(f, terminated_on=end))
+    if by_rules.due_on is None:
+        assert capped.due_on == end and capped.rule_id == TERMINATION_RULE_ID
+    else:
+        assert capped.due_on == min(by_rules.due_on, end)
