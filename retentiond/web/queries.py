@@ -314,6 +314,19 @@ def dashboard(session: Session, *, as_of: dt.date, overdue_days: int,
     )
 
 
+def notices(session: Session, *, controller_id: int | None) -> dict[str, int]:
+    """Controller notices not delivered: still being tried (pending) and given up (dead)."""
+    from retentiond.registry.models import Notification
+
+    query = select(Notification.state, func.count()).where(
+        Notification.state.in_(("pending", "dead"))).group_by(Notification.state)
+    if controller_id is not None:
+        query = query.where(Notification.controller_id == controller_id)
+    counts = {"pending": 0, "dead": 0}
+    counts.update({state: int(n) for state, n in session.execute(query)})
+    return counts
+
+
 # --- holds ----------------------------------------------------------------------------------
 
 def hold_scope(session: Session, hold_id: int) -> tuple[str, str] | None:

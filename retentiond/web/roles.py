@@ -27,18 +27,20 @@ APPROVE = "approve"                # approve disposals
 REVIEW = "review"                  # defer and reject disposals
 HOLD = "hold"                      # place and lift holds
 MANAGE_USERS = "manage_users"      # users, their sessions and API tokens
+RESEND = "resend"                  # send a controller's notice again
+ACKNOWLEDGE = "acknowledge"        # a controller acknowledges or disputes its certificate
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({VIEW, VIEW_HOLDS, VIEW_POLICY, VIEW_AUDIT, EXPORT, PREVIEW_POLICY,
-                        REVIEW, HOLD, MANAGE_USERS}),
+                        REVIEW, HOLD, RESEND, MANAGE_USERS}),
     "ig_officer": frozenset({VIEW, VIEW_HOLDS, VIEW_POLICY, VIEW_AUDIT, EXPORT, PREVIEW_POLICY,
-                             REVIEW, HOLD}),
+                             REVIEW, HOLD, RESEND}),
     # Approval is its own role so that deciding and approving can be different people; one
     # person may hold both roles where an organisation allows it.
     "approver": frozenset({VIEW, VIEW_HOLDS, VIEW_POLICY, EXPORT, APPROVE}),
     "auditor": frozenset({VIEW, VIEW_HOLDS, VIEW_POLICY, VIEW_AUDIT, EXPORT, PREVIEW_POLICY}),
     # Everything a controller reads is filtered to its own organisation's records.
-    "controller": frozenset({VIEW, VIEW_POLICY, EXPORT}),
+    "controller": frozenset({VIEW, VIEW_POLICY, EXPORT, ACKNOWLEDGE}),
 }
 
 #: Route name (the endpoint function's name) -> the permission it needs.
@@ -74,6 +76,10 @@ ROUTE_RULES: dict[str, str] = {
     "audit_page": VIEW_AUDIT,
     "audit_export_csv": VIEW_AUDIT,
     "certificates_page": VIEW,
+    "certificate_page": VIEW,
+    "certificate_download": VIEW,
+    "certificate_acknowledge": ACKNOWLEDGE,
+    "notification_resend": RESEND,
     "users_page": MANAGE_USERS,
     "users_disable": MANAGE_USERS,
     "users_revoke_sessions": MANAGE_USERS,
@@ -94,6 +100,7 @@ ROUTE_RULES: dict[str, str] = {
     "api_policy_preview": PREVIEW_POLICY,
     "api_audit": VIEW_AUDIT,
     "api_certificates": VIEW,
+    "api_certificate": VIEW,
 }
 
 

@@ -27,7 +27,7 @@ POLICY = load_policy_set([ROOT / "policies" / "isa-default.toml"])
 CLOCK = FixedClock(dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC))
 #: Values for path parameters: things that do not exist, so no request changes anything real.
 PARAMS = {"record_key": "NO-SUCH-RECORD", "record_id": "NO-SUCH-RECORD", "hold_id": "999999",
-          "username": "nobody"}
+          "username": "nobody", "serial": "NO-SUCH-CERT", "kind": "pdf", "notification_id": "999999"}
 
 
 def _routes() -> list[tuple[str, str, str]]:
@@ -121,6 +121,8 @@ def test_role_against_route(client: TestClient, estate: Estate, role: str, name:
     ("controller", "view_holds", False), ("controller", "view_audit", False),
     ("controller", "approve", False), ("controller", "hold", False),
     ("admin", "manage_users", True), ("admin", "approve", False),
+    ("controller", "acknowledge", True), ("ig_officer", "acknowledge", False),
+    ("auditor", "resend", False), ("ig_officer", "resend", True),
 ])
 def test_the_table_says_what_the_design_says(role: str, permission: str, expected: bool) -> None:
     """The key lines of the role table, written out so a careless edit of it is caught."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from retentiond.policy import PolicyError
@@ -14,6 +14,8 @@ from retentiond.web.api import ERRORS
 from retentiond.web.api.schemas import (
     AuditEvent,
     AuditPage,
+    Certificate,
+    CertificateDetail,
     Certificates,
     Dashboard,
     Disposal,
@@ -24,8 +26,8 @@ from retentiond.web.api.schemas import (
     PolicyRule,
 )
 from retentiond.web.auth import context_for, web_state
-from retentiond.web.pages.certificates import certificates_available
-from retentiond.web.pages.dashboard import load_dashboard
+from retentiond.web.pages.certificates import visible_certificate, visible_certificates
+from retentiond.web.pages.dashboard import load_dashboard, load_notices
 from retentiond.web.preview import preview, proposed_policy
 
 router = APIRouter(prefix="/api/v1", tags=["overview"], responses=ERRORS)
@@ -35,9 +37,11 @@ router = APIRouter(prefix="/api/v1", tags=["overview"], responses=ERRORS)
 def api_dashboard(request: Request) -> Dashboard:
     """Counts by state, overdue and failed cases, and records due per month for 24 months."""
     d = load_dashboard(request)
+    notes = load_notices(request)
     return Dashboard(
         as_of=d.as_of, by_state=d.by_state, overdue=d.overdue, overdue_days=d.overdue_days,
-        needs_attention=d.needs_attention, active_holds=d.active_holds, undelivered_notices=None,
+        needs_attention=d.needs_attention, active_holds=d.active_holds, undelivered_notices=notes["dead"],
+        notices_pending=notes["pending"],
         due_by_month=d.due_by_month,
         oldest_overdue=[Disposal.model_validate(v.as_json()) for v in d.oldest_overdue],
         failed=[Disposal.model_validate(v.as_json()) for v in d.failed],
@@ -93,9 +97,15 @@ def api_audit(
 
 
 @router.get("/certificates", name="api_certificates", response_model=Certificates)
-def api_certificates(request: Request) -> Certificates:
-    """Disposal certificates (not available until certificates are built)."""
-    available = certificates_available()
-    return Certificates(available=available, items=[],
-                        detail="certificates are not issued by this version yet" if not available
-                        else "listing certificates here is not wired up yet")
+def api_certificates(request: Request,
+                     limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> Certificates:
+    """Disposal certificates, newest first (a controller: its own), with notice and
+    acknowledgement state."""
+    return Certificates(items=[Certificate.model_validate(c.as_json())
+                               for c in visible_certificates(request, limit=limit)])
+
+
+@router.get("/certificates/{serial}", name="api_certificate", response_model=CertificateDetail)
+def api_certificate(request: Request, serial: Annotated[str, Path(max_length=100)]) -> CertificateDetail:
+    """One certificate: its signed document, notices and acknowledgements."""
+    return CertificateDetail.model_validate(visible_certificate(request, serial).as_json())

@@ -143,7 +143,8 @@ class Dashboard(BaseModel):
     overdue_days: int
     needs_attention: int
     active_holds: int
-    undelivered_notices: int | None = Field(description="null until notifications exist")
+    undelivered_notices: int = Field(description="notices to controllers given up (dead)")
+    notices_pending: int = Field(description="notices still being tried")
     due_by_month: dict[str, dict[str, int]]
     oldest_overdue: list[Disposal]
     failed: list[Disposal]
@@ -215,7 +216,31 @@ class AuditPage(BaseModel):
     next_before_id: int | None
 
 
+class Certificate(BaseModel):
+    """A disposal certificate, as ``retentiond certificates list --format json`` shows it."""
+
+    serial: str
+    controller: str
+    sequence: int
+    batch: str
+    records: int
+    issued_at: dt.datetime
+    issued_by: str
+    sha256: str
+    previous_sha256: str | None
+    audit_head: str | None
+    key_id: str
+    delivery: str = Field(description="notified, pending, failed or no channel")
+    acknowledgement: str | None = Field(description="acknowledged, disputed or null")
+
+
 class Certificates(BaseModel):
-    available: bool
-    detail: str
-    items: list[dict[str, Any]]
+    items: list[Certificate]
+
+
+class CertificateDetail(Certificate):
+    """One certificate with its signed document, notices and acknowledgements."""
+
+    document: dict[str, Any]
+    notifications: list[dict[str, Any]]
+    acknowledgements: list[dict[str, Any]]

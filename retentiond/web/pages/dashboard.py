@@ -20,13 +20,10 @@ def load_dashboard(request: Request) -> queries.Dashboard:
                                  controller_id=principal.controller_id)
 
 
-def notices_status() -> str | None:
-    """Undelivered notices, once ``retentiond.notify`` can count them; None until then."""
-    try:
-        from retentiond.notify import count_undelivered  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return str(count_undelivered)
+def load_notices(request: Request) -> dict[str, int]:
+    state, principal = web_state(request), current(request)
+    with state.sessions() as session:
+        return queries.notices(session, controller_id=principal.controller_id)
 
 
 @router.get("/dashboard", name="dashboard_page")
@@ -36,7 +33,7 @@ def dashboard_page(request: Request) -> HTMLResponse:
                   svg=chart.render_svg(data.due_by_month,
                                        title="Records falling due per month, next 24 months, by category"),
                   chart_text=chart.describe(data.due_by_month),
-                  categories=chart.categories_of(data.due_by_month), notices=None)
+                  categories=chart.categories_of(data.due_by_month), notices=load_notices(request))
 
 
 @router.get("/dashboard/chart.svg", name="dashboard_chart_svg")
