@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_harness import CHROMIUM, chromium, running_app, sign_in
+from web_harness import CHROMIUM, chromium, issue_demo_certificates, running_app, sign_in
 
 from retentiond.registry.models import Controller, Disposal, Record
 
@@ -19,10 +19,21 @@ pytestmark = pytest.mark.skipif(
     reason=f"{CHROMIUM} is missing (./dev test installs Debian's chromium)")
 
 
+SERIALS: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def served(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     with running_app(tmp_path_factory.mktemp("web"), template=sqlite_template, records=300) as it:
+        # Before any browser starts: signing PDFs runs its own asyncio loop, which cannot
+        # nest inside Playwright's.
+        SERIALS.update(issue_demo_certificates(it[1], tmp_path_factory.mktemp("keys")))
         yield it
+
+
+@pytest.fixture
+def serials(served: tuple[str, Any]) -> dict[str, str]:
+    return SERIALS
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +209,22 @@ def test_keyboard_reaches_the_queue_actions(served: tuple[str, Any], page: Any) 
         if "Defer selected" in seen:
             break
     assert "Defer selected" in seen
+
+
+def test_controller_downloads_and_acknowledges_its_certificate(
+        served: tuple[str, Any], serials: dict[str, str], page: Any) -> None:
+    """A school opens its certificate, downloads the signed PDF, acknowledges it, and cannot
+    open another school's certificate by its address."""
+    base, _ = served
+    sign_in(page, base, "school1")
+    page.goto(f"{base}/certificates")
+    assert serials["DEMO-SCH-02"] not in page.locator("main").inner_text()
+    page.get_by_role("link", name=serials["DEMO-SCH-01"], exact=True).click()
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download the signed PDF").click()
+    download = info.value
+    assert download.suggested_filename == f"{serials['DEMO-SCH-01']}.pdf"
+    assert Path(download.path()).read_bytes().startswith(b"%PDF")
+    page.get_by_role("button", name="Acknowledge this certificate").click()
+    assert "acknowledgement is recorded" in page.locator(".govuk-notification-banner").inner_text()
+    assert page.goto(f"{base}/certificates/{serials['DEMO-SCH-02']}").status == 404

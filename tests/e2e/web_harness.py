@@ -36,6 +36,46 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def issue_demo_certificates(estate: Estate, workdir: Path) -> dict[str, str]:
+    """Approve and mark executed (as the execution pipeline would) a few education cases of
+    two schools, then issue their signed certificates; return serial by controller."""
+    from dataclasses import replace
+
+    from sqlalchemy import select, update
+
+    from retentiond.certificates.issue import issue_certificates
+    from retentiond.certificates.keys import init_keys, load_signer
+    from retentiond.certificates.settings import CertificateSettings
+    from retentiond.lifecycle.review import approve
+    from retentiond.registry import models as m
+
+    ctx = estate.ctx
+    cases: list[int] = []
+    with ctx.sessions() as s:
+        for code in ("DEMO-SCH-01", "DEMO-SCH-02"):
+            cases += list(s.scalars(
+                select(m.Disposal.id).join(m.Record, m.Record.id == m.Disposal.record_id)
+                .join(m.Controller, m.Controller.id == m.Record.controller_id)
+                .where(m.Controller.code == code, m.Disposal.state == "pending_review",
+                       m.Disposal.approvals_required == 1).order_by(m.Disposal.id).limit(2)))
+    approve(replace(ctx, actor="approver1"), cases, reason="due; checked")
+    now = ctx.clock.now()
+    with ctx.sessions.begin() as s:
+        for case in cases:
+            s.add(m.DisposalExecution(
+                disposal_id=case, action="delete", system="mis", connector="mis",
+                connector_kind="sql", method="rows deleted from the MIS",
+                verification="exists() is false after delete", executed_at=now, updated_at=now))
+            s.execute(update(m.Disposal).where(m.Disposal.id == case)
+                      .values(state="executed", updated_at=now))
+    keys = workdir / "keys"
+    init_keys(keys, issuer="Demo City Council", now=now - dt.timedelta(days=30))
+    signer = load_signer(CertificateSettings(where="test", issuer="Demo City Council",
+                                             issuer_contact="ig@council.example", key_dir=keys,
+                                             batch="run", files={}))
+    return {c.controller: c.serial for c in issue_certificates(ctx, signer, batch="run")}
+
+
 @contextmanager
 def running_app(workdir: Path, *, records: int = 400, template: Path | None = None
                 ) -> Iterator[tuple[str, Estate]]:
