@@ -39,6 +39,15 @@ class Pseudonymiser:
         return event
 
 
+class _StderrLoggerFactory:
+    """Print loggers on whatever ``sys.stderr`` is when a line is written, not the stream it
+    was at configuration: a process whose stderr is replaced later (a daemon's redirect, a
+    test's capture) must not keep writing to a closed stream and fail the operation it logs."""
+
+    def __call__(self, *_args: Any) -> structlog.PrintLogger:
+        return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(level: str = "info", fmt: str = "json", key: bytes = b"") -> None:
     """Send JSON lines to stderr (journald reads them); stdout stays for command output."""
     renderer: Any = (
@@ -56,7 +65,7 @@ def configure_logging(level: str = "info", fmt: str = "json", key: bytes = b"") 
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_StderrLoggerFactory(),
         cache_logger_on_first_use=False,
     )
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from retentiond.clock import FixedClock
 from retentiond.ingest.controllers import import_controllers
@@ -130,7 +130,10 @@ def snapshot(ctx: Context) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every registry table, for before/after comparisons of refused operations."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     with ctx.sessions() as session:
+        present = set(inspect(session.connection()).get_table_names())
         for table in m.Base.metadata.sorted_tables:
+            if table.name not in present:
+                continue
             pk = list(table.primary_key.columns)
             rows = session.execute(select(table).order_by(*pk)).all()
             out[table.name] = [tuple(r) for r in rows]
