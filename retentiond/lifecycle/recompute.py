@@ -289,6 +289,19 @@ def recompute_where(ctx: Context, session: Session, condition: Any) -> int:
         last = rows[-1][0]
 
 
+def _distinct(session: Session, column: Any, *where: Any) -> list[Any]:
+    """The distinct non-null values of an indexed column, in order, by a loose index scan: one
+    indexed ``MIN`` a value, instead of reading every row (a registry has millions of records
+    and a handful of categories and digests)."""
+    values: list[Any] = []
+    while True:
+        after = (column > values[-1],) if values else ()
+        value = session.scalar(select(func.min(column)).where(*where, *after))
+        if value is None:
+            return values
+        values.append(value)
+
+
 def recompute_stale(ctx: Context) -> RecomputeResult:
     """Bring every record up to the policy in force.
 
@@ -299,26 +312,32 @@ def recompute_stale(ctx: Context) -> RecomputeResult:
     policy, now = ctx.policy, ctx.clock.now()
     with ctx.sessions.begin() as session:
         register_policy(session, policy, now)
-        categories = list(session.scalars(select(Record.category).distinct()))
+        categories = _distinct(session, Record.category)
     recomputed = changed = relabelled = 0
     decider = _decider(policy)
     for category in categories:
         digest = policy.category_digest(category)
-        stale = and_(
-            Record.category == category,
-            or_(Record.rules_digest.is_(None), Record.rules_digest != digest),
-        )
-        last = 0
-        while True:
-            with ctx.sessions.begin() as session:
-                rows = session.execute(
-                    _recompute_query().where(stale, Record.id > last).order_by(Record.id)
-                    .limit(BATCH)
-                ).all()
-                if not rows:
-                    break
-                n, c = _apply(session, decider, rows, now, {category: digest})
-                recomputed, changed, last = recomputed + n, changed + c, rows[-1][0]
+        with ctx.sessions() as session:
+            stale_digests: list[str | None] = [
+                d for d in _distinct(session, Record.rules_digest, Record.category == category)
+                if d != digest]
+            if session.scalar(select(Record.id).where(
+                    Record.category == category, Record.rules_digest.is_(None)).limit(1)):
+                stale_digests.append(None)
+        # One pass per stale digest, each an equality on the whole (category, rules_digest)
+        # index: a batch is read straight from the index, where a condition with != made
+        # every batch read and sort all the category's remaining records. A recomputed record
+        # takes the current digest and leaves the pass, so each batch takes the next ones.
+        for old in stale_digests:
+            stale = and_(Record.category == category, Record.rules_digest.is_(None)
+                         if old is None else Record.rules_digest == old)
+            while True:
+                with ctx.sessions.begin() as session:
+                    rows = session.execute(_recompute_query().where(stale).limit(BATCH)).all()
+                    if not rows:
+                        break
+                    n, c = _apply(session, decider, rows, now, {category: digest})
+                    recomputed, changed = recomputed + n, changed + c
         with ctx.sessions.begin() as session:
             result = session.execute(
                 update(Record)
