@@ -30,8 +30,9 @@ from sqlalchemy import (
 from retentiond.lifecycle.context import Context
 from retentiond.registry.models import Disposal, Record
 
-#: Cases approved and executed: enough for a steady rate, few enough to keep a 10M run short.
-EXECUTE_MAX = 10_000
+#: Cases approved and executed: enough for a steady rate; execution is per case (several
+#: transactions and connector calls each), so more would only make runs long.
+EXECUTE_MAX = 2_000
 NOTES_PER_FILE = 3
 RAW_BATCH = 500
 
