@@ -182,9 +182,21 @@ def _install_handlers(app: FastAPI) -> None:
         return response
 
 
+def set_policy(app: FastAPI, policy: PolicySet) -> None:
+    """Put a newly loaded policy set in force for the pages and API (the daemon calls this
+    when it reloads policies, so both act under the same version)."""
+    app.state.web.policy = policy
+
+
 def serve(cfg: Config, stop_event: threading.Event, *, app: FastAPI | None = None) -> None:
     """Run the app under uvicorn until ``stop_event`` is set (or, in the main thread, a
-    SIGTERM/SIGINT). Blocks."""
+    SIGTERM/SIGINT). Blocks.
+
+    The daemon runs it in a thread: ``app = create_app(cfg, policy=policy)`` (so that the web
+    and the scheduled jobs share the policy in force; ``set_policy(app, new)`` on a reload),
+    then ``serve(cfg, stop_event, app=app)``. uvicorn installs no signal handlers outside the
+    main thread; setting ``stop_event`` stops it gracefully.
+    """
     import uvicorn
 
     settings = load_web_settings(cfg)
