@@ -576,6 +576,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {problem}", file=sys.stderr)
         if exc.more:
             print(f"  ... and {exc.more} more", file=sys.stderr)
+        # Logged after the error lines, so that the first line on stderr is the error
+        # (docs/cli.md). Counts only: problems quote values, which may be personal data.
+        log.warning("import_refused", command=args.command, file=Path(exc.filename).name,
+                    problems=len(exc.problems) + exc.more)
         return 1
     except PolicyError as exc:
         print(f"retentiond: error: policy refused: {len(exc.problems)} problem(s)", file=sys.stderr)
@@ -593,8 +597,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("retentiond: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the one place an unexpected error becomes an exit status
+        # One line, and the first on stderr: a database error's further lines carry the SQL
+        # and its parameters, which may be personal data.
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        print(f"retentiond: error: {type(exc).__name__}: {first}", file=sys.stderr)
         log.error("command_failed", command=args.command, error_type=type(exc).__name__)
-        print(f"retentiond: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 

@@ -370,8 +370,7 @@ def import_records(ctx: Context, path: Path, *, fmt: str = "csv",
                 if not problems and count == 0:
                     problems.append(f"{name}: file: has no rows")
                 if problems:
-                    log.warning("import_refused", file=path.name, rows=count,
-                                problems=len(problems) + more)
+                    # Not logged here: the caller reports the refusal first, then logs it.
                     raise ImportRefused(name, problems[:MAX_PROBLEMS],
                                         more=more + max(0, len(problems) - MAX_PROBLEMS))
                 if writer.subjects_changed:

@@ -141,6 +141,15 @@ def test_subject_dates_on_separate_rows_are_merged(base, tmp_path):
     assert recs["R-LAC-1"].due_on == recs["R-LAC-2"].due_on == D(2027, 1, 10)
 
 
+def test_spreadsheet_export_with_bom_and_crlf(base, tmp_path):
+    """A CSV saved by a spreadsheet (UTF-8 byte-order mark, CRLF line ends) imports cleanly."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffrecord_id,category,controller,opened_on\r\n"
+                     "R-1,safeguarding.referral,LA-01,2019-01-01\r\n".encode())
+    assert import_records(base, path).created == 1
+    assert records_by_key(base)["R-1"].due_on == D(2025, 1, 1)
+
+
 def test_agreement_column_links_records(base, tmp_path):
     """The agreement column links a record to a known agreement; empty leaves it unlinked."""
     load_records(base, tmp_path, [pupil("R-1", "2000-01-01", agreement="ISA-01"),
