@@ -42,6 +42,16 @@ def _pg_reason() -> str | None:
         return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {type(exc).__name__}"
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Each test starts and ends with the same structlog set-up, whatever it configured."""
+    import structlog
+
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[object]:
     """An AUTOCOMMIT engine on the PostgreSQL server's maintenance database."""

@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from retentiond.certificates import issue_certificates
 from retentiond.certificates.verify import verify_bytes
 from retentiond.lifecycle.context import LifecycleError
+from retentiond.logs import configure_logging
 from retentiond.notify import deliver_notifications
 from retentiond.notify.ack import acknowledge, acknowledge_with_token, derive_key
 from retentiond.notify.channels import build_channels
@@ -158,6 +159,7 @@ def test_refused_address_goes_to_dead_letters_and_alerts_ig(issued, capsys):
     """A permanent refusal dead-letters at once: log line, audit event, IG alert email;
     after the address is fixed, resend delivers it."""
     ctx = issued
+    configure_logging("info", "json")  # the service's own set-up: JSON lines on stderr
     smtp = SmtpReceiver(refuse={"dpo@sch01.example"}).start()
     channels = build_channels(notify_settings(smtp.settings()))
     try:
@@ -169,7 +171,7 @@ def test_refused_address_goes_to_dead_letters_and_alerts_ig(issued, capsys):
         dead = next(n for n in _rows(ctx) if n.state == "dead")
         assert f"retentiond notifications resend {dead.id}" in body
         assert "certificate SCH-01-000001" in body
-        assert "notification_dead_lettered" in capsys.readouterr().out
+        assert "notification_dead_lettered" in capsys.readouterr().err
         assert audit_counts(ctx)["NotificationDeadLettered"] == 1
         assert [n.id for n in list_notifications(ctx, state="dead")] == [dead.id]
         # The controller's address is put right; the officer resends.
