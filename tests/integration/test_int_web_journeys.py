@@ -245,8 +245,9 @@ def test_xlsx_export_is_encrypted_and_pseudonymised(app_client: TestClient, esta
     assert r.status_code == 400
 
 
-def test_policy_preview_counts_moves(app_client: TestClient, policy: PolicySet) -> None:
-    """Shortening the education rule shows records due earlier, by category, applying nothing."""
+def test_policy_preview_counts_moves(app_client: TestClient, policy: PolicySet, estate: Estate) -> None:
+    """Shortening the education rule shows records due earlier, by category, applying nothing;
+    the preview is audited."""
     pack = Path(policy.packs[0].path).read_text().replace('period = "25y"', 'period = "21y"')
     csrf = sign_in(app_client, "officer")
     r = app_client.post("/policy/preview", data={"pack_text": pack, "csrf_token": csrf})
@@ -260,6 +261,9 @@ def test_policy_preview_counts_moves(app_client: TestClient, policy: PolicySet) 
     bad = app_client.post("/api/v1/policy/preview", json={"pack_text": "[pack]\nname = 1"},
                           headers={"X-CSRF-Token": csrf})
     assert bad.status_code == 400
+    with estate.ctx.sessions() as s:
+        previews = list(s.scalars(select(AuditEvent.actor).where(AuditEvent.kind == "PolicyPreviewed")))
+    assert previews == ["officer", "officer"]
 
 
 def test_api_review_actions(app_client: TestClient, estate: Estate, clock: FixedClock) -> None:

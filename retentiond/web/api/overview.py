@@ -25,7 +25,7 @@ from retentiond.web.api.schemas import (
     PolicyPreviewRequest,
     PolicyRule,
 )
-from retentiond.web.auth import context_for, web_state
+from retentiond.web.auth import audit, context_for, web_state
 from retentiond.web.pages.certificates import visible_certificate, visible_certificates
 from retentiond.web.pages.dashboard import load_dashboard, load_notices
 from retentiond.web.preview import preview, proposed_policy
@@ -70,6 +70,8 @@ async def api_policy_preview(request: Request, body: PolicyPreviewRequest) -> Po
     except PolicyError as exc:
         raise HTTPException(status_code=400, detail="; ".join(exc.problems[:20])) from None
     result = await run_in_threadpool(preview, context_for(request), proposed)
+    await run_in_threadpool(audit, request, "PolicyPreviewed", "policy", proposed.version,
+                            {"changed_categories": result.changed_categories})
     return PolicyPreview.model_validate(result.as_json())
 
 

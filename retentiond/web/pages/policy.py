@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from retentiond.policy import PolicyError
-from retentiond.web.auth import context_for, web_state
+from retentiond.web.auth import audit, context_for, web_state
 from retentiond.web.pages.common import FieldError, render
 from retentiond.web.preview import preview, proposed_policy
 
@@ -50,4 +50,6 @@ async def policy_preview_submit(request: Request) -> HTMLResponse:
         errors = [FieldError("pack", p.split("proposed.toml: ", 1)[-1]) for p in exc.problems[:20]]
         return _policy_view(request, status_code=400, errors=errors, error_summary=errors)
     result = await run_in_threadpool(preview, context_for(request), proposed)
+    await run_in_threadpool(audit, request, "PolicyPreviewed", "policy", proposed.version,
+                            {"changed_categories": result.changed_categories})
     return _policy_view(request, result=result, proposed=proposed)
