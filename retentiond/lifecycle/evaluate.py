@@ -23,6 +23,9 @@ from retentiond.logs import get_logger
 from retentiond.registry.models import Approval, AuditEvent, Disposal, Evaluation, Record
 
 AUTO_APPROVER = "retentiond:auto-approval"
+#: Advisory lock serialising the queueing transaction on PostgreSQL, in the two-key space
+#: beside the daemon's nightly slot (742100, 1).
+QUEUE_LOCK_KEY = (742100, 2)
 log = get_logger("retentiond.evaluate")
 
 
@@ -74,6 +77,11 @@ def evaluate(ctx: Context, as_of: dt.date) -> EvaluationResult:
     recompute = recompute_stale(ctx)
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            # Two evaluations at once (the nightly job and an officer's command, or two
+            # instances) would both see a record without a case and the second would fail on
+            # the unique index. Queueing waits its turn instead, then finds nothing new.
+            session.execute(select(func.pg_advisory_xact_lock(*QUEUE_LOCK_KEY)))
         expired = expire_holds(ctx, session, as_of)
         run = Evaluation(as_of=as_of, policy_version=ctx.policy.version, actor=ctx.actor,
                          started_at=now, queued=0)

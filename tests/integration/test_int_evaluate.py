@@ -220,3 +220,31 @@ def test_held_record_is_queued_once_the_hold_ends(estate):
     lift_hold(estate, hold.id, reason="litigation settled")
     assert evaluate(estate, TODAY).queued == 1
     assert disposals_of(estate, "R-HELD")[0].state == "pending_review"
+
+
+def test_concurrent_evaluations_queue_each_record_once(ctx, tmp_path):
+    """Two evaluations at once (the nightly job and an officer's command) both succeed, and
+    every due record is queued exactly once."""
+    import threading
+
+    seed_controllers(ctx, tmp_path)
+    load_records(ctx, tmp_path, [referral(f"R-{n:04d}", "2010-01-01") for n in range(1500)])
+    results, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def run(actor):
+        barrier.wait()
+        try:
+            results.append(evaluate(dataclasses.replace(ctx, actor=actor), TODAY).queued)
+        except Exception as exc:  # the test reports any failure below
+            errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in ("retentiond:scheduler", "ig")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(results) == [0, 1500]
+    assert all(s == ["pending_review"] for s in states(ctx).values())
+    assert audit_counts(ctx)["DisposalQueued"] == 1500
