@@ -331,11 +331,32 @@ def cmd_demo_load(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_web(args: argparse.Namespace, cfg: Config) -> int:
+    import signal
     import threading
 
-    from retentiond.web import serve
+    from retentiond.web import create_app, serve
 
-    serve(cfg, threading.Event())
+    # The app is built here, so that a bad [web] section or policy fails the command; it is
+    # served from a thread, so that SIGTERM and SIGINT stop it through the event and the
+    # command exits 0 after a graceful shutdown.
+    app = create_app(cfg)
+    stop = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            serve(cfg, stop, app=app)
+        except Exception as exc:
+            failed.append(exc)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    thread = threading.Thread(target=run, name="retentiond-web")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.5)
+    if failed:
+        raise failed[0]
     return 0
 
 

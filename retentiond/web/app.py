@@ -7,6 +7,7 @@ web`` runs it in the foreground).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -214,4 +215,8 @@ def serve(cfg: Config, stop_event: threading.Event, *, app: FastAPI | None = Non
 
     threading.Thread(target=watch, name="retentiond-web-stop", daemon=True).start()
     log.info("web_listening", host=settings.host, port=settings.port)
-    server.run()
+    with contextlib.suppress(SystemExit):  # uvicorn exits this way when it cannot bind
+        server.run()
+    if not server.started:
+        raise RuntimeError(f"the web server could not start on {settings.host}:{settings.port} "
+                           "(is the address in use?)")
