@@ -228,3 +228,16 @@ def test_controller_downloads_and_acknowledges_its_certificate(
     page.get_by_role("button", name="Acknowledge this certificate").click()
     assert "acknowledgement is recorded" in page.locator(".govuk-notification-banner").inner_text()
     assert page.goto(f"{base}/certificates/{serials['DEMO-SCH-02']}").status == 404
+
+
+def test_select_all_with_javascript(served: tuple[str, Any], page: Any) -> None:
+    """With JavaScript, 'select all on this page' ticks every case on the page (and GOV.UK
+    Frontend's script loads without errors)."""
+    base, _ = served
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, base, "officer")
+    page.goto(f"{base}/queue?limit=25")
+    page.get_by_label("Select all on this page").check()
+    assert page.locator("input[name=ids]:checked").count() == 25
+    assert not errors

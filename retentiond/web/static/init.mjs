@@ -1,6 +1,13 @@
 // Progressive enhancement only: every page works without JavaScript.
-import { initAll } from '/govuk/govuk-frontend.min.js'
-initAll()
+
+// GOV.UK Frontend's components, when its assets are installed (./dev installs them).
+import('/govuk/govuk-frontend.min.js')
+  .then((govuk) => govuk.initAll())
+  .catch(() => {})
+
+for (const el of document.querySelectorAll('[data-needs-js]')) {
+  el.hidden = false
+}
 
 // "Select all" on the review queue.
 for (const box of document.querySelectorAll('[data-select-all]')) {
