@@ -131,11 +131,14 @@ def test_sigkill_at_random_points_loses_nothing_and_doubles_nothing(
         daemon = DaemonProcess(config, tmp_path / f"daemon-{k}.log")
         restarts += k > 0
         try:
-            wait_until(lambda t=target, d=daemon: (_executed(database_url) >= t
-                                                   or d.proc.poll() is not None),
-                       timeout=60 + N / 20, what=f"{target} executed", interval=0.02)
+            if k % 3 == 1:  # a random delay after start: start-up, catch-up or mid-batch
+                time.sleep(rng.uniform(0.2, 3.0))
+            else:  # a random point mid-run: after a random amount of progress
+                wait_until(lambda t=target, d=daemon: (_executed(database_url) >= t
+                                                       or d.proc.poll() is not None),
+                           timeout=60 + N / 20, what=f"{target} executed", interval=0.02)
+                time.sleep(rng.uniform(0, 0.25))
             assert daemon.proc.poll() is None, daemon.stderr_text()
-            time.sleep(rng.uniform(0, 0.25))
             kill_points.append(_executed(database_url))
             daemon.send(signal.SIGKILL)
             daemon.wait(timeout=10)
