@@ -18,7 +18,7 @@ from retentiond.audit.chain import note_inserted
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.holds import expire_holds
 from retentiond.lifecycle.recompute import RecomputeResult, recompute_stale
-from retentiond.lifecycle.sql import has_open_case, hold_covers_record
+from retentiond.lifecycle.sql import has_open_case, no_hold_covers_record
 from retentiond.logs import get_logger
 from retentiond.registry.models import Approval, AuditEvent, Disposal, Evaluation, Record
 
@@ -59,7 +59,7 @@ def due_and_unheld(as_of: dt.date) -> Any:
         or_(Record.deferred_until.is_(None), Record.deferred_until <= as_of),
         or_(Record.rejected_due_on.is_(None), Record.rejected_due_on != Record.due_on),
         not_(has_open_case()),
-        not_(hold_covers_record(as_of)),
+        no_hold_covers_record(as_of),
     )
 
 

@@ -6,6 +6,7 @@ Kept in one place so that evaluation, review and (later) execution ask the same 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select
 
@@ -41,6 +42,27 @@ def hold_covers_record(as_of: dt.date) -> ColumnElement[bool]:
             and_(Hold.scope_kind == "subject", Hold.scope_value == subject_ref),
             and_(Hold.scope_kind == "controller", Hold.scope_value == controller_code),
         ),
+    )
+
+
+def no_hold_covers_record(as_of: dt.date) -> ColumnElement[bool]:
+    """``NOT hold_covers_record(as_of)``, written as one ``NOT EXISTS`` per scope.
+
+    For set-based queries over many records (evaluate): top-level ``NOT EXISTS`` conditions
+    become anti-joins that PostgreSQL hashes, where ``NOT (EXISTS ... OR ...)`` made it probe
+    the holds once per due record, at a cost estimate high enough to pay for JIT compilation
+    on every evaluation.
+    """
+    def uncovered(kind: str, value: Any, *join: ColumnElement[bool]) -> ColumnElement[bool]:
+        return ~exists().where(
+            Hold.scope_kind == kind, Hold.scope_value == value, hold_is_active(as_of), *join
+        ).correlate(Record)
+
+    return and_(
+        uncovered("record", Record.record_key),
+        uncovered("category", Record.category),
+        uncovered("subject", Subject.ref, Subject.id == Record.subject_id),
+        uncovered("controller", Controller.code, Controller.id == Record.controller_id),
     )
 
 
