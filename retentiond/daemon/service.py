@@ -97,6 +97,13 @@ class Service:
                  environ: Mapping[str, str] | None = None) -> None:
         self.cfg = cfg
         self.settings: DaemonSettings = load_settings(cfg)
+        # Read now so that a bad [web] section stops the start (exit 78), not a later thread.
+        from retentiond.web.settings import load_web_settings
+
+        self.web_enabled = load_web_settings(cfg).enabled
+        self.web_app: Any = None
+        self.web_stop = threading.Event()
+        self.web_thread: threading.Thread | None = None
         self.clock = clock or SystemClock()
         self.environ = os.environ if environ is None else environ
         self.stop = threading.Event()
@@ -404,6 +411,12 @@ class Service:
             self._retired.append(self.wiring)
             self.cfg, self.settings, self.wiring = cfg, settings, wiring
             self.ctx = dataclasses.replace(self.ctx, policy=policy)
+        if self.web_app is not None:
+            from retentiond.web.app import set_policy
+
+            # Pages and jobs act under the same policy version. A changed [web] section
+            # takes effect at the next restart.
+            set_policy(self.web_app, policy)
         configure_logging(cfg.log_level, cfg.log_format, cfg.pseudonym_key)
         self.health.stall_s = {n: s.stall_s for n, s in settings.jobs.items()}
         self.health.heartbeat_max_age_s = 3 * settings.heartbeat_s + 1
@@ -433,6 +446,7 @@ class Service:
         try:
             self.start()
             self._start_http()
+            self._start_web()
             scheduler = self._make_scheduler()
             scheduler.start()
             self._catch_up()
@@ -461,6 +475,24 @@ class Service:
                         reason="metrics are counts only, but expose them beyond this host "
                         "only behind a firewall")
         self.http = MetricsServer(host, port, self.metrics.registry, self.healthz)
+
+    def _start_web(self) -> None:
+        """Serve the review UI and API in a thread when ``[web] enabled = true``. A web server
+        that cannot start is logged; the scheduled jobs, which keep the legal promise, go on."""
+        if not self.web_enabled or self.ctx is None:
+            return
+        from retentiond.web.app import create_app, serve
+
+        self.web_app = create_app(self.cfg, policy=self.ctx.policy, clock=self.clock)
+
+        def run_web() -> None:
+            try:
+                serve(self.cfg, self.web_stop, app=self.web_app)
+            except Exception as exc:
+                log.error("web_failed", error=describe_error(exc))
+
+        self.web_thread = threading.Thread(target=run_web, name="retentiond-web", daemon=True)
+        self.web_thread.start()
 
     def _loop(self, tick: float, watchdog: float | None) -> int:
         next_tick = 0.0
@@ -514,6 +546,10 @@ class Service:
         self._closed = True
         self._retired.append(self.wiring)
         self._close_retired()
+        if self.web_thread is not None:
+            self.web_stop.set()
+            self.web_thread.join(timeout=5)
+            self.web_thread = None
         if self.http is not None:
             self.http.close()
             self.http = None
