@@ -178,6 +178,9 @@ _STORE_DECISION = (
     .where(_RECORDS.c.id == bindparam("record_id"))
     .values({c: bindparam(c) for c in _STORE_COLUMNS})
 )
+_UNSEEN = object()
+
+
 class _Store:
     """Writes a batch of decisions with one executemany of ``_STORE_DECISION``.
 
@@ -200,10 +203,22 @@ class _Store:
 
     def write(self, session: Session, rows: list[tuple[Any, ...]]) -> None:
         """``rows`` hold the values of ``_STORE_COLUMNS``, then the record id."""
-        steps = tuple(zip(self.params, self.processors, strict=True))
-        values = [
-            [r[i] if p is None or r[i] is None else p(r[i]) for (_, i), p in steps] for r in rows
-        ]
+        # A batch repeats a few values (one updated_at, a few thousand due dates): each is
+        # processed once, then looked up.
+        steps: list[tuple[int, Any, dict[Any, Any]]] = [
+            (i, p, {}) for (_, i), p in zip(self.params, self.processors, strict=True)]
+        values = []
+        for r in rows:
+            row = []
+            for i, p, seen in steps:
+                v = r[i]
+                if p is not None and v is not None:
+                    w = seen.get(v, _UNSEEN)
+                    if w is _UNSEEN:
+                        w = seen[v] = p(v)
+                    v = w
+                row.append(v)
+            values.append(row)
         if self.positional:
             params: list[Any] = [tuple(v) for v in values]
         else:
