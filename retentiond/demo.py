@@ -20,7 +20,7 @@ from retentiond.ingest.records import import_records
 from retentiond.lifecycle.agreements import add_agreement
 from retentiond.lifecycle.context import Context
 from retentiond.lifecycle.holds import place_hold
-from retentiond.registry.models import Agreement, Record
+from retentiond.registry.models import Agreement, Hold, Record
 
 CONTROLLERS = [
     ("DEMO-LA", "Demo City Council (Children's Services)", "ig@council.example"),
@@ -103,7 +103,10 @@ def load_demo(ctx: Context, *, records: int = 2000, seed: int = 2026) -> str:
         held = session.scalar(select(Record.record_key).where(
             Record.due_on <= today, Record.category == "safeguarding.referral").limit(1))
     hold_note = ""
-    if held:
+    with ctx.sessions() as session:
+        already = held and session.scalar(select(Hold.id).where(
+            Hold.scope_kind == "record", Hold.scope_value == held, Hold.lifted_at.is_(None)))
+    if held and not already:
         place_hold(ctx, scope=f"record:{held}", hold_type="subject_access",
                    reason="Demo: a subject access request is open for this record")
         hold_note = f"; placed a demo hold on {held}"
