@@ -2,7 +2,7 @@
 every case is done exactly once, and when one instance is SIGKILLed mid-batch the other
 reaps its leases and finishes the work, still exactly once.
 
-The queue size is ``RETENTIOND_TWO_N`` (default 300)."""
+The queue size is ``RETENTIOND_TWO_N`` (default 200)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from retentiond.registry.db import make_engine
 from retentiond.registry.models import AuditEvent, Disposal
 
 pytestmark = pytest.mark.postgres
-N = int(os.environ.get("RETENTIOND_TWO_N", "300"))
+N = int(os.environ.get("RETENTIOND_TWO_N", "200"))
 
 
 @pytest.fixture
