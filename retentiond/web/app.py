@@ -74,6 +74,7 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
         dashboard,
         exports,
         holds,
+        public,
         queue,
         records,
         signin,
@@ -85,7 +86,7 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
 
     # exports first: /holds/export.csv must win over /holds/{id}
     for module in (signin, dashboard, exports, queue, records, holds, policy_pages, audit,
-                   certificates, users, api_disposals, api_records, api_holds, api_overview):
+                   certificates, public, users, api_disposals, api_records, api_holds, api_overview):
         app.include_router(module.router)
     if settings.oidc is not None:
         from retentiond.web import oidc

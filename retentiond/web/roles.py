@@ -52,6 +52,11 @@ ROUTE_RULES: dict[str, str] = {
     "oidc_callback": PUBLIC,
     "logout": SIGNED_IN,
     "healthz": PUBLIC,
+    # what a controller reaches from a notice, without an account: the token is the authority
+    "public_jwks": PUBLIC,
+    "public_ca": PUBLIC,
+    "ack_form": PUBLIC,
+    "ack_submit": PUBLIC,
     "openapi_document": PUBLIC,
     "account_page": SIGNED_IN,
     # pages
