@@ -47,8 +47,11 @@ def _row(rng: random.Random, n: int, today: dt.date) -> dict[str, str]:
            "date_of_birth": "", "date_of_death": "", "opened_on": "", "closed_on": "",
            "flags": "", "agreement": "DEMO-ISA" if controller != "DEMO-LA" else ""}
     if category == "education.pupil_record":
-        row["date_of_birth"] = _day(rng, 1996, 2020).isoformat()
-        row["opened_on"] = _day(rng, 2001, 2024).isoformat()
+        born = _day(rng, 1996, 2020)
+        row["date_of_birth"] = born.isoformat()
+        # Pupil records open when the child starts school, at 4 or 5, and never in the future.
+        row["opened_on"] = min(born + dt.timedelta(days=rng.randint(4 * 365, 5 * 365)),
+                               today).isoformat()
     elif category == "safeguarding.referral":
         row["opened_on"] = _day(rng, 2016, today.year).isoformat()
     elif category == "child_protection.case":
