@@ -34,9 +34,9 @@ from retentiond.logs import get_logger
 
 log = get_logger("retentiond.daemon")
 
-#: Said wherever the digest is reported, until email exists.
+#: Said where the digest cannot be emailed (no [notify] section, or no ig_email in it).
 DIGEST_EMAIL_NOTE = ("the digest is this log line and the retentiond_job_last_count metrics; "
-                     "its email to IG officers is not built yet (a later issue)")
+                     "set [notify].ig_email to have it emailed to IG officers")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -299,9 +299,18 @@ def job_digest(env: JobEnv) -> JobOutcome:
     }
     if c.oldest_pending_due_on is not None:
         counts["oldest_pending_days"] = (c.as_of - c.oldest_pending_due_on).days
+    channels = env.wiring.delivery.channels
+    note = DIGEST_EMAIL_NOTE
+    if channels is not None:
+        from retentiond.notify.digest import queue_digest
+
+        queued = queue_digest(env.ctx, channels.settings, as_of=c.as_of, counts=counts)
+        note = (f"emailed to [notify].ig_email by the deliver job (notice {queued})"
+                if queued is not None else
+                "already queued today" if channels.settings.ig_email else DIGEST_EMAIL_NOTE)
     log.info("digest", as_of=c.as_of.isoformat(), overdue_grace_days=c.grace_days,
-             pending_by_category=c.pending_by_category, delivery=DIGEST_EMAIL_NOTE, **counts)
-    return JobOutcome(counts=counts, note=DIGEST_EMAIL_NOTE)
+             pending_by_category=c.pending_by_category, delivery=note, **counts)
+    return JobOutcome(counts=counts, note=note)
 
 
 JOBS: dict[str, Callable[[JobEnv], JobOutcome]] = {

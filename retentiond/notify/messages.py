@@ -192,4 +192,10 @@ def build_outgoing(session: Session, n: Notification, settings: NotifySettings, 
         return Outgoing(subject=f"retentiond: notice to {p.get('controller')} not delivered "
                         f"({p.get('about')})", text=text,
                         body=json.dumps(p).encode(), **common)  # type: ignore[arg-type]
+    if n.kind == "ig_digest":
+        from retentiond.notify.digest import digest_text
+
+        subject, text = digest_text(n.payload or {})
+        return Outgoing(subject=subject, text=text, body=json.dumps(n.payload).encode(),
+                        **common)  # type: ignore[arg-type]
     raise ValueError(f"unknown notification kind {n.kind!r}")
