@@ -149,6 +149,9 @@ def test_sigkill_at_random_points_loses_nothing_and_doubles_nothing(
     daemon = DaemonProcess(config, tmp_path / "daemon-final.log")
     restarts += 1
     try:
+        # The queue may already be empty; SIGTERM before the daemon has installed its signal
+        # handlers ends it by the default action (-15), which is not what this test checks.
+        daemon.wait_log("daemon_started", timeout=60)
         wait_until(lambda: live_count(database_url) == 0, timeout=60 + N / 10,
                    what="the queue to drain")
         daemon.send(signal.SIGTERM)
