@@ -19,16 +19,21 @@ trusted_proxies = ""                # addresses whose X-Forwarded-For is believe
 issuer = "https://login.microsoftonline.com/TENANT-ID/v2.0"
 client_id = "..."
 client_secret_file = "/etc/retentiond/oidc-secret"
-username_claim = "preferred_username"
+username_claim = "preferred_username"      # or "oid", "upn", "email", "sub"
 label = "Sign in with your council account"
+# tenant_id = "..."                 # implied by a .../TENANT-GUID/v2.0 issuer; then tid must match
+# token_endpoint_auth_method = "client_secret_basic"   # or "client_secret_post" (default: as
+#                                   # the provider's discovery document allows, basic first)
 ```
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from retentiond.config import Config, ConfigError
 
@@ -46,6 +51,22 @@ class OidcSettings:
     username_claim: str = "preferred_username"
     scopes: str = "openid profile email"
     label: str = "Sign in with your organisation account"
+    #: Entra ID's directory (``tid``), lower case: the ID token must carry it. Set from a
+    #: ``.../TENANT-GUID/v2.0`` issuer, or by ``tenant_id``.
+    tenant_id: str | None = None
+    #: "client_secret_basic" or "client_secret_post"; empty: as the provider allows.
+    token_endpoint_auth_method: str = ""
+
+
+#: Entra ID's multi-tenant endpoints: tokens from any organisation (or personal accounts).
+MULTI_TENANT = ("common", "organizations", "consumers")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: Entra ID's sign-in hosts (public cloud, US government, China).
+ENTRA_HOSTS = ("login.microsoftonline.com", "login.microsoftonline.us", "login.partner.microsoftonline.cn")
+#: Claims that name a person within one Entra ID tenant (not "email": unverified there).
+ENTRA_USERNAME_CLAIMS = ("preferred_username", "upn", "oid", "sub")
+_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_ENTRA_PATH = re.compile(rf"^/({_GUID})/v2\.0/?$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,7 +132,8 @@ def load_web_settings(cfg: Config) -> WebSettings:
     listen = _typed(web, "listen", str, where) or "127.0.0.1:8080"
     host, sep, port_text = listen.rpartition(":")
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"{where}.listen: must be HOST:PORT (e.g. 127.0.0.1:8080), not {listen!r}")
+        raise ConfigError(f"{where}.listen{cfg.set_by('web.listen')}: must be HOST:PORT "
+                          f"(e.g. 127.0.0.1:8080), not {listen!r}")
     samesite = (_typed(web, "cookie_samesite", str, where) or "lax").lower()
     if samesite not in ("lax", "strict"):
         raise ConfigError(f"{where}.cookie_samesite: must be 'lax' or 'strict', not {samesite!r}")
@@ -149,7 +171,8 @@ def _oidc(table: Any, where: str, base: Path) -> OidcSettings | None:
         return None
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table")
-    allowed = {"issuer", "client_id", "client_secret_file", "username_claim", "scopes", "label"}
+    allowed = {"issuer", "client_id", "client_secret_file", "username_claim", "scopes", "label",
+               "tenant_id", "token_endpoint_auth_method"}
     for key in table:
         if key not in allowed:
             raise ConfigError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
@@ -159,8 +182,38 @@ def _oidc(table: Any, where: str, base: Path) -> OidcSettings | None:
         if not value:
             raise ConfigError(f"{where}.{key}: is required")
         values[key] = value
-    if not values["issuer"].startswith("https://") and "127.0.0.1" not in values["issuer"]:
-        raise ConfigError(f"{where}.issuer: must be an https:// address, not {values['issuer']!r}")
+    issuer = values["issuer"]
+    parts = urlsplit(issuer)
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK):
+        raise ConfigError(f"{where}.issuer: must be an https:// address, not {issuer!r}")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{where}.issuer: must have no query or fragment, not {issuer!r}")
+    first = parts.path.strip("/").split("/")[0].lower()
+    if first in MULTI_TENANT:
+        raise ConfigError(
+            f"{where}.issuer: {issuer!r} is a multi-tenant endpoint ({first}), which would let "
+            "people from any organisation present tokens; use your tenant's own issuer, "
+            "https://login.microsoftonline.com/TENANT-ID/v2.0")
+    tenant_id = None
+    if match := _ENTRA_PATH.match(parts.path):
+        tenant_id = match.group(1).lower()
+    elif (parts.hostname or "").endswith(ENTRA_HOSTS):
+        raise ConfigError(
+            f"{where}.issuer: an Entra ID issuer is https://login.microsoftonline.com/"
+            f"TENANT-ID/v2.0 (your directory's ID, the v2.0 endpoint), not {issuer!r}")
+    configured_tenant = _typed(table, "tenant_id", str, where)
+    if configured_tenant is not None:
+        if not re.fullmatch(_GUID, configured_tenant):
+            raise ConfigError(f"{where}.tenant_id: must be a directory (tenant) ID, a GUID, "
+                              f"not {configured_tenant!r}")
+        if tenant_id is not None and configured_tenant.lower() != tenant_id:
+            raise ConfigError(f"{where}.tenant_id: {configured_tenant!r} is not the tenant in "
+                              f"the issuer ({tenant_id})")
+        tenant_id = configured_tenant.lower()
+    method = _typed(table, "token_endpoint_auth_method", str, where) or ""
+    if method not in ("", "client_secret_basic", "client_secret_post"):
+        raise ConfigError(f"{where}.token_endpoint_auth_method: must be client_secret_basic or "
+                          f"client_secret_post, not {method!r}")
     secret_path = Path(values["client_secret_file"])
     if not secret_path.is_absolute():
         secret_path = base / secret_path
@@ -172,5 +225,14 @@ def _oidc(table: Any, where: str, base: Path) -> OidcSettings | None:
         raise ConfigError(f"{where}.client_secret_file: {secret_path} is empty")
     optional = {k: v for k in ("username_claim", "scopes", "label")
                 if (v := _typed(table, k, str, where))}
-    return OidcSettings(issuer=values["issuer"].rstrip("/"), client_id=values["client_id"],
-                        client_secret=secret, **optional)
+    claim = optional.get("username_claim", "preferred_username")
+    if tenant_id is not None and claim not in ENTRA_USERNAME_CLAIMS:
+        raise ConfigError(
+            f"{where}.username_claim: {claim!r} cannot name users from Entra ID (the email "
+            "claim is not verified by the tenant: anyone able to set an address could sign in "
+            f"as its owner); use one of {', '.join(ENTRA_USERNAME_CLAIMS)}")
+    if "openid" not in optional.get("scopes", "openid").split():
+        raise ConfigError(f"{where}.scopes: must include openid, not {optional['scopes']!r}")
+    return OidcSettings(issuer=issuer.rstrip("/"), client_id=values["client_id"],
+                        client_secret=secret, tenant_id=tenant_id,
+                        token_endpoint_auth_method=method, **optional)

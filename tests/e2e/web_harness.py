@@ -77,9 +77,12 @@ def issue_demo_certificates(estate: Estate, workdir: Path) -> dict[str, str]:
 
 
 @contextmanager
-def running_app(workdir: Path, *, records: int = 400, template: Path | None = None
+def running_app(workdir: Path, *, records: int = 400, template: Path | None = None,
+                port: int | None = None, oidc: dict[str, str] | None = None
                 ) -> Iterator[tuple[str, Estate]]:
-    """Seed a SQLite registry in ``workdir`` and serve it; yield its base URL and the estate."""
+    """Seed a SQLite registry in ``workdir`` and serve it; yield its base URL and the estate.
+    With ``oidc``, a ``[web.oidc]`` section (paths relative to ``workdir``) and the public URL
+    it needs; ``port`` fixes the port (the redirect URI registered with a provider)."""
     from retentiond.web.app import create_app, serve
 
     db = workdir / "registry.db"
@@ -91,9 +94,12 @@ def running_app(workdir: Path, *, records: int = 400, template: Path | None = No
     policy = load_policy_set([ROOT / "policies" / "isa-default.toml"])
     clock = FixedClock(CLOCK_AT)
     estate = seed(url, policy, clock, records=records)
-    port = free_port()
+    port = port or free_port()
+    extra: dict[str, object] = {}
+    if oidc is not None:
+        extra = {"public_url": f"http://127.0.0.1:{port}", "oidc": oidc}
     # Plain http on loopback: the Secure flag is tested separately (test_int_web_journeys).
-    cfg = web_config(url, workdir, secure=False, listen=f"127.0.0.1:{port}")
+    cfg = web_config(url, workdir, secure=False, listen=f"127.0.0.1:{port}", **extra)
     app = create_app(cfg, policy=policy, clock=clock, sessions=estate.ctx.sessions)
     stop = threading.Event()
     thread = threading.Thread(target=serve, args=(cfg, stop), kwargs={"app": app}, daemon=True)
