@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from retentiond.cli.output import csv_writer, print_json, print_table
 from retentiond.lifecycle.context import Context
+from retentiond.lifecycle.filters import FilterView
 from retentiond.lifecycle.holds import HoldView
 from retentiond.lifecycle.review import DisposalView
 from retentiond.lifecycle.tasks import TaskView
@@ -181,6 +182,16 @@ def show_holds(holds: Sequence[HoldView], fmt: str) -> int:
         print_table(("id", "scope", "type", "active", "until", "records", "placed_by", "reason"),
                     [(h.id, h.scope, h.type, "yes" if h.active else "no", h.until,
                       h.records_covered, h.placed_by, h.reason) for h in holds])
+    return 0
+
+
+def show_filters(filters: Sequence[FilterView], fmt: str) -> int:
+    if fmt == "json":
+        print_json([f.as_json() for f in filters])
+    else:
+        print_table(("id", "name", "selects", "owner", "created_at", "active_holds"),
+                    [(f.id, f.name, f.description, f.owner, f.created_at.date(),
+                      ", ".join(map(str, f.holds))) for f in filters])
     return 0
 
 

@@ -202,6 +202,36 @@ def cmd_holds_list(args: argparse.Namespace, cfg: Config) -> int:
     return show_holds(list_holds(make_context(cfg), include_lifted=args.all), args.format)
 
 
+def cmd_filters_list(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import show_filters
+    from retentiond.lifecycle.filters import list_filters
+
+    return show_filters(list_filters(make_context(cfg)), args.format)
+
+
+def cmd_filters_show(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import show_filters
+    from retentiond.lifecycle.filters import get_filter
+
+    return show_filters([get_filter(make_context(cfg), args.filter)], args.format)
+
+
+def cmd_filters_save(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import show_filters
+    from retentiond.lifecycle.filters import RECORD_FIELDS, save_filter
+
+    criteria = {k: getattr(args, k) for k in (*RECORD_FIELDS, "state") if getattr(args, k)}
+    return show_filters([save_filter(make_context(cfg), name=args.name, criteria=criteria)],
+                        args.format)
+
+
+def cmd_filters_delete(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import show_filters
+    from retentiond.lifecycle.filters import delete_filter
+
+    return show_filters([delete_filter(make_context(cfg), args.filter)], args.format)
+
+
 def cmd_disposals_execute(args: argparse.Namespace, cfg: Config) -> int:
     import os
     import socket
@@ -489,7 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     hol = group("holds", "holds that block disposal")
     p = leaf(hol, "place", "place a hold", cmd_holds_place, ("table", "json"))
     p.add_argument("--scope", required=True,
-                   help="record:ID, subject:REF, category:CODE or controller:CODE")
+                   help="record:ID, subject:REF, category:CODE, controller:CODE, or "
+                   "filter:NAME (or filter:ID) for a saved filter, whose record criteria the "
+                   "hold copies")
     p.add_argument("--type", required=True,
                    choices=("legal", "subject_access", "inquiry", "complaint", "police", "other"))
     p.add_argument("--reason", required=True)
@@ -501,6 +533,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(hol, "list", "list holds", cmd_holds_list, ("table", "json"))
     p.add_argument("--all", action="store_true", help="include lifted holds")
 
+    fil = group("filters", "saved review-queue filters (a hold can be scoped by one)")
+    leaf(fil, "list", "list saved filters", cmd_filters_list, ("table", "json"))
+    p = leaf(fil, "show", "show one saved filter", cmd_filters_show, ("table", "json"))
+    p.add_argument("filter", metavar="NAME_OR_ID")
+    p = leaf(fil, "save", "save criteria under a new name", cmd_filters_save, ("table", "json"))
+    p.add_argument("name", metavar="NAME")
+    for name, help_text in (("controller", "controller code"), ("category", "category"),
+                            ("rule", "rule id"), ("action", "disposal action"),
+                            ("due-from", "due on or after (YYYY-MM-DD)"),
+                            ("due-to", "due on or before (YYYY-MM-DD)"),
+                            ("state", "case state (the queue only; never part of a hold)")):
+        p.add_argument(f"--{name}", default=None, help=help_text)
+    p = leaf(fil, "delete", "delete a saved filter (holds placed from it keep their copy)",
+             cmd_filters_delete, ("table", "json"))
+    p.add_argument("filter", metavar="NAME_OR_ID")
+
     dis = group("disposals", "disposal cases")
     p = leaf(dis, "list", "list disposal cases", cmd_disposals_list, ("table", "json"))
     p.add_argument("--state", default=None)
@@ -509,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
              cmd_disposals_execute, ("text", "json"))
     p.add_argument("--batch-size", type=int, default=100, metavar="N")
     p.add_argument("--lease-s", type=int, default=600, metavar="SECONDS",
-                   help="how long a claimed case is leased (longer than the slowest connector call)")
+                   help="how long a claimed case is leased (longer than one batch's connector work)")
     leaf(dis, "tasks", "manual disposal tasks pending confirmation", cmd_disposals_tasks,
          ("table", "json"))
     p = leaf(dis, "confirm", "confirm a manual destruction with its evidence",

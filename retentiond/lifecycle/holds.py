@@ -2,6 +2,11 @@
 
 Placing a hold moves the live cases it covers to ``held`` and voids their approvals; lifting
 one returns the cases no other hold covers to ``pending_review``: never straight to disposal.
+
+A hold's scope is one record, a subject, a category, a controller, or a saved filter
+(``filter:<name or id>``). A filter hold copies the filter's record criteria when it is
+placed and keeps them (``holds.criteria``): it covers every record that matches them at the
+moment of each check, records imported later included, whatever happens to the filter.
 """
 
 from __future__ import annotations
@@ -16,6 +21,14 @@ from sqlalchemy.orm import Session
 from retentiond.audit import record_event
 from retentiond.audit.chain import note_inserted
 from retentiond.lifecycle.context import Context, LifecycleError
+from retentiond.lifecycle.filters import (
+    RECORD_FIELDS,
+    Criteria,
+    check_known,
+    find_filter,
+    parse_criteria,
+    record_condition,
+)
 from retentiond.lifecycle.sql import hold_covers_record
 from retentiond.logs import get_logger
 from retentiond.registry.models import (
@@ -34,6 +47,11 @@ from retentiond.registry.models import (
 #: ones are re-checked by the executor in its own transaction, and may still be stopped there.
 HOLDABLE = ("pending_review", "approved", "pending_confirmation")
 log = get_logger("retentiond.holds")
+#: The advisory lock evaluation takes for its queueing transaction on PostgreSQL
+#: (``retentiond.lifecycle.evaluate.QUEUE_LOCK_KEY``; not imported, evaluate imports this
+#: module). Placing a hold takes it too, so a hold committed while an evaluation runs cannot
+#: leave a case it covers newly queued as ``pending_review``: one waits for the other.
+QUEUE_LOCK_KEY = (742100, 2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +70,10 @@ class HoldView:
     lift_reason: str | None
     active: bool
     records_covered: int
+    #: What the hold covers, in plain English.
+    covers: str = ""
+    #: A filter hold's criteria, as copied from the saved filter when it was placed.
+    criteria: dict[str, str] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -61,21 +83,39 @@ class HoldView:
             "lifted_at": self.lifted_at.isoformat() if self.lifted_at else None,
             "lifted_by": self.lifted_by, "lift_reason": self.lift_reason,
             "active": self.active, "records_covered": self.records_covered,
+            "covers": self.covers, "criteria": self.criteria,
         }
 
 
 def parse_scope(text: str) -> tuple[str, str]:
-    """``record:ID``, ``subject:REF``, ``category:CODE`` or ``controller:CODE``."""
+    """``record:ID``, ``subject:REF``, ``category:CODE``, ``controller:CODE`` or
+    ``filter:NAME`` (or ``filter:ID``, a saved filter's number)."""
     kind, sep, value = text.partition(":")
     if not sep or kind not in HOLD_SCOPES or not value.strip():
         raise LifecycleError(
-            f"scope {text!r} is not one of record:ID, subject:REF, category:CODE, controller:CODE"
+            f"scope {text!r} is not one of record:ID, subject:REF, category:CODE, "
+            "controller:CODE, filter:NAME"
         )
     return kind, value.strip()
 
 
-def covered_by(kind: str, value: str) -> ColumnElement[bool]:
-    """Rows of ``records`` in one hold's scope."""
+def describe_scope(kind: str, value: str, criteria: dict[str, Any] | None = None) -> str:
+    """What a hold covers, in plain English."""
+    if kind == "filter":
+        return f"{parse_criteria(criteria or {}).describe()} (saved filter {value!r})"
+    return {"record": f"record {value}", "subject": f"records of subject {value}",
+            "category": f"records in category {value}",
+            "controller": f"records of controller {value}"}.get(kind, f"{kind}:{value}")
+
+
+def covered_by(kind: str, value: str, criteria: dict[str, Any] | None = None) -> ColumnElement[bool]:
+    """Rows of ``records`` in one hold's scope (``criteria``: a filter hold's, as stored)."""
+    if kind == "filter":
+        parsed = parse_criteria(criteria or {})
+        # correlate(None): a standalone lookup, even inside a query that joins controllers.
+        controller_id = select(Controller.id).where(
+            Controller.code == parsed.controller).correlate(None).scalar_subquery()
+        return record_condition(parsed, controller_id)
     if kind == "record":
         return Record.record_key == value
     if kind == "category":
@@ -87,6 +127,22 @@ def covered_by(kind: str, value: str) -> ColumnElement[bool]:
             select(Controller.id).where(Controller.code == value).scalar_subquery()
         )
     raise LifecycleError(f"unknown hold scope {kind!r}")
+
+
+def _filter_scope(ctx: Context, session: Session, value: str) -> tuple[int, str, Criteria]:
+    """The saved filter a ``filter:`` scope names: its id, name and the criteria a hold keeps."""
+    saved = find_filter(session, value)
+    try:
+        criteria = parse_criteria(saved.criteria).for_hold()
+        check_known(ctx, session, criteria)
+    except LifecycleError as exc:
+        raise LifecycleError(f"saved filter {saved.name!r}: {exc}") from None
+    if not criteria.describes_records:
+        raise LifecycleError(
+            f"saved filter {saved.name!r} has no criterion about records (one of "
+            f"{', '.join(RECORD_FIELDS)}): a hold by it would cover every record. The case "
+            "state is not part of a hold's scope")
+    return saved.id, saved.name, criteria
 
 
 def _scope_exists(ctx: Context, session: Session, kind: str, value: str) -> bool:
@@ -133,21 +189,33 @@ def place_hold(ctx: Context, *, scope: str, hold_type: str, reason: str,
     if until is not None and until < today:
         raise LifecycleError(f"--until {until.isoformat()} is in the past")
     with ctx.sessions.begin() as session:
-        if not _scope_exists(ctx, session, kind, value):
+        if session.get_bind().dialect.name == "postgresql":
+            # Wait for a running evaluation to commit, so the cases it queues are seen (and
+            # held) here; an evaluation that starts later waits for this hold, then skips
+            # what it covers. (SQLite has one writer at a time.)
+            session.execute(select(func.pg_advisory_xact_lock(*QUEUE_LOCK_KEY)))
+        criteria: dict[str, str] | None = None
+        filter_id: int | None = None
+        if kind == "filter":
+            filter_id, value, parsed = _filter_scope(ctx, session, value)
+            criteria = parsed.as_json()
+        elif not _scope_exists(ctx, session, kind, value):
             raise LifecycleError(f"no {kind} {value!r} is known to the registry: nothing to hold")
         hold = Hold(scope_kind=kind, scope_value=value, hold_type=hold_type,
                     reason=reason.strip(), placed_by=ctx.actor, placed_at=ctx.clock.now(),
-                    until=until)
+                    until=until, criteria=criteria, filter_id=filter_id)
         session.add(hold)
         session.flush()
+        data: dict[str, Any] = {"scope": f"{kind}:{value}", "type": hold_type,
+                                "until": until.isoformat() if until else None}
+        if criteria is not None:
+            data.update(filter_id=filter_id, criteria=criteria)
         record_event(session, kind="HoldPlaced", actor=ctx.actor, entity="hold",
                      entity_id=hold.id, at=hold.placed_at, reason=hold.reason,
-                     policy_version=ctx.policy.version,
-                     data={"scope": scope, "type": hold_type,
-                           "until": until.isoformat() if until else None})
+                     policy_version=ctx.policy.version, data=data)
         ids = list(session.scalars(
             select(Disposal.id).join(Record, Record.id == Disposal.record_id)
-            .where(Disposal.state.in_(HOLDABLE), covered_by(kind, value))
+            .where(Disposal.state.in_(HOLDABLE), covered_by(kind, value, criteria))
         ))
         _move_cases(ctx, session, ids, "held", "DisposalHeld", f"hold {hold.id}: {hold.reason}")
         log.info("hold_placed", hold_id=hold.id, scope_kind=kind, type=hold_type,
@@ -159,7 +227,7 @@ def return_unheld_to_review(ctx: Context, session: Session, as_of: dt.date, why:
     """Held cases that no active hold covers any more go back to ``pending_review``."""
     ids = list(session.scalars(
         select(Disposal.id).join(Record, Record.id == Disposal.record_id)
-        .where(Disposal.state == "held", not_(hold_covers_record(as_of)))
+        .where(Disposal.state == "held", not_(hold_covers_record(session, as_of)))
     ))
     _move_cases(ctx, session, ids, "pending_review", "DisposalReturnedToReview", why)
     return len(ids)
@@ -180,7 +248,7 @@ def lift_hold(ctx: Context, hold_id: int, *, reason: str) -> HoldView:
             )
             record_event(session, kind="HoldLifted", actor=ctx.actor, entity="hold",
                          entity_id=hold.id, at=hold.lifted_at, reason=hold.lift_reason,
-                         policy_version=ctx.policy.version)
+                         policy_version=ctx.policy.version, data=_scope_data(hold))
             session.flush()
             back = return_unheld_to_review(ctx, session, today,
                                            f"hold {hold.id} lifted: {reason.strip()}")
@@ -199,23 +267,35 @@ def expire_holds(ctx: Context, session: Session, as_of: dt.date) -> int:
         hold.lift_reason = f"expired: its end date {hold.until} has passed"
         record_event(session, kind="HoldExpired", actor="retentiond", entity="hold",
                      entity_id=hold.id, at=now, reason=hold.lift_reason,
-                     policy_version=ctx.policy.version)
+                     policy_version=ctx.policy.version, data=_scope_data(hold))
     if ended:
         session.flush()
         return_unheld_to_review(ctx, session, as_of, "the hold that covered it expired")
     return len(ended)
 
 
+def _scope_data(hold: Hold) -> dict[str, Any] | None:
+    """What a lift or expiry records of a filter hold: the criteria it had (no personal data:
+    controller codes, categories, rules, actions and dates)."""
+    if hold.scope_kind != "filter":
+        return None
+    return {"scope": f"filter:{hold.scope_value}", "filter_id": hold.filter_id,
+            "criteria": hold.criteria}
+
+
 def _view(session: Session, hold: Hold, today: dt.date) -> HoldView:
     active = hold.lifted_at is None and (hold.until is None or hold.until >= today)
     covered = session.scalar(
-        select(func.count()).select_from(Record).where(covered_by(hold.scope_kind, hold.scope_value))
+        select(func.count()).select_from(Record)
+        .where(covered_by(hold.scope_kind, hold.scope_value, hold.criteria))
     )
     return HoldView(
         id=hold.id, scope=f"{hold.scope_kind}:{hold.scope_value}", type=hold.hold_type,
         reason=hold.reason, placed_by=hold.placed_by, placed_at=hold.placed_at, until=hold.until,
         lifted_at=hold.lifted_at, lifted_by=hold.lifted_by, lift_reason=hold.lift_reason,
         active=active, records_covered=int(covered or 0),
+        covers=describe_scope(hold.scope_kind, hold.scope_value, hold.criteria),
+        criteria=dict(hold.criteria) if hold.criteria is not None else None,
     )
 
 

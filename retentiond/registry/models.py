@@ -43,7 +43,7 @@ DISPOSAL_STATES = (
     "certified", "notified", "failed", "deferred", "rejected", "withdrawn",
 )
 HOLD_TYPES = ("legal", "subject_access", "inquiry", "complaint", "police", "other")
-HOLD_SCOPES = ("record", "subject", "category", "controller")
+HOLD_SCOPES = ("record", "subject", "category", "controller", "filter")
 
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -148,7 +148,9 @@ class Record(Base):
 
     __table_args__ = (
         Index("ix_records_due_on", "due_on"),
-        Index("ix_records_category_digest", "category", "rules_digest"),
+        # Recompute finds a category's stale records by digest, and relabels those under an
+        # older policy version by (digest, version): both read a range of this index.
+        Index("ix_records_category_digest_version", "category", "rules_digest", "policy_version"),
         Index("ix_records_subject_id", "subject_id"),
         Index("ix_records_controller_id", "controller_id"),
         Index("ix_records_agreement_id", "agreement_id"),
@@ -170,8 +172,25 @@ class Hold(Base):
     lifted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     lifted_by: Mapped[str | None] = mapped_column(String(200))
     lift_reason: Mapped[str | None] = mapped_column(Text)
+    #: For a ``filter`` hold: the saved filter's record criteria, copied when the hold was
+    #: placed (the filter may later be deleted; the hold's scope does not move with it).
+    criteria: Mapped[Any | None] = mapped_column(JSON)
+    #: For a ``filter`` hold: the saved filter it was placed from (no foreign key: deleting
+    #: the filter leaves the hold as it was).
+    filter_id: Mapped[int | None] = mapped_column(Id)
 
     __table_args__ = (Index("ix_holds_scope", "scope_kind", "scope_value"),)
+
+
+class SavedFilter(Base):
+    """A named set of the review queue's criteria (``retentiond/lifecycle/filters.py``)."""
+
+    __tablename__ = "saved_filters"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    criteria: Mapped[Any] = mapped_column(JSON)
+    owner: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class Disposal(Base):
@@ -566,6 +585,7 @@ __all__ = [
     "Notification",
     "PolicyVersion",
     "Record",
+    "SavedFilter",
     "Subject",
     "WebSession",
     "WebUser",

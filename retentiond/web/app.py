@@ -65,6 +65,7 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
     app.state.web = state
 
     from retentiond.web.api import disposals as api_disposals
+    from retentiond.web.api import filters as api_filters
     from retentiond.web.api import holds as api_holds
     from retentiond.web.api import overview as api_overview
     from retentiond.web.api import records as api_records
@@ -73,6 +74,7 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
         certificates,
         dashboard,
         exports,
+        filters,
         holds,
         public,
         queue,
@@ -85,8 +87,9 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
     )
 
     # exports first: /holds/export.csv must win over /holds/{id}
-    for module in (signin, dashboard, exports, queue, records, holds, policy_pages, audit,
-                   certificates, public, users, api_disposals, api_records, api_holds, api_overview):
+    for module in (signin, dashboard, exports, queue, records, holds, filters, policy_pages,
+                   audit, certificates, public, users, api_disposals, api_records, api_holds,
+                   api_filters, api_overview):
         app.include_router(module.router)
     if settings.oidc is not None:
         from retentiond.web import oidc

@@ -217,6 +217,12 @@ def sign_in_user(request: Request, username: str, method: str) -> SignIn:
     return SignIn(token=token)
 
 
+def sign_in_refused(request: Request, *, method: str, why: str) -> None:
+    """Audit a sign-in refused before anyone was identified (OpenID Connect: a bad state,
+    a token that failed its checks). ``why`` names the check, never personal data."""
+    _audit(request, "SignInFailed", "-", "user", "-", {"method": method, "why": why[:200]})
+
+
 def set_session_cookie(response: Any, state: WebState, token: str) -> None:
     response.set_cookie(
         state.settings.session_cookie, token, httponly=True, secure=state.settings.cookie_secure,

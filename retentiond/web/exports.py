@@ -101,7 +101,7 @@ def decrypt_xlsx(data: bytes, password: str) -> list[list[Any]]:
 DISPOSAL_COLUMNS = ("id", "record_id", "category", "controller", "state", "due_on", "action",
                     "rule", "approvals_required", "approved_by", "reason", "policy_version",
                     "updated_at")
-HOLD_COLUMNS = ("id", "scope", "type", "reason", "placed_by", "placed_at", "until", "active",
+HOLD_COLUMNS = ("id", "scope", "covers", "type", "reason", "placed_by", "placed_at", "until", "active",
                 "records_covered", "lifted_at", "lifted_by", "lift_reason")
 AUDIT_COLUMNS = ("id", "occurred_at", "kind", "actor", "entity", "entity_id", "reason",
                  "policy_version", "data")

@@ -141,9 +141,10 @@ def _needs_record(f: QueueFilter, controller_id: int | None) -> bool:
 def queue_page(session: Session, f: QueueFilter, *, controller_id: int | None) -> QueuePage:
     """One page of disposal cases, keyset-paged on (due_on, id) or id: as fast on page 2,000
     as on page 1, since no row before the page is read."""
-    controller_ids = dict(session.execute(
-        select(Controller.code, Controller.id).where(Controller.code == f.controller)).tuples().all()
-    ) if f.controller else {}
+    controller_ids: dict[str, int] = {
+        code: ident for code, ident in session.execute(
+            select(Controller.code, Controller.id).where(Controller.code == f.controller))
+    } if f.controller else {}
     where = _queue_conditions(f, controller_id, controller_ids)
     backwards = f.before is not None
     cursor = f.before if backwards else f.after
@@ -334,12 +335,15 @@ def hold_scope(session: Session, hold_id: int) -> tuple[str, str] | None:
     return (row[0], row[1]) if row else None
 
 
-def records_covered(session: Session, kind: str, value: str, *, limit: int = 100) -> list[dict[str, Any]]:
-    """The first records in one hold's scope (the holds page's 'what it covers')."""
+def records_covered(session: Session, kind: str, value: str,
+                    criteria: dict[str, Any] | None = None, *,
+                    limit: int = 100) -> list[dict[str, Any]]:
+    """The first records in one hold's scope (the holds page's 'what it covers'); a filter
+    hold's ``criteria`` are the ones it keeps."""
     rows = session.execute(
         select(Record.record_key, Record.category, Controller.code, Record.due_on)
         .join(Controller, Controller.id == Record.controller_id)
-        .where(covered_by(kind, value)).order_by(Record.record_key).limit(limit)
+        .where(covered_by(kind, value, criteria)).order_by(Record.record_key).limit(limit)
     ).all()
     return [{"record_id": k, "category": c, "controller": code,
              "due_on": d.isoformat() if d else None} for k, c, code, d in rows]

@@ -26,20 +26,25 @@ PREVIEW_POLICY = "preview_policy"  # what a changed pack would move (computes, c
 APPROVE = "approve"                # approve disposals
 REVIEW = "review"                  # defer and reject disposals
 HOLD = "hold"                      # place and lift holds
+VIEW_FILTERS = "view_filters"      # saved queue filters (their criteria name controllers)
+MANAGE_FILTERS = "manage_filters"  # save and delete queue filters (a filter can scope a hold)
 MANAGE_USERS = "manage_users"      # users, their sessions and API tokens
 RESEND = "resend"                  # send a controller's notice again
 ACKNOWLEDGE = "acknowledge"        # a controller acknowledges or disputes its certificate
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({VIEW, VIEW_HOLDS, VIEW_POLICY, VIEW_AUDIT, EXPORT, PREVIEW_POLICY,
-                        REVIEW, HOLD, RESEND, MANAGE_USERS}),
-    "ig_officer": frozenset({VIEW, VIEW_HOLDS, VIEW_POLICY, VIEW_AUDIT, EXPORT, PREVIEW_POLICY,
-                             REVIEW, HOLD, RESEND}),
+    "admin": frozenset({VIEW, VIEW_HOLDS, VIEW_FILTERS, VIEW_POLICY, VIEW_AUDIT, EXPORT,
+                        PREVIEW_POLICY, REVIEW, HOLD, MANAGE_FILTERS, RESEND, MANAGE_USERS}),
+    "ig_officer": frozenset({VIEW, VIEW_HOLDS, VIEW_FILTERS, VIEW_POLICY, VIEW_AUDIT, EXPORT,
+                             PREVIEW_POLICY, REVIEW, HOLD, MANAGE_FILTERS, RESEND}),
     # Approval is its own role so that deciding and approving can be different people; one
     # person may hold both roles where an organisation allows it.
-    "approver": frozenset({VIEW, VIEW_HOLDS, VIEW_POLICY, EXPORT, APPROVE}),
-    "auditor": frozenset({VIEW, VIEW_HOLDS, VIEW_POLICY, VIEW_AUDIT, EXPORT, PREVIEW_POLICY}),
-    # Everything a controller reads is filtered to its own organisation's records.
+    "approver": frozenset({VIEW, VIEW_HOLDS, VIEW_FILTERS, VIEW_POLICY, EXPORT, APPROVE}),
+    "auditor": frozenset({VIEW, VIEW_HOLDS, VIEW_FILTERS, VIEW_POLICY, VIEW_AUDIT, EXPORT,
+                          PREVIEW_POLICY}),
+    # Everything a controller reads is filtered to its own organisation's records; saved
+    # filters and holds are shared by the council's officers and name any controller, so a
+    # controller sees neither.
     "controller": frozenset({VIEW, VIEW_POLICY, EXPORT, ACKNOWLEDGE}),
 }
 
@@ -76,6 +81,9 @@ ROUTE_RULES: dict[str, str] = {
     "holds_export_csv": VIEW_HOLDS,
     "holds_place": HOLD,
     "holds_lift": HOLD,
+    "filters_page": VIEW_FILTERS,
+    "filters_save": MANAGE_FILTERS,
+    "filters_delete": MANAGE_FILTERS,
     "policy_page": VIEW_POLICY,
     "policy_preview_submit": PREVIEW_POLICY,
     "audit_page": VIEW_AUDIT,
@@ -101,6 +109,10 @@ ROUTE_RULES: dict[str, str] = {
     "api_hold": VIEW_HOLDS,
     "api_holds_place": HOLD,
     "api_holds_lift": HOLD,
+    "api_filters": VIEW_FILTERS,
+    "api_filter": VIEW_FILTERS,
+    "api_filters_save": MANAGE_FILTERS,
+    "api_filters_delete": MANAGE_FILTERS,
     "api_policy": VIEW_POLICY,
     "api_policy_preview": PREVIEW_POLICY,
     "api_audit": VIEW_AUDIT,

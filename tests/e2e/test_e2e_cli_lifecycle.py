@@ -19,7 +19,7 @@ DISPOSAL_KEYS = {"id", "record_id", "category", "controller", "state", "due_on",
                  "rule", "policy_version", "approvals_required", "approved_by", "reason",
                  "updated_at"}
 HOLD_KEYS = {"id", "scope", "type", "reason", "placed_by", "placed_at", "until", "lifted_at",
-             "lifted_by", "lift_reason", "active", "records_covered"}
+             "lifted_by", "lift_reason", "active", "records_covered", "covers", "criteria"}
 EXPLAIN_KEYS = {"record_id", "category", "controller", "agreement", "system", "locator", "as_of",
                 "policy_version", "stored_policy_version", "facts", "rules", "due_on", "is_due",
                 "action", "rule", "citation", "approvals_required", "auto_approve",

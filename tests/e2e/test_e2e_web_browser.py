@@ -147,7 +147,8 @@ def test_place_and_lift_a_hold(served: tuple[str, Any], page: Any) -> None:
     sign_in(page, base, "officer")
     page.goto(f"{base}/holds")
     page.get_by_label("One record (its record id)").check()
-    page.get_by_label("Record id, subject reference, category or controller code").fill(key)
+    page.get_by_label("Record id, subject reference, category, controller code or saved "
+                      "filter name").fill(key)
     page.get_by_label("Type of hold").select_option("legal")
     page.locator("#reason").fill("litigation L-2026-7")
     page.get_by_role("button", name="Place hold").click()
@@ -161,6 +162,57 @@ def test_place_and_lift_a_hold(served: tuple[str, Any], page: Any) -> None:
     page.get_by_role("button", name="Lift hold").click()
     assert "lifted" in page.locator(".govuk-notification-banner").inner_text()
     assert _state(estate, case) == "pending_review"
+
+
+def test_officer_saves_a_queue_filter_and_places_a_hold_by_it(served: tuple[str, Any],
+                                                              page: Any) -> None:
+    """An officer saves the queue's filter under a name, places a hold by it from the saved
+    filters page: exactly the matching pending cases are held; lifting returns them."""
+    from sqlalchemy import select
+
+    base, estate = served
+    with estate.ctx.sessions() as s:
+        controller, category = s.execute(
+            select(Controller.code, Record.category).join(Record, Record.controller_id ==
+                                                          Controller.id)
+            .join(Disposal, Disposal.record_id == Record.id)
+            .where(Disposal.state == "pending_review",
+                   Controller.code.not_in(("DEMO-SCH-01", "DEMO-SCH-02")))
+            .order_by(Disposal.id).limit(1)).one()
+
+    def cases() -> dict[int, str]:
+        with estate.ctx.sessions() as s:
+            return {i: st for i, st in s.execute(
+                select(Disposal.id, Disposal.state).join(Record, Record.id == Disposal.record_id)
+                .join(Controller, Controller.id == Record.controller_id)
+                .where(Controller.code == controller, Record.category == category,
+                       Disposal.state.in_(("pending_review", "held"))))}
+
+    before = cases()
+    assert before and set(before.values()) == {"pending_review"}
+    sign_in(page, base, "officer")
+    page.goto(f"{base}/queue?state=pending_review&controller={controller}&category={category}")
+    page.locator("summary", has_text="Save this filter").click()
+    page.get_by_label("Name for this filter").fill("browser journey filter")
+    page.locator('form[action="/filters"] button').click()
+    assert "saved" in page.locator(".govuk-notification-banner").inner_text()
+    page.goto(f"{base}/filters")
+    row = page.locator("tr", has_text="browser journey filter")
+    assert f"Records of controller {controller} in category {category}" in row.inner_text()
+    row.get_by_role("link", name="Place a hold by this filter").click()
+    assert page.get_by_label("A saved filter (its name)").is_checked()
+    page.get_by_label("Type of hold").select_option("legal")
+    page.locator("#reason").fill("litigation L-2026-9")
+    page.get_by_role("button", name="Place hold").click()
+    banner = page.locator(".govuk-notification-banner").inner_text()
+    assert "placed on filter:browser journey filter" in banner
+    assert cases() == dict.fromkeys(before, "held")
+    page.locator("tr", has_text="filter:browser journey filter").get_by_role("link").first.click()
+    assert f"Records of controller {controller} in category {category}" in \
+        page.locator("main").inner_text()
+    page.get_by_label("Reason for lifting").fill("the claim was settled")
+    page.get_by_role("button", name="Lift hold").click()
+    assert cases() == before
 
 
 def test_controller_cannot_see_another_controllers_data(served: tuple[str, Any], page: Any) -> None:

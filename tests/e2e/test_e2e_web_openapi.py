@@ -37,7 +37,9 @@ def test_openapi_document_is_valid_and_complete(served: tuple[str, Any]) -> None
     labels = {r.ok().label for r in schema.get_all_operations()}
     assert {"GET /api/v1/disposals", "POST /api/v1/disposals/approve", "GET /api/v1/records/{record_id}",
             "POST /api/v1/holds", "POST /api/v1/holds/{hold_id}/lift", "GET /api/v1/dashboard",
-            "POST /api/v1/policy/preview", "GET /api/v1/audit"} <= labels
+            "POST /api/v1/policy/preview", "GET /api/v1/audit", "GET /api/v1/filters",
+            "GET /api/v1/filters/{filter_id}", "POST /api/v1/filters",
+            "DELETE /api/v1/filters/{filter_id}"} <= labels
 
 
 def _exercise(operation: Any, base: str, headers: dict[str, str]) -> None:

@@ -193,7 +193,7 @@ def test_list_holds(estate):
     assert [h.id for h in list_holds(estate, include_lifted=True)] == [b.id, a.id]
     assert list_holds(estate)[0].as_json().keys() == {
         "id", "scope", "type", "reason", "placed_by", "placed_at", "until", "lifted_at",
-        "lifted_by", "lift_reason", "active", "records_covered"}
+        "lifted_by", "lift_reason", "active", "records_covered", "covers", "criteria"}
 
 
 def test_hold_covers_records_imported_later(estate, tmp_path):

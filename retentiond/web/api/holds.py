@@ -40,7 +40,7 @@ def api_hold(request: Request, hold_id: Annotated[int, Path(ge=1, le=2**62)]) ->
         raise HTTPException(status_code=404, detail=f"no hold {hold_id}")
     kind, _, value = hold.scope.partition(":")
     with web_state(request).sessions() as session:
-        covers = queries.records_covered(session, kind, value)
+        covers = queries.records_covered(session, kind, value, hold.criteria)
     return HoldDetail(hold=Hold.model_validate(hold.as_json()),
                       covers=[CoveredRecord.model_validate(c) for c in covers])
 

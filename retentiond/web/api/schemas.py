@@ -86,6 +86,10 @@ class Hold(BaseModel):
     lift_reason: str | None
     active: bool
     records_covered: int
+    covers: str = Field(description="what the hold covers, in plain English")
+    criteria: dict[str, str] | None = Field(
+        description="a filter hold's record criteria, copied from the saved filter when the "
+                    "hold was placed (null for other scopes)")
 
 
 class Holds(BaseModel):
@@ -107,10 +111,46 @@ class HoldDetail(BaseModel):
 class PlaceHoldRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scope: str = Field(min_length=3, max_length=300, pattern=TEXT,
-                       description="record:ID, subject:REF, category:CODE or controller:CODE")
+                       description="record:ID, subject:REF, category:CODE, controller:CODE, "
+                                   "or filter:NAME (or filter:ID) for a saved filter")
     type: HoldType
     reason: str = Field(min_length=1, max_length=2000, pattern=TEXT)
     until: dt.date | None = None
+
+
+class FilterCriteria(BaseModel):
+    """The review queue's criteria (all optional; every one given must match). A hold by the
+    filter keeps all but ``state``."""
+
+    model_config = ConfigDict(extra="forbid")
+    controller: str | None = Field(default=None, max_length=200)
+    category: str | None = Field(default=None, max_length=200)
+    rule: str | None = Field(default=None, max_length=200)
+    action: str | None = Field(default=None, max_length=200)
+    due_from: dt.date | None = None
+    due_to: dt.date | None = None
+    state: str | None = Field(default=None, max_length=200)
+
+
+class SavedFilter(BaseModel):
+    id: int
+    name: str
+    criteria: dict[str, str]
+    description: str = Field(description="what the filter selects, in plain English")
+    owner: str
+    created_at: dt.datetime
+    holds: list[int] = Field(description="active holds placed from it (each keeps its own copy "
+                                         "of the criteria)")
+
+
+class SavedFilters(BaseModel):
+    items: list[SavedFilter]
+
+
+class SaveFilterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100, pattern=TEXT)
+    criteria: FilterCriteria
 
 
 class LiftHoldRequest(BaseModel):

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from retentiond.lifecycle.context import LifecycleError
+from retentiond.lifecycle.filters import list_filters
 from retentiond.lifecycle.holds import lift_hold, list_holds, place_hold
 from retentiond.registry.models import HOLD_SCOPES, HOLD_TYPES
 from retentiond.web import queries
@@ -19,20 +20,28 @@ from retentiond.web.pages.common import FieldError, date_parts, parse_date_input
 router = APIRouter(include_in_schema=False)
 
 SCOPE_LABELS = {"record": "One record (its record id)", "subject": "A subject (their reference)",
-                "category": "A category", "controller": "A controller (its code)"}
+                "category": "A category", "controller": "A controller (its code)",
+                "filter": "A saved filter (its name): the records its criteria match"}
 
 
 def _holds_view(request: Request, *, show_all: bool, errors: list[FieldError] | None = None,
                 form: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
     holds = list_holds(context_for(request), include_lifted=show_all)
+    filters = list_filters(context_for(request))
     return render(request, "holds.html", title="Holds", holds=holds, show_all=show_all,
                   scopes=HOLD_SCOPES, scope_labels=SCOPE_LABELS, hold_types=HOLD_TYPES,
+                  filters=filters,
                   error_summary=errors, errors=errors, form=form or {}, status_code=status_code)
 
 
 @router.get("/holds", name="holds_page")
-def holds_page(request: Request, all: bool = False) -> HTMLResponse:
-    return _holds_view(request, show_all=all)
+def holds_page(request: Request, all: bool = False, scope_kind: str = "",
+               scope_value: str = "") -> HTMLResponse:
+    """The register; ``scope_kind`` and ``scope_value`` pre-fill the form (the saved filters
+    page links here to place a hold by a filter)."""
+    form = {"scope_kind": scope_kind, "scope_value": scope_value[:300]} \
+        if scope_kind in HOLD_SCOPES else None
+    return _holds_view(request, show_all=all, form=form)
 
 
 @router.post("/holds", name="holds_place")
@@ -50,7 +59,7 @@ async def holds_place(request: Request) -> Response:
         errors.append(FieldError("scope_kind", "Choose what the hold covers"))
     if not value:
         errors.append(FieldError("scope_value", "Enter the record id, subject reference, "
-                                                "category or controller code"))
+                                                "category, controller code or filter name"))
     if hold_type not in HOLD_TYPES:
         errors.append(FieldError("hold_type", "Choose the type of hold"))
     if not reason:
@@ -68,7 +77,8 @@ async def holds_place(request: Request) -> Response:
         return _holds_view(request, show_all=False, errors=errors, status_code=400, form={
             "scope_kind": kind, "scope_value": value, "hold_type": hold_type, "reason": reason,
             "until": date_parts(form, "until")})
-    return redirect(back, flash=f"Hold {hold.id} placed on {hold.scope}: it covers "
+    what = f"{hold.scope} ({hold.covers})" if hold.criteria is not None else hold.scope
+    return redirect(back, flash=f"Hold {hold.id} placed on {what}: it covers "
                                 f"{hold.records_covered} record(s).")
 
 
@@ -88,7 +98,7 @@ def _hold_view(request: Request, hold_id: int, *, errors: list[FieldError] | Non
         raise HTTPException(status_code=404, detail=f"no hold {hold_id}")
     kind, _, value = hold.scope.partition(":")
     with state.sessions() as session:
-        covered = queries.records_covered(session, kind, value)
+        covered = queries.records_covered(session, kind, value, hold.criteria)
     return render(request, "hold.html", title=f"Hold {hold.id}", hold=hold, covered=covered,
                   error_summary=errors, errors=errors, status_code=status_code)
 
