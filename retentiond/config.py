@@ -17,6 +17,15 @@ SYSTEM_CONFIG = Path("/etc/retentiond/retentiond.toml")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Environment variables that set one key of a subsystem's section: what differs between
+#: instances of the service on one host (docs/daemon.md, "Several instances").
+INSTANCE_OVERRIDES: dict[str, tuple[str, str]] = {
+    "RETENTIOND_INSTANCE": ("daemon", "instance"),
+    "RETENTIOND_METRICS_LISTEN": ("metrics", "listen"),
+    "RETENTIOND_WEB_LISTEN": ("web", "listen"),
+}
+
+
 class ConfigError(ValueError):
     """The configuration is wrong; the message names the file and the key."""
 
@@ -49,6 +58,13 @@ class Config:
     #: The whole parsed file, for subsystems that read their own sections
     #: ([daemon], [connectors.NAME], [web], ...). Each validates its own section.
     raw: dict[str, Any] = field(default_factory=dict)
+    #: ``"section.key"`` -> the environment variable that set it (for error messages).
+    overridden: dict[str, str] = field(default_factory=dict)
+
+    def set_by(self, key: str) -> str:
+        """`` (set by $VARIABLE)`` when an environment variable set ``key``, for messages."""
+        variable = self.overridden.get(key)
+        return f" (set by ${variable})" if variable else ""
 
     @property
     def is_sqlite(self) -> bool:
@@ -113,6 +129,17 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
     if v := env.get("RETENTIOND_LOG_FORMAT"):
         cfg.log_format = v
     key_file = env.get("RETENTIOND_PSEUDONYM_KEY_FILE") or key_file
+    # Per-instance settings, for several instances on one host sharing one config file
+    # (systemd/retentiond@.service reads them from /etc/retentiond/instance-%i.env). They are
+    # written into the sections their subsystems validate, so a bad value is refused there,
+    # naming the variable.
+    for variable, (section, key) in INSTANCE_OVERRIDES.items():
+        if v := env.get(variable):
+            table = doc.get(section, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"{where}: [{section}] must be a table")
+            doc[section] = {**table, key: v}
+            cfg.overridden[f"{section}.{key}"] = variable
     if cfg.log_format not in ("json", "console"):
         raise ConfigError(f"{where}: [logging].format must be 'json' or 'console'")
     if cfg.log_level.lower() not in ("debug", "info", "warning", "error"):

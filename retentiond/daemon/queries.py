@@ -74,7 +74,7 @@ def registry_counts(session: Session, as_of: dt.date, grace_days: int) -> Regist
     overdue = session.scalar(select(func.count()).select_from(Record).where(
         Record.due_on < as_of - dt.timedelta(days=grace_days),
         _not_disposed(),
-        not_(hold_covers_record(as_of)),
+        not_(hold_covers_record(session, as_of)),
         or_(Record.deferred_until.is_(None), Record.deferred_until <= as_of),
         or_(Record.rejected_due_on.is_(None), Record.rejected_due_on != Record.due_on),
     ))

@@ -191,7 +191,8 @@ def load_settings(cfg: Config) -> DaemonSettings:
     if "listen" in metrics:
         if not isinstance(metrics["listen"], str):
             raise ConfigError(f"{mwhere}.listen: must be a string such as \"127.0.0.1:9464\"")
-        kw["metrics_listen"] = parse_listen(metrics["listen"].strip(), f"{mwhere}.listen")
+        kw["metrics_listen"] = parse_listen(metrics["listen"].strip(),
+                                            f"{mwhere}.listen{cfg.set_by('metrics.listen')}")
     if "cache_s" in metrics:
         kw["metrics_cache_s"] = float(_number(metrics, "cache_s", mwhere, minimum=0))
     return DaemonSettings(**kw)

@@ -12,8 +12,9 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from daemon_harness import DaemonProcess
+from daemon_harness import DaemonProcess, free_port
 from disposal_support import (
     DUE_DOB,
     audit_verifies,
@@ -68,14 +69,21 @@ def _approve_all(database_url: str, ids: list[int]) -> None:
 
 def _start_two(database_url: str, holding_url: str, files: Path, tmp_path: Path,
                lease_s: int) -> dict[str, DaemonProcess]:
-    daemons = {}
+    # As under systemd/retentiond@.service: one shared config file; each instance's name and
+    # metrics port come from its environment.
+    config = daemon_config(tmp_path / "shared.toml", database_url, holding_url, files,
+                           batch_size=10, lease_s=lease_s, interval_s=0.5, reap_s=0.5)
+    daemons, ports = {}, {}
     for name in ("alpha", "beta"):
-        config = daemon_config(tmp_path / f"{name}.toml", database_url, holding_url, files,
-                               batch_size=10, lease_s=lease_s, interval_s=0.5, reap_s=0.5,
-                               instance=name)
-        daemons[name] = DaemonProcess(config, tmp_path / f"{name}.log")
+        ports[name] = free_port()
+        daemons[name] = DaemonProcess(config, tmp_path / f"{name}.log", env={
+            "RETENTIOND_INSTANCE": name,
+            "RETENTIOND_METRICS_LISTEN": f"127.0.0.1:{ports[name]}"})
     for d in daemons.values():
         d.wait_log("daemon_started", timeout=60)
+    for name, port in ports.items():
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert f'instance="{name}"' in metrics, metrics[:500]
     return daemons
 
 
