@@ -1,6 +1,7 @@
 """The execution phase: approved disposals carried out by ``execute_due`` through the SQL
-connector against a holding database, and the yardstick, a hand-written batched ``DELETE`` of
-the same rows in the same holding database.
+connector against a holding database, then certified by ``issue_certificates`` (one signed
+certificate per controller); and the yardstick, a hand-written batched ``DELETE`` of the same
+rows in the same holding database.
 
 The holding database stands for a council's case-management system: a table of case files
 keyed by the record's locator, and a child table of notes (three per file) that the connector
@@ -9,8 +10,10 @@ deletes first.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -30,9 +33,12 @@ from sqlalchemy import (
 from retentiond.lifecycle.context import Context
 from retentiond.registry.models import Disposal, Record
 
-#: Cases approved and executed: enough for a steady rate; execution is per case (several
-#: transactions and connector calls each), so more would only make runs long.
+#: Cases approved and executed by default (``--execute`` changes it): enough for a steady rate
+#: (the estate must have that many due; 1M records have about 10,000).
 EXECUTE_MAX = 2_000
+#: The daemon's default ``[daemon.jobs.execute] batch_size``.
+EXECUTE_BATCH = 100
+ISSUER = "Synthetic County Council"
 NOTES_PER_FILE = 3
 RAW_BATCH = 500
 
@@ -44,13 +50,13 @@ CASE_FILE_NOTES = Table("case_file_notes", _holding,
                         Column("locator", String(200), index=True), Column("note", Text))
 
 
-def pick_cases(ctx: Context) -> list[tuple[int, str]]:
-    """Up to ``EXECUTE_MAX`` cases pending review, with their records' locators."""
+def pick_cases(ctx: Context, limit: int = EXECUTE_MAX) -> list[tuple[int, str]]:
+    """Up to ``limit`` cases pending review, with their records' locators."""
     with ctx.sessions() as session:
         return [(i, loc) for i, loc in session.execute(
             select(Disposal.id, Record.locator).join(Record, Record.id == Disposal.record_id)
             .where(Disposal.state == "pending_review", Record.locator.is_not(None))
-            .order_by(Disposal.id).limit(EXECUTE_MAX)) if loc is not None]
+            .order_by(Disposal.id).limit(limit)) if loc is not None]
 
 
 def fill_holding(engine: Engine, locators: list[str]) -> None:
@@ -96,6 +102,18 @@ def raw_delete(engine: Engine, locators: list[str]) -> float:
             conn.execute(delete(CASE_FILE_NOTES).where(CASE_FILE_NOTES.c.locator.in_(chunk)))
             conn.execute(delete(CASE_FILES).where(CASE_FILES.c.locator.in_(chunk)))
     return time.perf_counter() - start
+
+
+def make_signer(directory: Path, now: dt.datetime) -> Any:
+    """Signing keys made as ``retentiond keys init`` makes them (a day before ``now``, so that
+    they are valid), and their signer: what ``[certificates]`` loads in the daemon."""
+    from retentiond.certificates.keys import init_keys, load_signer
+    from retentiond.certificates.settings import CertificateSettings
+
+    init_keys(directory, issuer=ISSUER, now=now - dt.timedelta(days=1))
+    return load_signer(CertificateSettings(where="bench", issuer=ISSUER,
+                                           issuer_contact="ig@county.example",
+                                           key_dir=directory, batch="run", files={}))
 
 
 def holding_engine(url: str) -> Engine:

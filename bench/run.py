@@ -19,7 +19,17 @@ from sqlalchemy import Engine, func, select, text
 
 from bench.backends import database, server_version
 from bench.estate import write_estate
-from bench.execute import approve_all, fill_holding, holding_engine, holding_rows, pick_cases, raw_delete
+from bench.execute import (
+    EXECUTE_BATCH,
+    EXECUTE_MAX,
+    approve_all,
+    fill_holding,
+    holding_engine,
+    holding_rows,
+    make_signer,
+    pick_cases,
+    raw_delete,
+)
 from bench.memory import PhasePeak, peak_rss_mb
 from bench.raw import forget_evaluation, queued_fingerprint, raw_evaluate
 from retentiond.clock import FixedClock
@@ -109,7 +119,8 @@ def _analyze(engine: Engine) -> None:
             conn.execute(text("VACUUM ANALYZE"))
 
 
-def _execute_phase(ctx: Context, holding_url: str) -> dict[str, Any]:
+def _execute_phase(ctx: Context, holding_url: str, workdir: Path, *,
+                   execute_max: int = EXECUTE_MAX) -> dict[str, Any]:
     try:
         module = importlib.import_module("retentiond.lifecycle.execute")
     except ImportError:
@@ -118,11 +129,13 @@ def _execute_phase(ctx: Context, holding_url: str) -> dict[str, Any]:
         _log("execute: retentiond.lifecycle.execute.execute_due is not built yet: skipped")
         return {"execute_disposals_per_s": None, "raw_delete_per_s": None,
                 "execute_ratio": None, "execute_note": "not built yet"}
+    from retentiond.certificates.issue import issue_certificates
     from retentiond.connectors import ConnectorRegistry
     from retentiond.connectors.sql import KeyedTable, SqlConnector
     from retentiond.lifecycle.review import approve
+    from retentiond.registry.models import Disposal
 
-    cases = pick_cases(ctx)
+    cases = pick_cases(ctx, execute_max)
     ids, locators = [i for i, _ in cases], [loc for _, loc in cases]
     holding = holding_engine(holding_url)
     fill_holding(holding, locators)
@@ -136,7 +149,7 @@ def _execute_phase(ctx: Context, holding_url: str) -> dict[str, Any]:
     try:
         result, execute_s, execute_mb = _timed(
             "execute", "execute_due (SQL connector)",
-            lambda: module.execute_due(ctx, registry, owner="bench-1", batch_size=100,
+            lambda: module.execute_due(ctx, registry, owner="bench-1", batch_size=EXECUTE_BATCH,
                                        lease_s=3600))
     finally:
         registry.close()
@@ -144,6 +157,18 @@ def _execute_phase(ctx: Context, holding_url: str) -> dict[str, Any]:
     if result.executed != len(ids) or left:
         raise RuntimeError(f"execute_due executed {result.executed} of {len(ids)} cases "
                            f"({result.as_json()}); {left} holding rows left")
+    # Certificates are part of a disposal (the daemon's certify job issues them for what was
+    # executed): one signed certificate (JSON, JWS, PAdES PDF) per controller, in the chain.
+    signer = make_signer(workdir / "keys", ctx.clock.now())
+    issued, certify_s, _ = _timed("certify", "issue_certificates (one per controller)",
+                                  lambda: issue_certificates(ctx, signer, batch="run"))
+    certified = sum(c.records for c in issued)
+    with ctx.sessions() as session:
+        uncertified = session.scalar(select(func.count()).select_from(Disposal)
+                                     .where(Disposal.state == "executed"))
+    if certified != len(ids) or uncertified:
+        raise RuntimeError(f"issue_certificates certified {certified} of {len(ids)} "
+                           f"disposals; {uncertified} left executed")
     fill_holding(holding, locators)
     _log("raw batched DELETE ...")
     raw_s = raw_delete(holding, locators)
@@ -151,20 +176,30 @@ def _execute_phase(ctx: Context, holding_url: str) -> dict[str, Any]:
     if holding_rows(holding):
         raise RuntimeError("the hand-written DELETE left holding rows")
     holding.dispose()
-    execute_rate = result.executed / execute_s if execute_s else None
+    total_s = execute_s + certify_s
+    execute_rate = result.executed / total_s if total_s else None
+    bare_rate = result.executed / execute_s if execute_s else None
     raw_rate = len(locators) / raw_s if raw_s else None
     return {
         "executed": result.executed,
+        "execute_batch_size": EXECUTE_BATCH,
         "approve_s": round(approve_s, 2),
         "execute_s": round(execute_s, 2),
+        "certify_s": round(certify_s, 2),
+        "certificates_issued": len(issued),
         "execute_peak_rss_mb": round(execute_mb, 1),
+        # The target figure: execution with its audit events and its certificates.
         "execute_disposals_per_s": round(execute_rate, 1) if execute_rate else None,
+        "execute_without_certificates_per_s": round(bare_rate, 1) if bare_rate else None,
         "raw_delete_per_s": round(raw_rate, 1) if raw_rate else None,
         "execute_ratio": round(execute_rate / raw_rate, 4) if execute_rate and raw_rate else None,
+        "execute_ratio_without_certificates": (round(bare_rate / raw_rate, 4)
+                                               if bare_rate and raw_rate else None),
     }
 
 
-def run(*, records: int, backend: str, as_of: dt.date, seed: int, keep: bool) -> dict[str, Any]:
+def run(*, records: int, backend: str, as_of: dt.date, seed: int, keep: bool,
+        execute_max: int = EXECUTE_MAX) -> dict[str, Any]:
     """Run every phase; return the figures."""
     out: dict[str, Any] = {"records": records, "backend": backend}
     workdir = Path(tempfile.mkdtemp(prefix="retentiond-bench-"))
@@ -172,7 +207,7 @@ def run(*, records: int, backend: str, as_of: dt.date, seed: int, keep: bool) ->
         with database(backend, workdir, keep=keep, log=_log) as url, \
                 database(backend, workdir, keep=keep, role="holding", log=_log) as holding_url:
             out.update(_run_in(url, holding_url, workdir, records=records, backend=backend,
-                               as_of=as_of, seed=seed))
+                               as_of=as_of, seed=seed, execute_max=execute_max))
     finally:
         if keep:
             _log(f"kept {workdir}")
@@ -185,7 +220,7 @@ def run(*, records: int, backend: str, as_of: dt.date, seed: int, keep: bool) ->
 
 
 def _run_in(url: str, holding_url: str, workdir: Path, *, records: int, backend: str, as_of: dt.date,
-            seed: int) -> dict[str, Any]:
+            seed: int, execute_max: int = EXECUTE_MAX) -> dict[str, Any]:
     out: dict[str, Any] = {}
     (controllers_csv, records_csv, holds_csv, stats), gen_s, _ = _timed(
         "generate", f"generate {records:,} records",
@@ -242,7 +277,7 @@ def _run_in(url: str, holding_url: str, workdir: Path, *, records: int, backend:
     out["evaluate_raw_sql_s"] = round(raw_s, 3)
     out["evaluate_ratio"] = round(evaluate_s / raw_s, 2) if raw_s else None
 
-    out.update(_execute_phase(ctx, holding_url))
+    out.update(_execute_phase(ctx, holding_url, workdir, execute_max=execute_max))
 
     changed = load_policy_set([_changed_policy(workdir)])
     ctx2 = Context(sessions=ctx.sessions, policy=changed, clock=clock, actor="bench")

@@ -19,9 +19,10 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import Table, bindparam, event, func, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from retentiond.registry.models import AuditEvent
@@ -110,15 +111,63 @@ def seal(session: Session) -> int:
         for row in events:
             seq += 1
             digest = link(prev, _Fields(seq=seq, **row._asdict()))
-            updates.append({"id": row.id, "seq": seq, "prev_hash": prev, "hash": digest})
+            updates.append((seq, prev, digest, row.id))
             prev = digest
         if updates:
-            session.execute(update(AuditEvent), updates)
+            _sealer(session).write(session, updates)
     # ORM copies of the events now hold stale chain columns.
     for obj in list(session.identity_map.values()):
         if isinstance(obj, AuditEvent):
             session.expire(obj, ["seq", "prev_hash", "hash"])
     return len(pending)
+
+
+_EVENTS = cast(Table, AuditEvent.__table__)
+_SEAL_COLUMNS = ("seq", "prev_hash", "hash", "event_id")
+_SEAL = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("event_id"))
+    .values({c: bindparam(c) for c in _SEAL_COLUMNS[:-1]})
+)
+
+
+class _Sealer:
+    """Writes a batch's chain columns with one driver-level executemany of ``_SEAL``, each
+    value through SQLAlchemy's bind processor for its column (so it is stored exactly as the
+    ORM stored it), without the ORM's per-row bookkeeping (most of the cost of sealing an
+    evaluation's ten thousand events)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        compiled = _SEAL.compile(dialect=dialect)
+        self.sql = compiled.string
+        order = list(compiled.positiontup or _SEAL_COLUMNS)
+        self.positional = compiled.positiontup is not None
+        self.names = order
+        self.where = [_SEAL_COLUMNS.index(n) for n in order]
+        self.processors = [
+            _EVENTS.c["id" if n == "event_id" else n].type.dialect_impl(dialect)
+            .bind_processor(dialect) for n in order]
+
+    def write(self, session: Session, rows: list[tuple[Any, ...]]) -> None:
+        """``rows`` hold seq, prev_hash, hash and the event id."""
+        steps = list(zip(self.where, self.processors, strict=True))
+        values = [[r[i] if p is None or r[i] is None else p(r[i]) for i, p in steps]
+                  for r in rows]
+        params: list[Any] = (
+            [tuple(v) for v in values] if self.positional
+            else [dict(zip(self.names, v, strict=True)) for v in values])
+        session.connection().exec_driver_sql(self.sql, params)
+
+
+_SEALERS: dict[tuple[str, str], _Sealer] = {}
+
+
+def _sealer(session: Session) -> _Sealer:
+    dialect = session.get_bind().dialect
+    key = (dialect.name, dialect.driver)
+    if key not in _SEALERS:
+        _SEALERS[key] = _Sealer(dialect)
+    return _SEALERS[key]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ from typing import Any
 from retentiond.config import Config, ConfigError
 from retentiond.connectors.base import (
     Anonymiser,
+    BatchConnector,
     Connector,
     ConnectorConfigError,
     ConnectorError,
@@ -34,6 +35,8 @@ from retentiond.connectors.base import (
     PermanentConnectorError,
     Transferrer,
     TransientConnectorError,
+    delete_each,
+    exists_each,
     systems_option,
 )
 from retentiond.connectors.filesystem import FilesystemConnector
@@ -180,6 +183,7 @@ __all__ = [
     "BUILTIN",
     "ENTRY_POINT_GROUP",
     "Anonymiser",
+    "BatchConnector",
     "Connector",
     "ConnectorConfigError",
     "ConnectorError",
@@ -197,5 +201,7 @@ __all__ = [
     "Transferrer",
     "TransientConnectorError",
     "build_connector",
+    "delete_each",
+    "exists_each",
     "load_connectors",
 ]

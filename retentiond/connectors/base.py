@@ -14,6 +14,10 @@ checks the built-in ones):
 - ``exists(ref)`` is true while any of the record's data is still there. The executor calls it
   after ``delete`` and counts the disposal executed only when it is false.
 - ``export(ref)`` returns the record's data, for a return to its controller.
+- Optionally, ``delete_many(items)`` and ``exists_many(refs)`` (:class:`BatchConnector`) do
+  the same for a batch of records at once: the executor sends a claimed batch's deletes
+  through them. A connector without them keeps working: :func:`delete_each` and
+  :func:`exists_each` loop over ``delete`` and ``exists`` for it, one record at a time.
 - Errors are a :class:`TransientConnectorError` (try again later: the system is down, locked,
   unreachable) or a :class:`PermanentConnectorError` (trying again cannot help: the locator is
   refused, the table does not exist, permission is denied). Anything else is taken as transient.
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -139,6 +143,82 @@ class Transferrer(Protocol):
         """Transfer the record to the archive and remove it here; idempotent. Return what
         was done."""
         ...
+
+
+@runtime_checkable
+class BatchConnector(Protocol):
+    """A connector that can delete, and check, a batch of records at once (optional).
+
+    Not part of :class:`Connector`: third-party connectors (entry point group
+    ``retentiond.connectors``) that lack these methods keep working, one record at a time.
+    """
+
+    def delete_many(self, items: Sequence[tuple[ConnectorRef, str]]) -> dict[
+            str, str | ConnectorError]:
+        """Delete each ``(ref, idempotency_key)``'s data, keeping ``delete``'s contract for
+        each (already absent is success; safe to repeat). Return, by idempotency key, what
+        was done (words for a certificate) or the error that stopped that record alone. An
+        error that stops the whole batch (the system is unreachable) is raised instead."""
+        ...
+
+    def exists_many(self, refs: Sequence[ConnectorRef]) -> set[ConnectorRef]:
+        """The refs of which some data is still held (``exists`` for each, at once)."""
+        ...
+
+
+def delete_each(connector: Connector, items: Sequence[tuple[ConnectorRef, str]], *,
+                stop: Callable[[], bool] | None = None) -> dict[str, str | Exception]:
+    """Delete a batch through ``connector``: by its ``delete_many`` if it has one, otherwise
+    by ``delete``, one record at a time, each record's error kept for that record alone.
+
+    Returns what was done, or the error, by idempotency key. In the one-at-a-time loop,
+    ``stop()`` is asked before each record after the first; once it is true the rest are
+    not attempted and are absent from the result. A whole-batch error from ``delete_many``
+    becomes every record's error. ``BaseException`` (a kill, ``KeyboardInterrupt``) is never
+    caught."""
+    if not items:
+        return {}
+    if isinstance(connector, BatchConnector):
+        try:
+            done: dict[str, str | Exception] = dict(connector.delete_many(items))
+        except Exception as exc:
+            return {key: exc for _, key in items}
+        missing = [key for _, key in items if key not in done]
+        for key in missing:
+            done[key] = TransientConnectorError(
+                f"{connector.name}: delete_many returned no result for this record")
+        return done
+    out: dict[str, str | Exception] = {}
+    for n, (ref, key) in enumerate(items):
+        if n and stop is not None and stop():
+            break
+        try:
+            out[key] = connector.delete(ref, key)
+        except Exception as exc:
+            out[key] = exc
+    return out
+
+
+def exists_each(connector: Connector, items: Sequence[tuple[ConnectorRef, str]]) -> dict[
+        str, bool | Exception]:
+    """Whether each ``(ref, idempotency_key)``'s data is still held, by idempotency key: by
+    the connector's ``exists_many`` if it has one (an error of it is every record's),
+    otherwise by ``exists`` one record at a time (an error is that record's alone)."""
+    if not items:
+        return {}
+    if isinstance(connector, BatchConnector):
+        try:
+            still = connector.exists_many([ref for ref, _ in items])
+        except Exception as exc:
+            return {key: exc for _, key in items}
+        return {key: ref in still for ref, key in items}
+    out: dict[str, bool | Exception] = {}
+    for ref, key in items:
+        try:
+            out[key] = bool(connector.exists(ref))
+        except Exception as exc:
+            out[key] = exc
+    return out
 
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")

@@ -7,12 +7,24 @@ has no password (SQLite, or PostgreSQL with peer or trust auth).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, create_engine, delete, exists, make_url, select
+from sqlalchemy import (
+    Engine,
+    MetaData,
+    Table,
+    create_engine,
+    delete,
+    exists,
+    func,
+    make_url,
+    select,
+    union,
+)
 from sqlalchemy.exc import (
     DisconnectionError,
     InterfaceError,
@@ -24,6 +36,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from retentiond.connectors.base import (
     ConnectorConfigError,
+    ConnectorError,
     ConnectorRef,
     Export,
     ExportedTable,
@@ -34,6 +47,9 @@ from retentiond.connectors.base import (
     read_secret,
 )
 from retentiond.registry.db import normalise_url
+
+#: Locators per ``IN (...)`` list: well under SQLite's oldest limit of 999 parameters.
+CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -46,7 +62,11 @@ class KeyedTable:
 
 class SqlConnector:
     """Deletes the rows of ``table`` whose ``key_column`` is the record's locator, and the
-    rows of each child table first, in one transaction; ``exists`` looks in all of them."""
+    rows of each child table first, in one transaction; ``exists`` looks in all of them.
+
+    ``delete_many`` does the same for a batch: per table, children first, one ``DELETE ...
+    WHERE key IN (...)`` per 500 locators, all in one transaction; ``exists_many`` checks a
+    batch with one ``SELECT`` (a ``UNION`` over the tables) per 500 locators."""
 
     kind = "sql"
 
@@ -153,6 +173,85 @@ class SqlConnector:
             return f"no rows in {self.main.table} or its child tables: already absent"
         parts = ", ".join(f"{n} from {t}" for t, n in counts if n)
         return f"deleted {total} rows ({parts}) in one transaction"
+
+    def delete_many(self, items: Sequence[tuple[ConnectorRef, str]]) -> dict[
+            str, str | ConnectorError]:
+        """Delete a batch's rows, children first, in one transaction. If the batch fails for
+        a reason that is not the database being unavailable (a constraint the configuration
+        does not know of, say), each record is deleted on its own, so that only the record
+        at fault fails."""
+        if not items:
+            return {}
+        locators = list(dict.fromkeys(ref.locator for ref, _ in items))
+        try:
+            counts = self._delete_batch(locators)
+        except PermanentConnectorError:
+            if len(locators) == 1:
+                raise
+            out: dict[str, str | ConnectorError] = {}
+            for ref, key in items:
+                try:
+                    out[key] = self.delete(ref, key)
+                except ConnectorError as exc:
+                    out[key] = exc
+            return out
+        described = {loc: self._described(c, len(locators)) for loc, c in counts.items()}
+        return {key: described[ref.locator] for ref, key in items}
+
+    def _delete_batch(self, locators: list[str]) -> dict[str, Counter[str]]:
+        """Rows deleted per locator and table, in one transaction."""
+        counts: dict[str, Counter[str]] = {loc: Counter() for loc in locators}
+        by_text = {loc: loc for loc in locators}
+        try:
+            with self._get_engine().begin() as conn:
+                returning = bool(getattr(conn.dialect, "delete_returning", False))
+                for keyed in self._keyed():
+                    col = self._column(keyed)
+                    for start in range(0, len(locators), CHUNK):
+                        chunk = locators[start:start + CHUNK]
+                        stmt = delete(col.table).where(col.in_(chunk))
+                        if returning:
+                            found = Counter(str(v) for v in conn.scalars(stmt.returning(col)))
+                        else:
+                            found = Counter({str(v): int(n) for v, n in conn.execute(
+                                select(col, func.count()).where(col.in_(chunk)).group_by(col))})
+                            conn.execute(stmt)
+                        for value, n in found.items():
+                            loc = by_text.get(value)
+                            if loc is not None:
+                                counts[loc][keyed.table] += n
+        except (PermanentConnectorError, TransientConnectorError):
+            raise
+        except SQLAlchemyError as exc:
+            raise self._guard("delete", exc) from exc
+        return counts
+
+    def _described(self, counts: Counter[str], batch: int) -> str:
+        total = sum(counts.values())
+        if total == 0:
+            return f"no rows in {self.main.table} or its child tables: already absent"
+        parts = ", ".join(f"{counts[k.table]} from {k.table}" for k in self._keyed()
+                          if counts[k.table])
+        return (f"deleted {total} rows ({parts}) in one transaction, with the other records "
+                f"of a batch of {batch}")
+
+    def exists_many(self, refs: Sequence[ConnectorRef]) -> set[ConnectorRef]:
+        """The refs with rows left in the main table or a child table."""
+        locators = list(dict.fromkeys(ref.locator for ref in refs))
+        found: set[str] = set()
+        try:
+            with self._get_engine().connect() as conn:
+                cols = [self._column(keyed) for keyed in self._keyed()]
+                for start in range(0, len(locators), CHUNK):
+                    chunk = locators[start:start + CHUNK]
+                    selects = [select(col).where(col.in_(chunk)) for col in cols]
+                    query = union(*selects) if len(selects) > 1 else selects[0]
+                    found.update(str(v) for v in conn.scalars(query))
+        except (PermanentConnectorError, TransientConnectorError):
+            raise
+        except SQLAlchemyError as exc:
+            raise self._guard("exists", exc) from exc
+        return {ref for ref in refs if ref.locator in found}
 
     def exists(self, ref: ConnectorRef) -> bool:
         try:

@@ -1,8 +1,12 @@
 """``records import``: stream a CSV or JSON-lines file of record facts into the registry.
 
-The whole file is one transaction. Rows are validated and written in batches (constant
-memory); the first bad row stops all writing, the rest of the file is still read so that
-every problem can be reported (up to ``MAX_PROBLEMS``), and then everything is rolled back.
+The whole file is one transaction. A reader thread parses and validates the rows in batches
+(constant memory), one batch ahead of the writer. The writer decides each row's due date in
+Python (the policy engine, through recompute's decision cache) and writes each record once,
+with its decision: by ``COPY`` and set-based statements on PostgreSQL, by prepared
+``executemany`` on SQLite. A bad row does not stop the reading: the rest of the file is still
+read and written, so that every problem (duplicates and conflicting subject dates across
+batches included) can be reported, up to ``MAX_PROBLEMS``, and then everything is rolled back.
 Importing the same row again updates the record: a row states all of a record's facts, so an
 empty optional column clears the stored value. Subject dates are shared by every record of
 the subject: an empty ``date_of_birth`` keeps the one already known.
@@ -10,12 +14,18 @@ the subject: an empty ``date_of_birth`` keeps the one already known.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
+import json
+import queue
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     Column,
@@ -29,6 +39,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
@@ -36,7 +48,7 @@ from retentiond.ingest.errors import MAX_PROBLEMS, ImportRefused
 from retentiond.ingest.reader import Progress, RowError, parse_date, read_rows
 from retentiond.lifecycle.context import Context
 from retentiond.lifecycle.recompute import (
-    recompute_records,
+    _decider,
     recompute_where,
     register_policy,
     withdraw_stale_cases,
@@ -47,7 +59,9 @@ from retentiond.registry.models import Agreement, Controller, ImportRun, Record,
 REQUIRED = ("record_id", "category", "controller")
 OPTIONAL = ("system", "locator", "subject_ref", "date_of_birth", "date_of_death", "opened_on",
             "closed_on", "event_on", "flags", "agreement")
-BATCH = 2000
+#: Rows written a batch: one COPY (PostgreSQL) or executemany (SQLite) each; at most 32,766
+#: on SQLite, which binds every key of a batch in one lookup.
+BATCH = 10_000
 log = get_logger("retentiond.ingest")
 
 _KEY_RE = re.compile(r"^[^\s;,][^\t\r\n]{0,199}$")
@@ -66,8 +80,9 @@ class RecordImport:
     cases_withdrawn: int
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _Row:
+class _Row(NamedTuple):
+    """One validated row (a tuple: a batch holds thousands of them)."""
+
     line: int
     record_key: str
     category: str
@@ -84,11 +99,11 @@ class _Row:
     flags: str
 
 
-def _text(raw: dict[str, Any], field: str, *, limit: int) -> str | None:
-    value = raw.get(field)
+def _clean(value: Any, field: str, limit: int) -> str | None:
+    """A text field, stripped; empty is None."""
     if value is None:
         return None
-    if not isinstance(value, str):
+    if value.__class__ is not str:
         raise RowError(field, f"must be text, not {value!r}")
     value = value.strip()
     if len(value) > limit:
@@ -109,6 +124,12 @@ def _flags(raw: dict[str, Any]) -> str:
     return ";".join(flags)
 
 
+_DATE_FIELDS = ("date_of_birth", "date_of_death", "opened_on", "closed_on", "event_on")
+#: Dates remembered by their text: a file repeats a few tens of thousands of dates over
+#: millions of rows; the bound keeps memory flat.
+_DATE_MEMO = 100_000
+
+
 class _Validator:
     def __init__(self, session: Session, categories: frozenset[str]) -> None:
         self.categories = categories
@@ -116,49 +137,82 @@ class _Validator:
             select(Controller.code, Controller.id))}
         self.agreements = {code: aid for code, aid in session.execute(
             select(Agreement.code, Agreement.id))}
+        #: What a decision reads of a terminated agreement (recompute's fact columns).
+        self.terminated: dict[int, tuple[dt.date | None, str | None]] = {
+            aid: (due, action) for aid, due, action in session.execute(
+                select(Agreement.id, Agreement.disposal_due_on, Agreement.termination_action)
+                .where(Agreement.status == "terminated"))}
+        self.dates: dict[str, dt.date | None] = {}
+
+    def _dates(self, raw: dict[str, Any]) -> list[dt.date | None]:
+        memo = self.dates
+        out: list[dt.date | None] = []
+        for field in _DATE_FIELDS:
+            value = raw.get(field)
+            if value is None or value == "":
+                out.append(None)
+                continue
+            if value.__class__ is str and value in memo:
+                out.append(memo[value])
+                continue
+            date = parse_date(field, value)
+            if value.__class__ is str:
+                if len(memo) >= _DATE_MEMO:
+                    memo.clear()
+                memo[value] = date
+            out.append(date)
+        return out
 
     def row(self, line: int, raw: dict[str, Any]) -> _Row:
+        """Check one row; the first thing wrong with it is a ``RowError`` naming the field."""
         if "__error__" in raw:
             raise RowError(raw.get("__field__", "(row)"), raw["__error__"])
-        for field in REQUIRED:
-            if not _text(raw, field, limit=200):
-                raise RowError(field, "is required")
-        key = _text(raw, "record_id", limit=200)
-        assert key is not None
+        get = raw.get
+        key = _clean(get("record_id"), "record_id", 200)
+        if not key:
+            raise RowError("record_id", "is required")
+        category = _clean(get("category"), "category", 200)
+        if not category:
+            raise RowError("category", "is required")
+        controller = _clean(get("controller"), "controller", 200)
+        if not controller:
+            raise RowError("controller", "is required")
         if not _KEY_RE.match(key):
             raise RowError("record_id", f"{key!r} is not a usable identifier")
-        category = str(_text(raw, "category", limit=100))
+        if len(category) > 100:
+            raise RowError("category", "is longer than 100 characters")
         if category not in self.categories:
             raise RowError("category", f"unknown category {category!r}: no rule in the policy "
                            f"set covers it (known: {', '.join(sorted(self.categories))})")
-        controller = str(_text(raw, "controller", limit=64))
-        if controller not in self.controllers:
+        if len(controller) > 64:
+            raise RowError("controller", "is longer than 64 characters")
+        controller_id = self.controllers.get(controller)
+        if controller_id is None:
             raise RowError("controller", f"unknown controller {controller!r}: import it first "
                            "with 'retentiond controllers import'")
-        agreement = _text(raw, "agreement", limit=64)
-        if agreement is not None and agreement not in self.agreements:
-            raise RowError("agreement", f"unknown agreement {agreement!r}")
-        dates = {f: parse_date(f, raw.get(f)) for f in
-                 ("date_of_birth", "date_of_death", "opened_on", "closed_on", "event_on")}
-        subject_ref = _text(raw, "subject_ref", limit=128)
+        agreement = _clean(get("agreement"), "agreement", 64)
+        agreement_id = None
+        if agreement is not None:
+            agreement_id = self.agreements.get(agreement)
+            if agreement_id is None:
+                raise RowError("agreement", f"unknown agreement {agreement!r}")
+        dob, dod, opened_on, closed_on, event_on = self._dates(raw)
+        subject_ref = _clean(get("subject_ref"), "subject_ref", 128)
         if subject_ref is None:
-            for field in ("date_of_birth", "date_of_death"):
-                if dates[field] is not None:
-                    raise RowError(field, "is given without a subject_ref to attach it to")
-        dob, dod = dates["date_of_birth"], dates["date_of_death"]
+            if dob is not None:
+                raise RowError("date_of_birth", "is given without a subject_ref to attach it to")
+            if dod is not None:
+                raise RowError("date_of_death", "is given without a subject_ref to attach it to")
         if dob and dod and dod < dob:
             raise RowError("date_of_death", "is before date_of_birth")
-        if dates["opened_on"] and dates["closed_on"] and dates["closed_on"] < dates["opened_on"]:
+        if opened_on and closed_on and closed_on < opened_on:
             raise RowError("closed_on", "is before opened_on")
-        return _Row(
-            line=line, record_key=key, category=category,
-            controller_id=self.controllers[controller],
-            agreement_id=self.agreements.get(agreement) if agreement else None,
-            system=_text(raw, "system", limit=100), locator=_text(raw, "locator", limit=2000),
-            subject_ref=subject_ref, date_of_birth=dob, date_of_death=dod,
-            opened_on=dates["opened_on"], closed_on=dates["closed_on"],
-            event_on=dates["event_on"], flags=_flags(raw),
-        )
+        system = _clean(get("system"), "system", 100)
+        locator = _clean(get("locator"), "locator", 2000)
+        flags = get("flags")
+        return _Row(line, key, category, controller_id, agreement_id, system, locator,
+                    subject_ref, dob, dod, opened_on, closed_on, event_on,
+                    "" if flags is None or flags == "" else _flags(raw))
 
 
 #: The subject dates this file has stated so far, with the line that stated each: a file may
@@ -175,26 +229,313 @@ _STATED = Table(
 _SUBJECT_DATES = ("date_of_birth", "date_of_death")
 
 
-class _Writer:
-    """Upserts batches of validated rows inside the import's transaction."""
+#: The columns an import writes to a record, in the order of the tuples it prepares: the facts
+#: of the row, then its decision (what ``recompute`` stores), then the bookkeeping.
+_FACT_COLS = ("category", "controller_id", "agreement_id", "subject_id", "system", "locator",
+              "opened_on", "closed_on", "event_on", "flags")
+_DECISION_COLS = ("due_on", "due_action", "due_rule", "approvals_required", "auto_approve",
+                  "needs_attention", "policy_version", "rules_digest")
+_WRITTEN = (*_FACT_COLS, *_DECISION_COLS, "last_import_id", "updated_at")
+_INSERTED = ("record_key", *_WRITTEN, "created_at")
+_UPDATED = (*_WRITTEN, "id")
+_SUBJECT_COLS = ("ref", "date_of_birth", "date_of_death", "updated_at")
+_STATED_COLS = ("ref", "date_of_birth", "date_of_birth_line", "date_of_death", "date_of_death_line")
+_NOT_TERMINATED: tuple[None, None] = (None, None)
+_RECORDS = cast(Table, Record.__table__)
+_SUBJECTS = cast(Table, Subject.__table__)
 
-    def __init__(self, ctx: Context, session: Session, run: ImportRun) -> None:
+#: ``(id, last_import_id, due_on)`` of a stored record, by key.
+_Stored = dict[str, tuple[int, int | None, dt.date | None]]
+#: ``(id, date_of_birth, date_of_death)`` of a subject, by reference.
+_Subjects = dict[str, tuple[int, dt.date | None, dt.date | None]]
+
+
+class _Prepared:
+    """One INSERT or UPDATE, run as an executemany of prepared tuples (no ORM objects, no
+    per-row parameter dictionaries). Values go through SQLAlchemy's own bind processors for
+    each column, so they are stored exactly as the ORM would store them; a batch repeats many
+    values (one timestamp, a few thousand dates), and each is converted once."""
+
+    def __init__(self, statement: Any, names: tuple[str, ...], table: Table,
+                 dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        order = list(compiled.positiontup) if compiled.positiontup is not None else list(names)
+        self.positional = compiled.positiontup is not None
+        self.order = order
+        self.steps = tuple(
+            (names.index(n.removeprefix("b_")),
+             table.c[n.removeprefix("b_")].type.dialect_impl(dialect).bind_processor(dialect))
+            for n in order)
+
+    def run(self, session: Session, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        # Column by column: each distinct value of a column that needs converting is
+        # converted once, then the columns are zipped back into rows (both at C speed).
+        columns = list(zip(*rows, strict=True))
+        out: list[Any] = []
+        for i, process in self.steps:
+            column = columns[i]
+            if process is not None:
+                seen = {v: None if v is None else process(v) for v in set(column)}
+                column = tuple(map(seen.__getitem__, column))
+            out.append(column)
+        values: list[Any] = list(zip(*out, strict=True))
+        if not self.positional:
+            values = [dict(zip(self.order, v, strict=True)) for v in values]
+        session.connection().exec_driver_sql(self.sql, values)
+
+
+def _dates_in(rows: Any, *where: int) -> list[tuple[Any, ...]]:
+    """Rows read through the driver, with the ISO dates (as SQLite stores them) at the given
+    positions made dates again."""
+    memo: dict[str, dt.date] = {}
+    out = []
+    for row in rows:
+        row = list(row)
+        for i in where:
+            text = row[i]
+            if text is not None:
+                date = memo.get(text)
+                if date is None:
+                    date = memo[text] = dt.date.fromisoformat(text)
+                row[i] = date
+        out.append(tuple(row))
+    return out
+
+
+class _SqliteIO:
+    """The writer's reads and writes on SQLite: one writer, one transaction, executemany."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        dialect = session.get_bind().dialect
+        conn = session.connection()
+        # SQLite has no ON COMMIT DROP: close() drops it; a rollback undoes its creation.
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_STATED.name}")
+        _STATED.create(conn)
+        self.insert_records = _Prepared(
+            insert(_RECORDS).values({c: bindparam(c) for c in _INSERTED}), _INSERTED, _RECORDS,
+            dialect)
+        self.update_records = _Prepared(
+            update(_RECORDS).where(_RECORDS.c.id == bindparam("b_id"))
+            .values({c: bindparam(c) for c in _WRITTEN}), _UPDATED, _RECORDS, dialect)
+        self.insert_subjects = _Prepared(
+            insert(_SUBJECTS).values({c: bindparam(c) for c in _SUBJECT_COLS}), _SUBJECT_COLS,
+            _SUBJECTS, dialect)
+        self.update_subjects = _Prepared(
+            update(_SUBJECTS).where(_SUBJECTS.c.ref == bindparam("b_ref"))
+            .values({c: bindparam(c) for c in _SUBJECT_COLS[1:]}), (*_SUBJECT_COLS[1:], "ref"),
+            _SUBJECTS, dialect)
+        self.insert_stated = _Prepared(
+            insert(_STATED).values({c: bindparam(c) for c in _STATED_COLS}), _STATED_COLS,
+            _STATED, dialect)
+        self.update_stated = _Prepared(
+            update(_STATED).where(_STATED.c.ref == bindparam("b_ref"))
+            .values({c: bindparam(c) for c in _STATED_COLS[1:]}), (*_STATED_COLS[1:], "ref"),
+            _STATED, dialect)
+
+    def close(self) -> None:
+        self.session.connection().exec_driver_sql(f"DROP TABLE temp.{_STATED.name}")
+
+    def errors(self, what: str) -> AbstractContextManager[None]:
+        """Errors come through SQLAlchemy already."""
+        return nullcontext()
+
+    def _read(self, sql: str, values: list[str]) -> Any:
+        """``sql`` for these values, straight through the driver: SQLAlchemy's statement and
+        parameter handling for 10,000 bound keys costs more than SQLite's lookups. The values
+        go as one JSON array, so that the statement is the same for every batch (one bound
+        parameter a key would make each batch's count of keys a new statement for sqlite3's
+        statement cache to keep: memory that grew with the file). ``json_each`` is SQLite's
+        JSON1, built in since 3.38."""
+        return self.session.connection().exec_driver_sql(sql, (json.dumps(values),))
+
+    def stated(self, refs: list[str]) -> list[tuple[Any, ...]]:
+        return _dates_in(self._read(
+            "SELECT ref, date_of_birth, date_of_birth_line, date_of_death, date_of_death_line "
+            "FROM temp.retentiond_import_subject_dates "
+            "WHERE ref IN (SELECT value FROM json_each(?))", refs), 1, 3)
+
+    def save_stated(self, fresh: list[tuple[Any, ...]], grown: list[tuple[Any, ...]]) -> None:
+        self.insert_stated.run(self.session, fresh)
+        self.update_stated.run(self.session, [(*m[1:], m[0]) for m in grown])
+
+    def subjects(self, refs: list[str]) -> _Subjects:
+        return {ref: (sid, dob, dod) for ref, sid, dob, dod in _dates_in(self._read(
+            "SELECT ref, id, date_of_birth, date_of_death FROM subjects "
+            "WHERE ref IN (SELECT value FROM json_each(?))", refs), 2, 3)}
+
+    def write_subjects(self, new: list[tuple[Any, ...]],
+                       changed: list[tuple[Any, ...]]) -> dict[str, int]:
+        self.insert_subjects.run(self.session, new)
+        self.update_subjects.run(self.session, [(*c[1:], c[0]) for c in changed])
+        if not new:
+            return {}
+        refs = [n[0] for n in new]
+        return {ref: sid for ref, sid in self._read(
+            "SELECT ref, id FROM subjects WHERE ref IN (SELECT value FROM json_each(?))", refs)}
+
+    def records(self, keys: list[str]) -> _Stored:
+        return {key: (rid, last, due) for key, rid, last, due in _dates_in(self._read(
+            "SELECT record_key, id, last_import_id, due_on FROM records "
+            "WHERE record_key IN (SELECT value FROM json_each(?))", keys), 3)}
+
+    def write_records(self, inserts: list[tuple[Any, ...]],
+                      updates: list[tuple[Any, ...]]) -> None:
+        self.insert_records.run(self.session, inserts)
+        self.update_records.run(self.session, updates)
+
+
+# PostgreSQL: each batch goes to the server by COPY (psycopg 3's ``cursor.copy()``, text
+# format, rows formatted by psycopg's C dumpers) and set-based statements, on the raw
+# connection of the session's own transaction, so that the import stays all or nothing. The
+# statements are built from the constant column names above, never from input.
+_PG_SETUP = (
+    # Staging for re-imported records and for new or changed subjects; the shape of the
+    # real columns, no constraints; dropped at the end of the transaction.
+    "CREATE TEMPORARY TABLE retentiond_import_records ON COMMIT DROP AS "  # noqa: S608
+    "SELECT " + ", ".join(_UPDATED) + " FROM records WITH NO DATA",
+    "CREATE TEMPORARY TABLE retentiond_import_subjects ON COMMIT DROP AS "  # noqa: S608
+    "SELECT " + ", ".join(_SUBJECT_COLS) + " FROM subjects WITH NO DATA",
+)
+_PG_STATED = ("SELECT " + ", ".join(_STATED_COLS) + " FROM retentiond_import_subject_dates "  # noqa: S608
+              "WHERE ref = ANY(%s)")
+_PG_COPY_STATED = ("COPY retentiond_import_subject_dates (" + ", ".join(_STATED_COLS)
+                   + ") FROM STDIN")
+_PG_GROW_STATED = ("UPDATE retentiond_import_subject_dates SET date_of_birth = %s, "
+                   "date_of_birth_line = %s, date_of_death = %s, date_of_death_line = %s "
+                   "WHERE ref = %s")
+_PG_SUBJECTS = ("SELECT ref, id, date_of_birth, date_of_death FROM subjects "
+                "WHERE ref = ANY(%s)")
+_PG_COPY_SUBJECTS = ("COPY retentiond_import_subjects (" + ", ".join(_SUBJECT_COLS)
+                     + ") FROM STDIN")
+_PG_COPY_NEW_SUBJECTS = "COPY subjects (" + ", ".join(_SUBJECT_COLS) + ") FROM STDIN"
+_PG_SUBJECT_IDS = "SELECT ref, id FROM subjects WHERE ref = ANY(%s)"
+_PG_UPDATE_SUBJECTS = (
+    "UPDATE subjects AS s SET date_of_birth = c.date_of_birth, "
+    "date_of_death = c.date_of_death, updated_at = c.updated_at "
+    "FROM retentiond_import_subjects AS c WHERE s.ref = c.ref"
+)
+_PG_RECORDS = ("SELECT record_key, id, last_import_id, due_on FROM records "
+               "WHERE record_key = ANY(%s)")
+_PG_COPY_RECORDS = "COPY records (" + ", ".join(_INSERTED) + ") FROM STDIN"
+_PG_COPY_UPDATES = "COPY retentiond_import_records (" + ", ".join(_UPDATED) + ") FROM STDIN"
+_PG_UPDATE_RECORDS = (
+    "UPDATE records AS r SET " + ", ".join(f"{c} = s.{c}" for c in _WRITTEN)  # noqa: S608
+    + " FROM retentiond_import_records AS s WHERE r.id = s.id"
+)
+
+
+class _PostgresIO:
+    """The writer's reads and writes on PostgreSQL: COPY and one statement a batch."""
+
+    def __init__(self, session: Session) -> None:
+        conn = session.connection()
+        _STATED.create(conn)
+        # The psycopg connection under the session's: same transaction.
+        self.raw: Any = conn.connection.driver_connection
+        assert self.raw is not None
+        with self.errors("records import: staging tables"), self.raw.cursor() as cur:
+            for sql in _PG_SETUP:
+                cur.execute(sql)
+
+    def close(self) -> None:
+        """Nothing to do: the temporary tables go when the transaction ends."""
+
+    @contextmanager
+    def errors(self, what: str) -> Iterator[None]:
+        """psycopg's errors as SQLAlchemy's (``IntegrityError``, ``OperationalError``...), as
+        every other statement of the import raises them."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(what, None, exc, psycopg.Error) from exc
+
+    def _copy(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with self.raw.cursor() as cur, cur.copy(sql) as copy:
+            write = copy.write_row
+            for row in rows:
+                write(row)
+
+    def stated(self, refs: list[str]) -> list[tuple[Any, ...]]:
+        with self.raw.cursor() as cur:
+            return list(cur.execute(_PG_STATED, (refs,)))
+
+    def save_stated(self, fresh: list[tuple[Any, ...]], grown: list[tuple[Any, ...]]) -> None:
+        if fresh:
+            self._copy(_PG_COPY_STATED, fresh)
+        if grown:
+            with self.raw.cursor() as cur:
+                cur.executemany(_PG_GROW_STATED, [(*m[1:], m[0]) for m in grown])
+
+    def subjects(self, refs: list[str]) -> _Subjects:
+        with self.raw.cursor() as cur:
+            return {ref: (sid, dob, dod) for ref, sid, dob, dod in
+                    cur.execute(_PG_SUBJECTS, (refs,))}
+
+    def write_subjects(self, new: list[tuple[Any, ...]],
+                       changed: list[tuple[Any, ...]]) -> dict[str, int]:
+        # New subjects straight into the table (the batch's references were just looked up
+        # in this transaction), then their ids; changed ones through the staging table and
+        # one UPDATE ... FROM.
+        ids: dict[str, int] = {}
+        if new:
+            self._copy(_PG_COPY_NEW_SUBJECTS, new)
+            with self.raw.cursor() as cur:
+                ids = {ref: sid for ref, sid in
+                       cur.execute(_PG_SUBJECT_IDS, ([n[0] for n in new],))}
+        if changed:
+            self._copy(_PG_COPY_SUBJECTS, changed)
+            with self.raw.cursor() as cur:
+                cur.execute(_PG_UPDATE_SUBJECTS)
+                cur.execute("TRUNCATE retentiond_import_subjects")
+        return ids
+
+    def records(self, keys: list[str]) -> _Stored:
+        with self.raw.cursor() as cur:
+            return {key: (rid, last, due) for key, rid, last, due in
+                    cur.execute(_PG_RECORDS, (keys,))}
+
+    def write_records(self, inserts: list[tuple[Any, ...]],
+                      updates: list[tuple[Any, ...]]) -> None:
+        # New records straight into the table: the batch's keys were just looked up in this
+        # transaction, so none can conflict (a concurrent import of the same key fails the
+        # COPY on the unique index, and the whole import rolls back).
+        if inserts:
+            self._copy(_PG_COPY_RECORDS, inserts)
+        if updates:
+            self._copy(_PG_COPY_UPDATES, updates)
+            with self.raw.cursor() as cur:
+                cur.execute(_PG_UPDATE_RECORDS)
+                cur.execute("TRUNCATE retentiond_import_records")
+
+
+class _Writer:
+    """Writes batches of validated rows inside the import's transaction: each record once,
+    with its decision, which is computed here from the row's facts, its subject's dates and
+    its agreement's termination (the same decision ``recompute`` would store)."""
+
+    def __init__(self, ctx: Context, session: Session, run: ImportRun,
+                 terminated: dict[int, tuple[dt.date | None, str | None]]) -> None:
         self.ctx, self.session, self.run = ctx, session, run
         self.now = ctx.clock.now()
         self.created = self.updated = self.changed = 0
         self.more = 0
         self.subjects_changed: set[int] = set()
-        self.sqlite = session.get_bind().dialect.name == "sqlite"
-        conn = session.connection()
-        if self.sqlite:
-            # SQLite has no ON COMMIT DROP: close() drops it; a rollback undoes its creation.
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_STATED.name}")
-        _STATED.create(conn)
+        self.terminated = terminated
+        self.decide = _decider(ctx.policy)
+        self.digests: dict[str, str] = {}
+        self.io: _SqliteIO | _PostgresIO = (
+            _PostgresIO(session) if session.get_bind().dialect.name == "postgresql"
+            else _SqliteIO(session))
 
     def close(self) -> None:
-        """Drop the temporary table before the transaction commits (PostgreSQL drops it then)."""
-        if self.sqlite:
-            self.session.connection().exec_driver_sql(f"DROP TABLE temp.{_STATED.name}")
+        """Drop what the import made for itself before the transaction commits."""
+        self.io.close()
 
     def _problem(self, problems: list[str], text: str) -> None:
         if len(problems) < MAX_PROBLEMS:
@@ -209,9 +550,14 @@ class _Writer:
         from one an earlier line stated is a problem."""
         refs = sorted({r.subject_ref for r in rows if r.subject_ref is not None})
         stated: dict[str, dict[str, tuple[dt.date, int]]] = {}
-        for was in self.session.execute(select(_STATED).where(_STATED.c.ref.in_(refs))):
-            stated[was.ref] = {f: (getattr(was, f), getattr(was, f"{f}_line"))
-                               for f in _SUBJECT_DATES if getattr(was, f) is not None}
+        if not refs:
+            return stated
+        for ref, dob, dob_line, dod, dod_line in self.io.stated(refs):
+            was = stated[ref] = {}
+            if dob is not None:
+                was["date_of_birth"] = (dob, dob_line)
+            if dod is not None:
+                was["date_of_death"] = (dod, dod_line)
         known = set(stated)
         grew: set[str] = set()
         for row in rows:
@@ -228,95 +574,178 @@ class _Writer:
                 elif dates[field][0] != value:
                     self._problem(problems, f"{path}:{row.line}: {field}: differs from line "
                                   f"{dates[field][1]} for the same subject_ref")
-        memos: list[dict[str, Any]] = []
+        fresh: list[tuple[Any, ...]] = []
+        grown: list[tuple[Any, ...]] = []
         for ref in sorted(grew):
-            memo: dict[str, Any] = {"b_ref": ref}
-            for field in _SUBJECT_DATES:
-                memo[field], memo[f"{field}_line"] = stated[ref].get(field, (None, None))
-            memos.append(memo)
-        if fresh := [{"ref": m["b_ref"], **m} for m in memos if m["b_ref"] not in known]:
-            self.session.execute(insert(_STATED), [
-                {k: v for k, v in m.items() if k != "b_ref"} for m in fresh])
-        if grown := [m for m in memos if m["b_ref"] in known]:
-            self.session.execute(
-                update(_STATED).where(_STATED.c.ref == bindparam("b_ref"))
-                .values({c.name: bindparam(c.name) for c in _STATED.c if c.name != "ref"}),
-                grown)
+            memo = (ref, *stated[ref].get("date_of_birth", (None, None)),
+                    *stated[ref].get("date_of_death", (None, None)))
+            (grown if ref in known else fresh).append(memo)
+        self.io.save_stated(fresh, grown)
         return stated
 
-    def _subjects(self, rows: list[_Row], problems: list[str], path: str) -> dict[str, int]:
+    def _subjects(self, rows: list[_Row], problems: list[str], path: str) -> _Subjects:
+        """Create or update the subjects the rows name; return each one's id and dates."""
         stated = self._stated_dates(rows, problems, path)
         if not stated:
             return {}
-        existing = {s.ref: s for s in self.session.scalars(
-            select(Subject).where(Subject.ref.in_(list(stated))))}
-        new: list[dict[str, Any]] = []
-        changes: list[dict[str, Any]] = []
+        existing = self.io.subjects(list(stated))
+        out: _Subjects = {}
+        new: list[tuple[Any, ...]] = []
+        changes: list[tuple[Any, ...]] = []
         for ref, given in stated.items():
             subject = existing.get(ref)
             dob = given["date_of_birth"][0] if "date_of_birth" in given else (
-                subject.date_of_birth if subject else None)
+                subject[1] if subject else None)
             dod = given["date_of_death"][0] if "date_of_death" in given else (
-                subject.date_of_death if subject else None)
+                subject[2] if subject else None)
             if dob and dod and dod < dob:
                 field = "date_of_death" if "date_of_death" in given else "date_of_birth"
                 self._problem(problems, f"{path}:{given[field][1]}: {field}: the subject's "
                               "date_of_death would be before its date_of_birth")
             if subject is None:
-                new.append({"ref": ref, "date_of_birth": dob, "date_of_death": dod,
-                            "updated_at": self.now})
-            elif (dob, dod) != (subject.date_of_birth, subject.date_of_death):
-                changes.append({"id": subject.id, "date_of_birth": dob, "date_of_death": dod,
-                                "updated_at": self.now})
-                self.subjects_changed.add(subject.id)
-        if new:
-            self.session.execute(insert(Subject), new)
-        if changes:
-            self.session.execute(update(Subject), changes)
-        return {ref: sid for ref, sid in self.session.execute(
-            select(Subject.ref, Subject.id).where(Subject.ref.in_(list(stated))))}
+                new.append((ref, dob, dod, self.now))
+            elif (dob, dod) != (subject[1], subject[2]):
+                changes.append((ref, dob, dod, self.now))
+                self.subjects_changed.add(subject[0])
+                out[ref] = (subject[0], dob, dod)
+            else:
+                out[ref] = subject
+        ids = self.io.write_subjects(new, changes)
+        for ref, dob, dod, _ in new:
+            out[ref] = (ids[ref], dob, dod)
+        return out
 
     def write(self, rows: list[_Row], problems: list[str], path: str) -> None:
-        subject_ids = self._subjects(rows, problems, path)
-        keys = [r.record_key for r in rows]
-        existing = {key: (rid, last) for key, rid, last in self.session.execute(
-            select(Record.record_key, Record.id, Record.last_import_id)
-            .where(Record.record_key.in_(keys)))}
+        """Write one batch (and its subjects); add what is wrong with it to ``problems``."""
+        with self.io.errors("records import: write a batch"):
+            self._write(rows, problems, path)
+
+    def _write(self, rows: list[_Row], problems: list[str], path: str) -> None:
+        subjects = self._subjects(rows, problems, path)
+        existing = self.io.records([r.record_key for r in rows])
+        run_id, now, version = self.run.id, self.now, self.ctx.policy.version
+        decide, digests, terminated = self.decide, self.digests, self.terminated
         seen: dict[str, int] = {}
-        inserts, updates = [], []
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        changed = 0
         for row in rows:
-            if row.record_key in seen or existing.get(row.record_key, (0, None))[1] == self.run.id:
-                where = f"line {seen[row.record_key]}" if row.record_key in seen else "an earlier line"
-                self._problem(problems,
-                              f"{path}:{row.line}: record_id: {row.record_key!r} is also on {where}")
+            key = row.record_key
+            stored = existing.get(key)
+            if key in seen or (stored is not None and stored[1] == run_id):
+                where = f"line {seen[key]}" if key in seen else "an earlier line"
+                self._problem(problems, f"{path}:{row.line}: record_id: {key!r} is also on {where}")
                 continue
-            seen[row.record_key] = row.line
-            values = {
-                "category": row.category, "controller_id": row.controller_id,
-                "agreement_id": row.agreement_id, "system": row.system, "locator": row.locator,
-                "subject_id": subject_ids.get(row.subject_ref) if row.subject_ref else None,
-                "opened_on": row.opened_on, "closed_on": row.closed_on, "event_on": row.event_on,
-                "flags": row.flags, "last_import_id": self.run.id, "updated_at": self.now,
-            }
-            if row.record_key in existing:
-                updates.append({"id": existing[row.record_key][0], **values})
+            seen[key] = row.line
+            if row.subject_ref is None:
+                subject_id = dob = dod = None
             else:
-                inserts.append({"record_key": row.record_key, "created_at": self.now,
-                                "approvals_required": 1, "auto_approve": False, **values})
+                subject_id, dob, dod = subjects[row.subject_ref]
+            ended = (terminated.get(row.agreement_id, _NOT_TERMINATED)
+                     if row.agreement_id is not None else _NOT_TERMINATED)
+            # A row of recompute's fact columns: decided (and remembered) the same way.
+            decision = decide((None, row.category, row.opened_on, row.closed_on, row.event_on,
+                               row.flags, dob, dod, *ended))
+            digest = digests.get(row.category)
+            if digest is None:
+                digest = digests[row.category] = self.ctx.policy.category_digest(row.category)
+            values = (row.category, row.controller_id, row.agreement_id, subject_id, row.system,
+                      row.locator, row.opened_on, row.closed_on, row.event_on, row.flags,
+                      *decision, version, digest, run_id, now)
+            if stored is None:
+                inserts.append((key, *values, now))
+                changed += decision[0] is not None
+            else:
+                updates.append((*values, stored[0]))
+                changed += decision[0] != stored[2]
         # Rows are written even once the file is known to be refused (the transaction is rolled
         # back): later batches are checked against them, so every duplicate and every
         # conflicting subject date in the file is reported, not only those before the first
         # problem.
-        if inserts:
-            self.session.execute(insert(Record), inserts)
-        if updates:
-            self.session.execute(update(Record), updates)
+        self.io.write_records(inserts, updates)
         self.created += len(inserts)
         self.updated += len(updates)
-        if problems:
-            return
-        ids = list(self.session.scalars(select(Record.id).where(Record.record_key.in_(keys))))
-        self.changed += recompute_records(self.ctx, self.session, ids)
+        self.changed += changed
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Part:
+    """A batch of validated rows and the problems found on the way (in line order)."""
+
+    rows: list[_Row]
+    problems: list[str]
+    #: Why the rest of the file could not be read (its header, its encoding).
+    refusals: tuple[str, ...] = ()
+    count: int = 0
+    last: bool = False
+    error: BaseException | None = None
+
+
+class _Reader:
+    """Reads and validates the file in a thread of its own, one batch ahead of the writer, so
+    that parsing and checking the next batch overlaps with the database's work on this one
+    (the writer waits on the server with the GIL released). The queue holds one batch:
+    memory stays flat. Validation touches nothing but the validator's own lookups."""
+
+    def __init__(self, path: Path, fmt: str, name: str, validator: _Validator,
+                 progress: Progress | None) -> None:
+        self.path, self.fmt, self.name = path, fmt, name
+        self.validator, self.progress = validator, progress
+        self.queue: queue.Queue[_Part] = queue.Queue(maxsize=1)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="retentiond-import-reader",
+                                       daemon=True)
+        self.thread.start()
+
+    def next(self) -> _Part:
+        part = self.queue.get()
+        if part.error is not None:
+            raise part.error
+        return part
+
+    def close(self) -> None:
+        """Stop the thread (the writer may have failed half-way) and wait for it."""
+        self.stop.set()
+        self.thread.join()
+
+    def _put(self, part: _Part) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(part, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        name, row = self.name, self.validator.row
+        batch: list[_Row] = []
+        found: list[str] = []
+        refusals: list[str] = []
+        count = 0
+        try:
+            try:
+                for line, raw in read_rows(self.path, self.fmt, required=REQUIRED,
+                                           optional=OPTIONAL, progress=self.progress):
+                    count += 1
+                    try:
+                        batch.append(row(line, raw))
+                    except RowError as exc:
+                        found.append(f"{name}:{line}: {exc.field}: {exc}")
+                    if len(batch) >= BATCH:
+                        if not self._put(_Part(rows=batch, problems=found)):
+                            return
+                        batch, found = [], []
+            except RowError as exc:
+                refusals.append(f"{name}:1: {exc.field}: {exc}")
+            except UnicodeDecodeError as exc:
+                refusals.append(f"{name}: file: is not UTF-8 text ({exc.reason})")
+            except csv.Error as exc:
+                refusals.append(f"{name}: file: cannot be read as CSV after row {count} ({exc})")
+            self._put(_Part(rows=batch, problems=found, refusals=tuple(refusals), count=count,
+                            last=True))
+        except BaseException as exc:  # handed to the writer's thread, which raises it
+            self._put(_Part(rows=[], problems=[], error=exc, last=True))
 
 
 def import_records(ctx: Context, path: Path, *, fmt: str = "csv",
@@ -341,29 +770,25 @@ def import_records(ctx: Context, path: Path, *, fmt: str = "csv",
                 session.add(run)
                 session.flush()
                 validator = _Validator(session, ctx.policy.categories)
-                writer = _Writer(ctx, session, run)
-                batch: list[_Row] = []
+                writer = _Writer(ctx, session, run, validator.terminated)
                 count = 0
+                reader = _Reader(path, fmt, name, validator, progress)
                 try:
-                    for line, raw in read_rows(path, fmt, required=REQUIRED, optional=OPTIONAL,
-                                               progress=progress):
-                        count += 1
-                        try:
-                            batch.append(validator.row(line, raw))
-                        except RowError as exc:
+                    while True:
+                        part = reader.next()
+                        for problem in part.problems:
                             if len(problems) < MAX_PROBLEMS:
-                                problems.append(f"{name}:{line}: {exc.field}: {exc}")
+                                problems.append(problem)
                             else:
                                 more += 1
-                        if len(batch) >= BATCH:
-                            writer.write(batch, problems, name)
-                            batch = []
-                except RowError as exc:
-                    problems.append(f"{name}:1: {exc.field}: {exc}")
-                except UnicodeDecodeError as exc:
-                    problems.append(f"{name}: file: is not UTF-8 text ({exc.reason})")
-                if batch:
-                    writer.write(batch, problems, name)
+                        problems.extend(part.refusals)
+                        if part.rows:
+                            writer.write(part.rows, problems, name)
+                        if part.last:
+                            count = part.count
+                            break
+                finally:
+                    reader.close()
                 more += writer.more
                 if progress:
                     progress.done(count)

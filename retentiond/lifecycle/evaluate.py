@@ -52,14 +52,14 @@ def json_object(session: Session, **pairs: Any) -> Any:
     return func.json(func.json_object(*args))
 
 
-def due_and_unheld(as_of: dt.date) -> Any:
-    """The records that evaluation queues on ``as_of``."""
+def due_and_unheld(session: Session, as_of: dt.date) -> Any:
+    """The records that evaluation queues on ``as_of`` (the active holds read in ``session``)."""
     return select(Record).where(
         Record.due_on <= as_of,
         or_(Record.deferred_until.is_(None), Record.deferred_until <= as_of),
         or_(Record.rejected_due_on.is_(None), Record.rejected_due_on != Record.due_on),
         not_(has_open_case()),
-        no_hold_covers_record(as_of),
+        no_hold_covers_record(session, as_of),
     )
 
 
@@ -87,7 +87,7 @@ def evaluate(ctx: Context, as_of: dt.date) -> EvaluationResult:
                          started_at=now, queued=0)
         session.add(run)
         session.flush()
-        due = due_and_unheld(as_of).subquery()
+        due = due_and_unheld(session, as_of).subquery()
         session.execute(
             insert(Disposal).from_select(
                 ["record_id", "state", "due_on", "action", "rule_id", "policy_version",

@@ -1,27 +1,33 @@
 """Execution: ``approved -> executing -> executed``, safely (DESIGN.md sections 3.6, 4 and 5).
 
-One disposal goes through four short registry transactions and, between them, connector
-calls made outside any transaction:
+Disposals are carried out a batch at a time: three short registry transactions per batch,
+and between them connector calls made outside any transaction:
 
-1. **claim** (a batch): ``approved`` cases whose backoff has passed are locked (PostgreSQL:
+1. **claim**: ``approved`` cases whose backoff has passed are locked (PostgreSQL:
    ``FOR UPDATE SKIP LOCKED``, so instances share one queue; SQLite: one instance, and the
    guarded ``UPDATE`` takes the write lock), moved to ``executing`` with a lease (owner,
    until) and, **in the same transaction**, checked again: a case whose record an active hold
    covers goes to ``held``; one whose record is no longer due, or whose due date or action
    changed, is ``withdrawn``.
-2. **start** (each case, just before its connector call): the lease is renewed if this owner
-   still holds it, and the hold and due-date checks are made once more.
-3. the **connector** is called with the idempotency key ``disposal-{id}``: a delete is
-   verified with ``exists`` (false) before it counts; a return delivers its encrypted
+2. **start** (the batch, just before its connector work): the leases this owner still holds
+   are renewed, and the hold and due-date checks are made once more, for the whole batch.
+3. the **connectors** are called with each case's idempotency key ``disposal-{id}``: the
+   batch's deletes are grouped by connector and sent together (``delete_many``, verified with
+   ``exists_many``, for connectors that have them; otherwise ``delete`` and ``exists`` one
+   case at a time); a delete counts only once verified gone. A return delivers its encrypted
    package and records the package's SHA-256 (a transaction of its own) before the source is
    deleted; a manual connector, and the action ``review``, open a task for a person instead.
-4. **finish**, guarded by the lease owner: ``executed`` with a ``DisposalExecuted`` audit
-   event; or ``pending_confirmation``; or, after a transient error, back to ``approved``
-   with an exponential backoff; or, after a permanent error or too many attempts, ``failed``.
+4. **finish** (the batch, one transaction), guarded case by case by the lease owner: each case
+   is ``executed`` with its own execution row and ``DisposalExecuted`` audit event; or
+   ``pending_confirmation``; or, after a transient error, back to ``approved`` with an
+   exponential backoff; or, after a permanent error or too many attempts, ``failed``. One
+   case's error is that case's alone.
 
-A crash anywhere leaves a case ``executing`` with a lease that expires; :func:`reap_leases`
-returns it to ``approved``, and the retry is safe because every step is idempotent: deleting
-what is already gone is success, and a return whose package was recorded is not made again.
+A crash anywhere leaves the batch's cases ``executing`` with a lease that expires;
+:func:`reap_leases` returns them to ``approved``, and the retry is safe because every step is
+idempotent: deleting what is already gone is success, and a return whose package was recorded
+is not made again (see :func:`_execute_batch` for the kill between the holding system's
+commit and the registry's).
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ from retentiond.connectors import (
     PermanentConnectorError,
     Transferrer,
     TransientConnectorError,
+    delete_each,
+    exists_each,
 )
 from retentiond.lifecycle.context import Context
 from retentiond.lifecycle.sql import hold_covers_record
@@ -120,8 +128,25 @@ class _Task:
     why: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Failed:
+    """A connector error for one case (its message holds no personal data)."""
+
+    error: str
+    permanent: bool
+    error_type: str
+
+
 class _LeaseLost(Exception):
     """This owner no longer holds the case's lease."""
+
+
+class _Lost:
+    """The outcome of a case whose lease was lost mid-way (a return's checkpoint found it)."""
+
+
+_LOST = _Lost()
+_Outcome = _Done | _Task | _Failed | _Lost
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -148,7 +173,7 @@ def _stale_reason(case: Disposal, record: Record, today: dt.date) -> str | None:
 def _held_ids(session: Session, ids: Iterable[int], today: dt.date) -> set[int]:
     return set(session.scalars(
         select(Disposal.id).join(Record, Record.id == Disposal.record_id)
-        .where(Disposal.id.in_(list(ids)), hold_covers_record(today))
+        .where(Disposal.id.in_(list(ids)), hold_covers_record(session, today))
     ))
 
 
@@ -252,30 +277,53 @@ def _execution_row(session: Session, case: Disposal, now: dt.datetime) -> Dispos
     return row
 
 
-def _start(ctx: Context, disposal_id: int, *, owner: str,
-           lease_s: int) -> tuple[_Work | None, str]:
-    """Renew the lease and check once more: (work, "") or (None, what happened instead)."""
+def _lock_batch(session: Session, ids: list[int]) -> dict[int, Disposal]:
+    """The batch's cases, locked (PostgreSQL; SQLite's writer lock does it there)."""
+    return {c.id: c for c in session.scalars(
+        select(Disposal).where(Disposal.id.in_(ids)).order_by(Disposal.id)
+        .with_for_update().execution_options(populate_existing=True))}
+
+
+def _start_batch(ctx: Context, ids: list[int], *, owner: str,
+                 lease_s: int) -> tuple[list[_Work], dict[int, str]]:
+    """One transaction for a claimed batch, just before its connector work: the cases this
+    owner still holds are checked once more (holds, then the due date), their leases
+    renewed, and what the connector calls need is read. Returns the work that may go ahead
+    and, by id, what happened to the rest (``held``, ``withdrawn``, ``lease_lost``)."""
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
-        case = _owned(session, disposal_id, owner)
-        if case is None:
-            return None, "lease_lost"
-        ok, held, _withdrawn = _recheck(ctx, session, [case], now)
+        locked = _lock_batch(session, ids)
+        owned = [c for c in locked.values() if c.state == "executing" and c.lease_owner == owner]
+        mine = {c.id for c in owned}
+        early = {i: "lease_lost" for i in ids if i not in mine}
+        ok, _held, _withdrawn = _recheck(ctx, session, owned, now)
+        going = {c.id for c in ok}
+        for case in owned:
+            if case.id not in going:
+                early[case.id] = case.state  # held or withdrawn, by _recheck
         if not ok:
-            return None, "held" if held else "withdrawn"
-        case.lease_until = now + dt.timedelta(seconds=lease_s)
-        record, controller = session.execute(
-            select(Record, Controller.code).join(Controller, Controller.id == Record.controller_id)
-            .where(Record.id == case.record_id)
-        ).one()
-        row = session.scalar(select(DisposalExecution)
-                             .where(DisposalExecution.disposal_id == case.id))
-        return _Work(
-            id=case.id, action=case.action, system=record.system, locator=record.locator,
-            record_key=record.record_key, controller=controller, attempts=case.attempts,
-            package_name=row.package_name if row else None,
-            package_sha256=row.package_sha256 if row else None,
-        ), ""
+            return [], early
+        until = now + dt.timedelta(seconds=lease_s)
+        for case in ok:
+            case.lease_until = until
+        records = {rid: (system, locator, key, controller) for rid, system, locator, key,
+                   controller in session.execute(
+                       select(Record.id, Record.system, Record.locator, Record.record_key,
+                              Controller.code)
+                       .join(Controller, Controller.id == Record.controller_id)
+                       .where(Record.id.in_([c.record_id for c in ok])))}
+        packages = {did: (name, sha) for did, name, sha in session.execute(
+            select(DisposalExecution.disposal_id, DisposalExecution.package_name,
+                   DisposalExecution.package_sha256)
+            .where(DisposalExecution.disposal_id.in_(list(going))))}
+        works = []
+        for case in ok:
+            system, locator, key, controller = records[case.record_id]
+            name, sha = packages.get(case.id, (None, None))
+            works.append(_Work(id=case.id, action=case.action, system=system, locator=locator,
+                               record_key=key, controller=controller, attempts=case.attempts,
+                               package_name=name, package_sha256=sha))
+        return works, early
 
 
 def _checkpoint_package(ctx: Context, work: _Work, owner: str, connector: Connector,
@@ -295,94 +343,124 @@ def _checkpoint_package(ctx: Context, work: _Work, owner: str, connector: Connec
                      data={"controller": work.controller, "package": name, "sha256": sha256})
 
 
-def _finish(ctx: Context, work: _Work, owner: str, outcome: _Done | _Task) -> bool:
-    """Record the outcome under the lease; False if the lease was lost."""
+def _finish_batch(ctx: Context, works: list[_Work], outcomes: dict[int, _Outcome], owner: str,
+                  *, max_attempts: int, backoff_s: float,
+                  max_backoff_s: float) -> dict[int, str]:
+    """One transaction recording a batch's outcomes, guarded by the lease owner: each case
+    gets its own state change, execution row and audit event, as it would alone. Returns
+    each case's outcome by name (``lease_lost`` where this owner no longer holds it)."""
     now = ctx.clock.now()
+    ids = [w.id for w in works]
+    results: dict[int, str] = {}
     with ctx.sessions.begin() as session:
-        case = _owned(session, work.id, owner)
-        if case is None:
-            return False
-        row = _execution_row(session, case, now)
-        connector = outcome.connector
-        row.system = work.system
-        row.connector = connector.name if connector else None
-        row.connector_kind = connector.kind if connector else None
-        case.lease_owner = case.lease_until = None
-        case.last_error, case.updated_at = None, now
-        if isinstance(outcome, _Task):
-            case.state = "pending_confirmation"
-            row.task_created_at = now
-            record_event(session, kind="DisposalTaskCreated", actor=ACTOR, entity="disposal",
-                         entity_id=case.id, at=now, policy_version=ctx.policy.version,
-                         reason=outcome.why,
-                         data={"system": work.system, "connector": row.connector,
-                               "action": work.action})
-            return True
-        case.state = "executed"
-        row.method, row.verification, row.executed_at = outcome.method, outcome.verification, now
-        data: dict[str, Any] = {
-            "system": work.system, "connector": connector.name if connector else None,
-            "connector_kind": connector.kind if connector else None, "action": work.action,
-            "method": outcome.method, "verification": outcome.verification,
-            "attempts": work.attempts,
-        }
-        if outcome.package is not None:
-            data["package"], data["package_sha256"] = outcome.package
-        record_event(session, kind="DisposalExecuted", actor=ACTOR, entity="disposal",
+        cases = _lock_batch(session, ids)
+        rows = {r.disposal_id: r for r in session.scalars(
+            select(DisposalExecution).where(DisposalExecution.disposal_id.in_(ids)))}
+        for work in works:
+            case = cases.get(work.id)
+            outcome = outcomes.get(work.id)
+            if case is None or case.state != "executing" or case.lease_owner != owner \
+                    or isinstance(outcome, _Lost):
+                results[work.id] = "lease_lost"
+            elif outcome is None:
+                _release_case(ctx, session, case, now)
+                results[work.id] = "released"
+            elif isinstance(outcome, _Failed):
+                results[work.id] = _record_error(
+                    ctx, session, case, work, outcome, now, max_attempts=max_attempts,
+                    backoff_s=backoff_s, max_backoff_s=max_backoff_s)
+            else:
+                row = rows.get(work.id)
+                if row is None:
+                    row = DisposalExecution(disposal_id=case.id, action=case.action,
+                                            updated_at=now)
+                    session.add(row)
+                results[work.id] = _record_done(ctx, session, case, row, work, outcome, now)
+    return results
+
+
+def _record_done(ctx: Context, session: Session, case: Disposal, row: DisposalExecution,
+                 work: _Work, outcome: _Done | _Task, now: dt.datetime) -> str:
+    """``executed`` (or ``pending_confirmation``) with its execution row and audit event."""
+    connector = outcome.connector
+    row.action, row.updated_at = case.action, now
+    row.system = work.system
+    row.connector = connector.name if connector else None
+    row.connector_kind = connector.kind if connector else None
+    case.lease_owner = case.lease_until = None
+    case.last_error, case.updated_at = None, now
+    if isinstance(outcome, _Task):
+        case.state = "pending_confirmation"
+        row.task_created_at = now
+        record_event(session, kind="DisposalTaskCreated", actor=ACTOR, entity="disposal",
                      entity_id=case.id, at=now, policy_version=ctx.policy.version,
-                     reason=f"{work.action} carried out and verified", data=data)
-        return True
+                     reason=outcome.why,
+                     data={"system": work.system, "connector": row.connector,
+                           "action": work.action})
+        return "pending_confirmation"
+    case.state = "executed"
+    row.method, row.verification, row.executed_at = outcome.method, outcome.verification, now
+    data: dict[str, Any] = {
+        "system": work.system, "connector": connector.name if connector else None,
+        "connector_kind": connector.kind if connector else None, "action": work.action,
+        "method": outcome.method, "verification": outcome.verification,
+        "attempts": work.attempts,
+    }
+    if outcome.package is not None:
+        data["package"], data["package_sha256"] = outcome.package
+    record_event(session, kind="DisposalExecuted", actor=ACTOR, entity="disposal",
+                 entity_id=case.id, at=now, policy_version=ctx.policy.version,
+                 reason=f"{work.action} carried out and verified", data=data)
+    return "executed"
 
 
-def _finish_error(ctx: Context, work: _Work, owner: str, error: str, *, permanent: bool,
-                  max_attempts: int, backoff_s: float, max_backoff_s: float) -> str:
-    """After a connector error: ``retry_scheduled``, ``failed`` or ``lease_lost``."""
+def _record_error(ctx: Context, session: Session, case: Disposal, work: _Work,
+                  failure: _Failed, now: dt.datetime, *, max_attempts: int, backoff_s: float,
+                  max_backoff_s: float) -> str:
+    """After a connector error: ``retry_scheduled`` (back to ``approved`` with an
+    exponential backoff) or ``failed``."""
+    error = failure.error
+    case.lease_owner = case.lease_until = None
+    case.last_error, case.updated_at = error[:2000], now
+    if not failure.permanent and case.attempts < max_attempts:
+        delay = min(max_backoff_s, backoff_s * 2 ** max(case.attempts - 1, 0))
+        case.state = "approved"
+        case.next_attempt_at = now + dt.timedelta(seconds=delay)
+        record_event(session, kind="DisposalRetryScheduled", actor=ACTOR, entity="disposal",
+                     entity_id=case.id, at=now, reason=error,
+                     policy_version=ctx.policy.version,
+                     data={"attempt": case.attempts, "next_attempt_at":
+                           case.next_attempt_at.isoformat(), "delay_s": delay})
+        return "retry_scheduled"
+    case.state = "failed"
+    why = error if failure.permanent else f"gave up after {case.attempts} attempts: {error}"
+    case.last_error = why[:2000]
+    record_event(session, kind="DisposalFailed", actor=ACTOR, entity="disposal",
+                 entity_id=case.id, at=now, reason=why, policy_version=ctx.policy.version,
+                 data={"attempts": case.attempts, "action": work.action,
+                       "system": work.system, "permanent": failure.permanent})
+    return "failed"
+
+
+def _release_case(ctx: Context, session: Session, case: Disposal, now: dt.datetime) -> None:
+    """Give back a claimed case whose connector work was not started (``stop`` was set)."""
+    case.state, case.lease_owner, case.lease_until = "approved", None, None
+    case.attempts, case.updated_at = case.attempts - 1, now
+    record_event(session, kind="DisposalReleased", actor=ACTOR, entity="disposal",
+                 entity_id=case.id, at=now, policy_version=ctx.policy.version,
+                 reason="the executor stopped before starting it")
+
+
+def _release(ctx: Context, ids: list[int], owner: str) -> list[int]:
+    """Give back claimed cases that were not started (``stop`` was set); returns their ids."""
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
-        case = _owned(session, work.id, owner)
-        if case is None:
-            return "lease_lost"
-        case.lease_owner = case.lease_until = None
-        case.last_error, case.updated_at = error[:2000], now
-        if not permanent and case.attempts < max_attempts:
-            delay = min(max_backoff_s, backoff_s * 2 ** max(case.attempts - 1, 0))
-            case.state = "approved"
-            case.next_attempt_at = now + dt.timedelta(seconds=delay)
-            record_event(session, kind="DisposalRetryScheduled", actor=ACTOR, entity="disposal",
-                         entity_id=case.id, at=now, reason=error,
-                         policy_version=ctx.policy.version,
-                         data={"attempt": case.attempts, "next_attempt_at":
-                               case.next_attempt_at.isoformat(), "delay_s": delay})
-            return "retry_scheduled"
-        case.state = "failed"
-        why = error if permanent else f"gave up after {case.attempts} attempts: {error}"
-        case.last_error = why[:2000]
-        record_event(session, kind="DisposalFailed", actor=ACTOR, entity="disposal",
-                     entity_id=case.id, at=now, reason=why, policy_version=ctx.policy.version,
-                     data={"attempts": case.attempts, "action": work.action,
-                           "system": work.system, "permanent": permanent})
-        return "failed"
-
-
-def _release(ctx: Context, ids: list[int], owner: str) -> int:
-    """Give back claimed cases that were not started (``stop`` was set)."""
-    if not ids:
-        return 0
-    now = ctx.clock.now()
-    with ctx.sessions.begin() as session:
-        released = list(session.scalars(
-            update(Disposal)
-            .where(Disposal.id.in_(ids), Disposal.state == "executing",
-                   Disposal.lease_owner == owner)
-            .values(state="approved", lease_owner=None, lease_until=None,
-                    attempts=Disposal.attempts - 1, updated_at=now)
-            .returning(Disposal.id)
-        ))
-        for i in released:
-            record_event(session, kind="DisposalReleased", actor=ACTOR, entity="disposal",
-                         entity_id=i, at=now, policy_version=ctx.policy.version,
-                         reason="the executor stopped before starting it")
-    return len(released)
+        released = []
+        for case in _lock_batch(session, ids).values():
+            if case.state == "executing" and case.lease_owner == owner:
+                _release_case(ctx, session, case, now)
+                released.append(case.id)
+    return released
 
 
 # --- the connector call ---------------------------------------------------------------------
@@ -446,55 +524,139 @@ def _perform(ctx: Context, connectors: ConnectorRegistry, work: _Work,
     return _Done(connector=connector, method=method, verification=_verify_gone(connector, work))
 
 
+def _failure(exc: Exception) -> _Failed:
+    """A connector call's error as recorded. An unexpected one's message may quote data, so
+    only its type is kept; it is retried, within the attempts allowed, like a transient
+    error."""
+    if isinstance(exc, ConnectorError):
+        return _Failed(error=str(exc), permanent=isinstance(exc, PermanentConnectorError),
+                       error_type=type(exc).__name__)
+    return _Failed(error=f"unexpected error in the connector call: {type(exc).__name__}",
+                   permanent=False, error_type=type(exc).__name__)
+
+
+def _delete_group(connector: Connector, group: list[_Work],
+                  stop: threading.Event | None) -> dict[int, _Outcome]:
+    """Delete a group of cases through one connector (``delete_many``, or ``delete`` one at a
+    time), then verify with ``exists_many`` (or ``exists``) that the data is gone. A case
+    left out because ``stop`` was set is absent from the result."""
+    deleted = delete_each(connector, [(w.ref(), w.key) for w in group],
+                          stop=stop.is_set if stop is not None else None)
+    outcomes: dict[int, _Outcome] = {}
+    done: list[_Work] = []
+    for work in group:
+        result = deleted.get(work.key)
+        if isinstance(result, Exception):
+            outcomes[work.id] = _failure(result)
+        elif result is not None:
+            done.append(work)
+    still = exists_each(connector, [(w.ref(), w.key) for w in done])
+    for work in done:
+        there = still[work.key]
+        if isinstance(there, Exception):
+            outcomes[work.id] = _failure(there)
+        elif there:
+            outcomes[work.id] = _Failed(
+                error=(f"{connector.name}: the record is still there after delete "
+                       "(verification failed)"), permanent=False,
+                error_type="TransientConnectorError")
+        else:
+            outcomes[work.id] = _Done(
+                connector=connector, method=str(deleted[work.key]),
+                verification=f"{connector.name}.exists() is false after the {work.action}")
+    return outcomes
+
+
+def _perform_batch(ctx: Context, connectors: ConnectorRegistry, works: list[_Work],
+                   owner: str, stop: threading.Event | None) -> dict[int, _Outcome]:
+    """The connector work of a batch, outside any registry transaction. Deletes are grouped
+    by connector and sent together; every other action (return, anonymise, transfer, and
+    the tasks of manual connectors and of ``review``) is carried out one case at a time as
+    before. A case not started because ``stop`` was set is absent from the result; a case
+    whose error is its own never stops the others."""
+    outcomes: dict[int, _Outcome] = {}
+    groups: dict[str, tuple[Connector, list[_Work]]] = {}
+    single: list[_Work] = []
+    for work in works:
+        if work.action == "delete" and work.locator:
+            try:
+                connector = connectors.for_system(work.system)
+            except ConnectorError as exc:
+                outcomes[work.id] = _failure(exc)
+                continue
+            if not getattr(connector, "requires_confirmation", False):
+                groups.setdefault(connector.name, (connector, []))[1].append(work)
+                continue
+        single.append(work)
+    for connector, group in groups.values():
+        if stop is not None and stop.is_set():
+            return outcomes
+        outcomes.update(_delete_group(connector, group, stop))
+    for work in single:
+        if stop is not None and stop.is_set():
+            return outcomes
+        try:
+            outcomes[work.id] = _perform(ctx, connectors, work, owner)
+        except _LeaseLost:
+            outcomes[work.id] = _LOST
+        except Exception as exc:
+            outcomes[work.id] = _failure(exc)
+    return outcomes
+
+
 # --- the entry points -----------------------------------------------------------------------
 
-def _execute_one(ctx: Context, connectors: ConnectorRegistry, disposal_id: int, *, owner: str,
-                 lease_s: int, max_attempts: int, backoff_s: float,
-                 max_backoff_s: float) -> str:
-    """One case from start to finish; returns its outcome's name."""
-    work, happened = _start(ctx, disposal_id, owner=owner, lease_s=lease_s)
-    if work is None:
-        return happened
-    fields = {"disposal_id": work.id, "action": work.action, "system": work.system,
-              "attempt": work.attempts}
-    try:
-        outcome = _perform(ctx, connectors, work, owner)
-    except _LeaseLost:
-        log.warning("disposal_lease_lost", **fields)
-        return "lease_lost"
-    except ConnectorError as exc:
-        permanent = isinstance(exc, PermanentConnectorError)
-        result = _finish_error(ctx, work, owner, str(exc), permanent=permanent,
-                               max_attempts=max_attempts, backoff_s=backoff_s,
-                               max_backoff_s=max_backoff_s)
-        _log_error(result, fields, type(exc).__name__, str(exc))
-        return result
-    except Exception as exc:
-        # Unexpected: its message may quote data, so only its type is kept. Retried, within
-        # the attempts allowed, like a transient error.
-        error = f"unexpected error in the connector call: {type(exc).__name__}"
-        result = _finish_error(ctx, work, owner, error, permanent=False,
-                               max_attempts=max_attempts, backoff_s=backoff_s,
-                               max_backoff_s=max_backoff_s)
-        _log_error(result, fields, type(exc).__name__, error)
-        return result
-    if not _finish(ctx, work, owner, outcome):
-        log.warning("disposal_lease_lost", **fields)
-        return "lease_lost"
-    if isinstance(outcome, _Task):
-        log.info("disposal_task_created", **fields)
-        return "pending_confirmation"
-    log.info("disposal_executed", connector=outcome.connector.name, **fields)
-    return "executed"
+def _execute_batch(ctx: Context, connectors: ConnectorRegistry, ids: list[int], *, owner: str,
+                   lease_s: int, stop: threading.Event | None, max_attempts: int,
+                   backoff_s: float, max_backoff_s: float) -> dict[int, str]:
+    """A claimed batch from start to finish: the start transaction, the connector work, the
+    finish transaction. Returns each case's outcome by name.
+
+    Crash safety, per batch. Every case of the batch stays ``executing`` under this owner's
+    lease from the claim until the finish transaction commits, and that transaction records
+    every case's outcome or none. A kill (or a lost registry connection) anywhere before it
+    commits, in particular after the holding system's own transaction deleted the batch's
+    data and before the registry's commit, leaves the whole batch ``executing``: nothing is
+    recorded as executed that was not, and no case is half-recorded. When the lease expires
+    :func:`reap_leases` returns each case to ``approved``; the next claim checks holds and
+    the due date again and calls the connector again with the same idempotency key, which
+    finds the data already absent (success), verifies with ``exists`` that it is gone, and
+    records ``DisposalExecuted`` once. A batch the holding system committed only in part
+    (``delete`` one record at a time) is the same: each case is retried on its own. The
+    finish transaction is guarded by the lease owner, case by case: a case reaped and
+    claimed by another instance meanwhile is ``lease_lost`` here and recorded only there.
+    """
+    if stop is not None and stop.is_set():
+        released = set(_release(ctx, ids, owner))
+        return {i: "released" if i in released else "lease_lost" for i in ids}
+    works, results = _start_batch(ctx, ids, owner=owner, lease_s=lease_s)
+    if not works:
+        return results
+    outcomes = _perform_batch(ctx, connectors, works, owner, stop)
+    finished = _finish_batch(ctx, works, outcomes, owner, max_attempts=max_attempts,
+                             backoff_s=backoff_s, max_backoff_s=max_backoff_s)
+    for work in works:
+        result = finished[work.id]
+        fields = {"disposal_id": work.id, "action": work.action, "system": work.system,
+                  "attempt": work.attempts}
+        outcome = outcomes.get(work.id)
+        if isinstance(outcome, _Failed) and result != "lease_lost":
+            _log_error(result, fields, outcome.error_type, outcome.error)
+        elif result == "lease_lost":
+            log.warning("disposal_lease_lost", **fields)
+        elif result == "pending_confirmation":
+            log.info("disposal_task_created", **fields)
+        elif result == "executed" and isinstance(outcome, _Done):
+            log.info("disposal_executed", connector=outcome.connector.name, **fields)
+    results.update(finished)
+    return results
 
 
 def _log_error(result: str, fields: dict[str, Any], error_type: str, error: str) -> None:
     if result == "failed":
         log.error("disposal_failed", error_type=error_type, error=error, **fields)
-    elif result == "retry_scheduled":
-        log.warning("disposal_retry_scheduled", error_type=error_type, error=error, **fields)
     else:
-        log.warning("disposal_lease_lost", error_type=error_type, **fields)
+        log.warning("disposal_retry_scheduled", error_type=error_type, error=error, **fields)
 
 
 def execute_due(ctx: Context, connectors: ConnectorRegistry, *, owner: str, batch_size: int,
@@ -504,9 +666,10 @@ def execute_due(ctx: Context, connectors: ConnectorRegistry, *, owner: str, batc
     """Claim approved cases in batches and carry them out until none is ready.
 
     ``owner`` names this worker in leases (unique per process: host, pid). ``lease_s`` must be
-    longer than the slowest connector call. When ``stop`` is set, the case in hand is
-    finished, the rest of the batch is released, and the call returns. A case whose attempt
-    failed transiently is not tried again in the same call (its backoff runs first).
+    longer than the slowest batch's connector work. When ``stop`` is set, the connector work
+    in hand is finished (a connector's ``delete_many`` call, or one case's call), the rest of
+    the batch is released, and the call returns. A case whose attempt failed transiently is
+    not tried again in the same call (its backoff runs first).
     """
     if batch_size < 1 or lease_s < 1:
         raise ValueError("batch_size and lease_s must be at least 1")
@@ -515,7 +678,7 @@ def execute_due(ctx: Context, connectors: ConnectorRegistry, *, owner: str, batc
          "withdrawn", "released", "lease_lost"), 0)
     retried: set[int] = set()
     stopped = False
-    while not stopped:
+    while True:
         if stop is not None and stop.is_set():
             stopped = True
             break
@@ -524,17 +687,17 @@ def execute_due(ctx: Context, connectors: ConnectorRegistry, *, owner: str, batc
         counts["claimed"] += len(ids) + held + withdrawn
         counts["held"] += held
         counts["withdrawn"] += withdrawn
-        for i, disposal_id in enumerate(ids):
-            if stop is not None and stop.is_set():
-                counts["released"] += _release(ctx, ids[i:], owner)
+        if ids:
+            results = _execute_batch(ctx, connectors, ids, owner=owner, lease_s=lease_s,
+                                     stop=stop, max_attempts=max_attempts, backoff_s=backoff_s,
+                                     max_backoff_s=max_backoff_s)
+            for disposal_id, result in results.items():
+                counts[result] += 1
+                if result == "retry_scheduled":
+                    retried.add(disposal_id)
+            if counts["released"]:
                 stopped = True
                 break
-            result = _execute_one(ctx, connectors, disposal_id, owner=owner, lease_s=lease_s,
-                                  max_attempts=max_attempts, backoff_s=backoff_s,
-                                  max_backoff_s=max_backoff_s)
-            counts[result] += 1
-            if result == "retry_scheduled":
-                retried.add(disposal_id)
         if len(ids) + held + withdrawn < batch_size:
             break
     return ExecuteResult(stopped=stopped, **counts)

@@ -43,7 +43,7 @@ def explain(ctx: Context, record_key: str, *, as_of: dt.date) -> dict[str, Any]:
         holds = [
             h for h in session.scalars(select(Hold).where(hold_is_active(as_of)))
             if session.scalar(select(Record.id).where(
-                and_(Record.id == record.id, covered_by(h.scope_kind, h.scope_value))))
+                and_(Record.id == record.id, covered_by(h.scope_kind, h.scope_value, h.criteria))))
         ]
         cases = list(session.scalars(
             select(Disposal).where(Disposal.record_id == record.id).order_by(Disposal.id)

@@ -13,8 +13,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy import (
+    Column,
+    Date,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
@@ -173,6 +189,8 @@ def _decider(policy: PolicySet) -> _Decider:
 
 
 _RECORDS = cast(Table, Record.__table__)
+_SUBJECTS = cast(Table, Subject.__table__)
+_AGREEMENTS = cast(Table, Agreement.__table__)
 _STORE_COLUMNS = (*_DECISION_COLUMNS, "policy_version", "rules_digest", "updated_at")
 _STORE_DECISION = (
     update(_RECORDS)
@@ -318,50 +336,269 @@ def _distinct(session: Session, column: Any, *where: Any) -> list[Any]:
         values.append(value)
 
 
+#: Records relabelled (policy version only) per transaction.
+RELABEL_BATCH = 50_000
+
+
+def _fact_sources(records: Any) -> tuple[Any, dict[str, Any]]:
+    """``records`` (a table or alias) joined with what its decisions depend on, as
+    ``fact_query`` joins them, and the column each fact of ``_FACT_INDEX`` is read from."""
+    joined = records.outerjoin(_SUBJECTS, _SUBJECTS.c.id == records.c.subject_id).outerjoin(
+        _AGREEMENTS,
+        and_(_AGREEMENTS.c.id == records.c.agreement_id, _AGREEMENTS.c.status == "terminated"),
+    )
+    return joined, {
+        "category": records.c.category, "opened_on": records.c.opened_on,
+        "closed_on": records.c.closed_on, "event_on": records.c.event_on,
+        "flags": records.c.flags, "date_of_birth": _SUBJECTS.c.date_of_birth,
+        "date_of_death": _SUBJECTS.c.date_of_death,
+        "terminated_on": _AGREEMENTS.c.disposal_due_on,
+        "termination_action": _AGREEMENTS.c.termination_action,
+    }
+
+
+_NULL = literal_column("'n'", String)
+
+
+def fact_key(columns: Sequence[Any]) -> Any:
+    """A text the database computes from fact columns, equal for two rows exactly when their
+    values are (NULL included): dates as their 10-character text, texts prefixed with their
+    length, NULL as ``n``, so that no two different tuples give the same text."""
+    key: Any = None
+    for column in columns:
+        if isinstance(column.type, Date):
+            part = func.coalesce(sql_cast(column, String), _NULL)
+        else:
+            part = func.coalesce(
+                sql_cast(func.length(column), String) + literal_column("':'", String)
+                + sql_cast(column, String), _NULL)
+        key = part if key is None else key + literal_column("'|'", String) + part
+    return key
+
+
+#: The distinct decisions of one category's stale records, keyed by ``fact_key`` of the facts
+#: its rules read: a temporary table, private to the connection that fills it.
+_DECISIONS = Table(
+    "retentiond_recompute_decisions", MetaData(),
+    Column("k", Text, primary_key=True),
+    *(Column(c, _RECORDS.c[c].type) for c in _DECISION_COLUMNS),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _stale(records: Any, category: str, digest: str, *, by_index: bool = True) -> Any:
+    """The records of ``category`` not decided under ``digest``."""
+    column = records.c.category if by_index else records.c.category + literal_column("''")
+    return and_(column == category,
+                or_(records.c.rules_digest.is_(None), records.c.rules_digest != digest))
+
+
+def _recompute_set_based(conn: Connection, policy: PolicySet, category: str, digest: str,
+                         now: dt.datetime) -> tuple[int, int] | None:
+    """Recompute a category's stale records set-based; return how many rows were updated and
+    how many changed due date, or None when its rules test something ``facts_read`` does not
+    know (the caller then decides row by row).
+
+    The distinct combinations of the facts the category's rules read (a few tens of thousands
+    for a council: dates) are decided once each and written to ``_DECISIONS``; then one
+    ``UPDATE ... FROM`` a join of the records' live facts with it per window of ids, each its
+    own transaction, so that no lock is held for long. A record whose facts changed since they
+    were read finds no decision and keeps its stale digest, for the caller's row-by-row pass.
+    """
+    read = facts_read(policy, category)
+    if read is None:
+        return None
+    decider = _decider(policy)
+    records = _RECORDS.alias("r")
+    joined, sources = _fact_sources(records)
+    names = [n for n in read if n != "category"]
+    columns = [sources[n] for n in names]
+    key = fact_key(columns)
+    stale = _stale(records, category, digest)
+    # Schema-qualified: only ever this connection's temporary table, never a table of the name.
+    temporary = f"{'pg_temp' if conn.dialect.name == 'postgresql' else 'temp'}.{_DECISIONS.name}"
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {temporary}")
+    _DECISIONS.create(conn)
+    conn.commit()
+    try:
+        # Every (facts, stored due date) pair once, with how many records have it: the due
+        # dates count the records whose due date changes without reading them again. Streamed,
+        # and ordered so that the pairs of one set of facts come together.
+        groups = conn.execute(
+            select(*columns, key, records.c.due_on, func.count(), func.min(records.c.id),
+                   func.max(records.c.id))
+            .select_from(joined).where(stale)
+            .group_by(*columns, records.c.due_on).order_by(*columns)
+            .execution_options(yield_per=BATCH)
+        )
+        changed = total = 0
+        low: int | None = None
+        high: int | None = None
+        pending: list[dict[str, Any]] = []
+        last_key = None
+        row: list[Any] = [None] * (max(_FACT_INDEX.values()) + 1)
+        row[_FACT_INDEX["category"]] = category
+        for g in groups:
+            k, due_on, count, first, last = g[len(names):]
+            for name, value in zip(names, g[:len(names)], strict=True):
+                row[_FACT_INDEX[name]] = value
+            stored = decider(tuple(row))
+            total += count
+            if due_on != stored[0]:
+                changed += count
+            low = first if low is None else min(low, first)
+            high = last if high is None else max(high, last)
+            if k != last_key:
+                pending.append({"k": k, **dict(zip(_DECISION_COLUMNS, stored, strict=True))})
+                last_key = k
+                if len(pending) >= BATCH:
+                    conn.execute(insert(_DECISIONS), pending)
+                    pending = []
+        if pending:
+            conn.execute(insert(_DECISIONS), pending)
+        if low is None or high is None:
+            return 0, 0
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"ANALYZE {temporary}")
+        conn.commit()
+        # The window is read by id: ``category || ''`` keeps SQLite (which has no statistics
+        # to tell it that a category is most of the table) from reading the whole category
+        # through its index for every window instead.
+        window = select(records.c.id.label("rid"), key.label("k")).select_from(joined).where(
+            _stale(records, category, digest, by_index=False),
+            records.c.id > bindparam("low"), records.c.id <= bindparam("high"),
+        ).subquery("f")
+        statement = (
+            update(_RECORDS)
+            # Stale in the row being written too: on PostgreSQL a row another transaction
+            # recomputed meanwhile is re-checked against this, and left alone.
+            .where(_RECORDS.c.id == window.c.rid, _DECISIONS.c.k == window.c.k,
+                   or_(_RECORDS.c.rules_digest.is_(None), _RECORDS.c.rules_digest != digest))
+            .values({**{c: _DECISIONS.c[c] for c in _DECISION_COLUMNS},
+                     "policy_version": policy.version, "rules_digest": digest,
+                     "updated_at": now})
+        )
+        # Windows of ids sized for about BATCH records of the category, resized as they go
+        # (a category's records need not be spread evenly).
+        width = max(BATCH, -(-BATCH * (high - low + 1) // total))
+        updated, after = 0, low - 1
+        while after < high:
+            upto = min(after + width, high)
+            result = conn.execute(statement, {"low": after, "high": upto})
+            conn.commit()
+            n = int(getattr(result, "rowcount", 0) or 0)
+            updated += n
+            after = upto
+            if n > 2 * BATCH:
+                width = max(1, width // 2)
+            elif n < BATCH // 2:
+                width *= 2
+        conn.exec_driver_sql(f"DROP TABLE {temporary}")
+        conn.commit()
+        return updated, changed
+    finally:
+        # On an error: nothing half-done stays (each window is its own transaction); the
+        # table goes with the connection, or with the next pass's DROP.
+        conn.rollback()
+
+
+def _recompute_row_by_row(ctx: Context, category: str, digest: str,
+                          now: dt.datetime) -> tuple[int, int]:
+    """Recompute a category's stale records a batch of rows at a time (each its own
+    transaction); return how many, and how many changed due date."""
+    decider = _decider(ctx.policy)
+    recomputed = changed = 0
+    with ctx.sessions() as session:
+        stale_digests: list[str | None] = [
+            d for d in _distinct(session, Record.rules_digest, Record.category == category)
+            if d != digest]
+        if session.scalar(select(Record.id).where(
+                Record.category == category, Record.rules_digest.is_(None)).limit(1)):
+            stale_digests.append(None)
+    # One pass per stale digest, each an equality on the (category, rules_digest) prefix of
+    # the index: a batch is read straight from the index, where a condition with != made
+    # every batch read and sort all the category's remaining records. A recomputed record
+    # takes the current digest and leaves the pass, so each batch takes the next ones.
+    for old in stale_digests:
+        stale = and_(Record.category == category, Record.rules_digest.is_(None)
+                     if old is None else Record.rules_digest == old)
+        while True:
+            with ctx.sessions.begin() as session:
+                rows = session.execute(_recompute_query().where(stale).limit(BATCH)).all()
+                if not rows:
+                    break
+                n, c = _apply(session, decider, rows, now, {category: digest})
+                recomputed, changed = recomputed + n, changed + c
+    return recomputed, changed
+
+
+def _relabel(ctx: Context, category: str, digest: str) -> int:
+    """Give the records of ``category`` already decided under its current rules the policy
+    version in force (their decision cannot have changed), RELABEL_BATCH a transaction."""
+    version = ctx.policy.version
+    relabelled = 0
+    # Two ranges of the (category, rules_digest, policy_version) index, each its own statement
+    # (PostgreSQL's planner reads a table rather than two ranges for an OR), empty when
+    # nothing changed; ``!=`` would read every record of the category. NULL versions, as
+    # before, are left alone.
+    for behind in (Record.policy_version < version, Record.policy_version > version):
+        batch = select(Record.id).where(
+            Record.category == category, Record.rules_digest == digest, behind,
+        ).limit(RELABEL_BATCH)
+        while True:
+            with ctx.sessions.begin() as session:
+                result = session.execute(
+                    update(Record).where(Record.id.in_(batch.scalar_subquery()))
+                    .values(policy_version=version)
+                    .execution_options(synchronize_session=False)
+                )
+                n = int(getattr(result, "rowcount", 0) or 0)
+            relabelled += n
+            if n < RELABEL_BATCH:
+                break
+    return relabelled
+
+
+def _has_stale(session: Session, category: str, digest: str) -> bool:
+    """Whether any record of ``category`` was decided under other rules, or never: a few
+    index probes (a loose scan of its digests, and one for NULL), never a read of the
+    category's records."""
+    if any(d != digest for d in _distinct(session, Record.rules_digest,
+                                          Record.category == category)):
+        return True
+    return session.scalar(select(Record.id).where(
+        Record.category == category, Record.rules_digest.is_(None)).limit(1)) is not None
+
+
 def recompute_stale(ctx: Context) -> RecomputeResult:
     """Bring every record up to the policy in force.
 
-    Records of categories whose rules changed (or which have never been decided) are
-    recomputed in batches, one transaction a batch so that no long lock is held; the rest
-    only have their policy version relabelled, since their decision cannot have changed.
+    Only the records of categories whose rules changed (or which have never been decided) are
+    recomputed, set-based and in windows of ids, one transaction a window so that no long lock
+    is held; the rest only have their policy version relabelled, in batches, since their
+    decision cannot have changed.
     """
     policy, now = ctx.policy, ctx.clock.now()
     with ctx.sessions.begin() as session:
         register_policy(session, policy, now)
         categories = _distinct(session, Record.category)
+        bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
     recomputed = changed = relabelled = 0
-    decider = _decider(policy)
     for category in categories:
         digest = policy.category_digest(category)
         with ctx.sessions() as session:
-            stale_digests: list[str | None] = [
-                d for d in _distinct(session, Record.rules_digest, Record.category == category)
-                if d != digest]
-            if session.scalar(select(Record.id).where(
-                    Record.category == category, Record.rules_digest.is_(None)).limit(1)):
-                stale_digests.append(None)
-        # One pass per stale digest, each an equality on the whole (category, rules_digest)
-        # index: a batch is read straight from the index, where a condition with != made
-        # every batch read and sort all the category's remaining records. A recomputed record
-        # takes the current digest and leaves the pass, so each batch takes the next ones.
-        for old in stale_digests:
-            stale = and_(Record.category == category, Record.rules_digest.is_(None)
-                         if old is None else Record.rules_digest == old)
-            while True:
-                with ctx.sessions.begin() as session:
-                    rows = session.execute(_recompute_query().where(stale).limit(BATCH)).all()
-                    if not rows:
-                        break
-                    n, c = _apply(session, decider, rows, now, {category: digest})
-                    recomputed, changed = recomputed + n, changed + c
-        with ctx.sessions.begin() as session:
-            result = session.execute(
-                update(Record)
-                .where(Record.category == category, Record.rules_digest == digest,
-                       Record.policy_version != policy.version)
-                .values(policy_version=policy.version)
-            )
-            relabelled += int(getattr(result, "rowcount", 0) or 0)
+            any_stale = _has_stale(session, category, digest)
+        if any_stale:
+            with engine.connect() as conn:
+                done = _recompute_set_based(conn, policy, category, digest, now)
+            if done is not None:
+                recomputed, changed = recomputed + done[0], changed + done[1]
+            # What the set-based pass could not decide (a category whose rules it cannot
+            # key), or missed (facts changed meanwhile): row by row.
+            n, c = _recompute_row_by_row(ctx, category, digest, now)
+            recomputed, changed = recomputed + n, changed + c
+        relabelled += _relabel(ctx, category, digest)
     with ctx.sessions.begin() as session:
         withdrawn = withdraw_stale_cases(ctx, session)
     return RecomputeResult(
@@ -372,17 +609,33 @@ def recompute_stale(ctx: Context) -> RecomputeResult:
 #: Why a live case is withdrawn: what it was opened on no longer holds.
 WITHDRAWN_REASON = ("the record's decision changed (facts or policy): due date, action, rule or "
                     "number of approvers")
+#: Why an automatically approved case is withdrawn when nothing else about it changed.
+AUTO_APPROVAL_WITHDRAWN_REASON = ("the record's rule no longer allows automatic approval "
+                                  "(policy change): a person must review it")
 
 
 def withdraw_stale_cases(ctx: Context, session: Session) -> int:
     """Withdraw every live case whose record's decision is no longer the one it was opened on:
-    a different (or no) due date, action, rule or number of approvers. A case opened under a
-    rule that needed one approver must not be approved by one person once the policy asks for
-    two. Its approvals are voided; the next evaluation opens a fresh case if the record is
-    still due. Executing cases are left to the executor, which re-checks."""
+    a different (or no) due date, action, rule or number of approvers, or an automatic
+    approval its rule no longer allows. A case opened under a rule that needed one approver
+    must not be approved by one person once the policy asks for two, nor disposed of on an
+    approval nobody gave once the policy asks for a person. Its approvals are voided; the next
+    evaluation opens a fresh case if the record is still due. Executing cases are left to the
+    executor, which re-checks."""
+    # Here, not at the top: evaluate imports this module.
+    from retentiond.lifecycle.evaluate import AUTO_APPROVER
+
     now = ctx.clock.now()
+    auto_approved = (
+        select(Approval.id)
+        .where(Approval.disposal_id == Disposal.id, Approval.approver == AUTO_APPROVER,
+               Approval.voided_at.is_(None))
+        .exists()
+    )
     stale = list(session.execute(
-        select(Disposal.id, Disposal.policy_version, Record.due_on, Disposal.due_on)
+        select(Disposal.id, Disposal.policy_version, Record.due_on, Disposal.due_on,
+               Record.due_action, Disposal.action, Record.due_rule, Disposal.rule_id,
+               Record.approvals_required, Disposal.approvals_required)
         .join(Record, Record.id == Disposal.record_id)
         .where(
             Disposal.state.in_([s for s in OPEN_STATES if s != "executing"]),
@@ -394,27 +647,38 @@ def withdraw_stale_cases(ctx: Context, session: Session) -> int:
                 Record.due_rule.is_(None),
                 Record.due_rule != Disposal.rule_id,
                 Record.approvals_required != Disposal.approvals_required,
+                and_(Record.auto_approve.is_(False), auto_approved),
             ),
         )
     ))
     if not stale:
         return 0
+    # The decision changed, or (failing that) only the automatic approval went.
+    reasons = {
+        row[0]: WITHDRAWN_REASON if (
+            row[2] is None or row[2] != row[3] or row[4] is None or row[4] != row[5]
+            or row[6] is None or row[6] != row[7] or row[8] != row[9])
+        else AUTO_APPROVAL_WITHDRAWN_REASON
+        for row in stale}
     ids = [row[0] for row in stale]
-    for start in range(0, len(ids), BATCH):
-        chunk = ids[start:start + BATCH]
-        session.execute(
-            update(Disposal).where(Disposal.id.in_(chunk))
-            .values(state="withdrawn", updated_at=now, reason=WITHDRAWN_REASON)
-        )
-        session.execute(
-            update(Approval).where(Approval.disposal_id.in_(chunk), Approval.voided_at.is_(None))
-            .values(voided_at=now)
-        )
-    for disposal_id, _version, new_due, old_due in stale:
+    for reason in (WITHDRAWN_REASON, AUTO_APPROVAL_WITHDRAWN_REASON):
+        these = [i for i in ids if reasons[i] == reason]
+        for start in range(0, len(these), BATCH):
+            chunk = these[start:start + BATCH]
+            session.execute(
+                update(Disposal).where(Disposal.id.in_(chunk))
+                .values(state="withdrawn", updated_at=now, reason=reason)
+            )
+            session.execute(
+                update(Approval)
+                .where(Approval.disposal_id.in_(chunk), Approval.voided_at.is_(None))
+                .values(voided_at=now)
+            )
+    for disposal_id, _version, new_due, old_due, *_ in stale:
         record_event(
             session, kind="DisposalWithdrawn", actor="retentiond", entity="disposal",
             entity_id=disposal_id, at=now, policy_version=ctx.policy.version,
-            reason=WITHDRAWN_REASON,
+            reason=reasons[disposal_id],
             data={"old_due_on": old_due.isoformat(),
                   "new_due_on": new_due.isoformat() if new_due else None},
         )

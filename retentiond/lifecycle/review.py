@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
@@ -77,10 +77,11 @@ def _load(session: Session, ids: list[int]) -> list[Disposal]:
     return [found[i] for i in dict.fromkeys(ids)]
 
 
-def _is_held(session: Session, record_id: int, as_of: dt.date) -> bool:
+def _is_held(session: Session, record_id: int, covered: ColumnElement[bool]) -> bool:
+    """``covered``: ``hold_covers_record(session, as_of)``, built once per operation (it reads
+    the active filter holds)."""
     return bool(session.scalar(
-        select(func.count()).select_from(Record)
-        .where(Record.id == record_id, hold_covers_record(as_of))
+        select(func.count()).select_from(Record).where(Record.id == record_id, covered)
     ))
 
 
@@ -97,6 +98,7 @@ def approve(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
     now, today = ctx.clock.now(), ctx.clock.today()
     with ctx.sessions.begin() as session:
         cases = _load(session, ids)
+        covered = hold_covers_record(session, today)
         for case in cases:
             approvers = _approvers(session, case.id)
             if case.state == "approved" and ctx.actor in approvers:
@@ -105,7 +107,7 @@ def approve(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
                 raise LifecycleError(
                     f"disposal {case.id} is {case.state}: only a case pending review can be approved"
                 )
-            if _is_held(session, case.record_id, today):
+            if _is_held(session, case.record_id, covered):
                 raise LifecycleError(f"disposal {case.id}: the record is under a hold")
             if case.due_on > today:
                 raise LifecycleError(f"disposal {case.id} is not due until {case.due_on}")

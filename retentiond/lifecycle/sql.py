@@ -8,8 +8,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
+from sqlalchemy.orm import Session
 
+from retentiond.lifecycle.filters import controller_ids, parse_criteria, record_condition
 from retentiond.registry.models import Controller, Disposal, Hold, Record, Subject
 
 #: Disposal states after which the record is gone from the holding system.
@@ -21,8 +23,24 @@ def hold_is_active(as_of: dt.date) -> ColumnElement[bool]:
     return and_(Hold.lifted_at.is_(None), or_(Hold.until.is_(None), Hold.until >= as_of))
 
 
-def hold_covers_record(as_of: dt.date) -> ColumnElement[bool]:
-    """True for a row of ``records`` that any active hold covers (correlated EXISTS)."""
+def filter_hold_conditions(session: Session, as_of: dt.date) -> list[ColumnElement[bool]]:
+    """One condition on ``records`` per active ``filter`` hold: the criteria copied into it.
+
+    Loaded first (there are few such holds), with controller codes resolved to ids, so each
+    becomes a plain condition on the records table rather than a JSON lookup per record.
+    """
+    stored = list(session.scalars(
+        select(Hold.criteria).where(Hold.scope_kind == "filter", hold_is_active(as_of))
+        .order_by(Hold.id)))
+    criteria = [parse_criteria(c or {}) for c in stored]
+    ids = controller_ids(session, criteria)
+    return [record_condition(c, ids.get(c.controller, -1) if c.controller else None)
+            for c in criteria]
+
+
+def hold_covers_record(session: Session, as_of: dt.date) -> ColumnElement[bool]:
+    """True for a row of ``records`` that any active hold covers (correlated EXISTS for the
+    fixed scopes, one condition per active filter hold, read in ``session`` now)."""
     # Explicit correlation: nested inside EXISTS, auto-correlation would give each scalar
     # subquery its own FROM records, and match every hold against an arbitrary record's subject
     # and controller instead of this record's.
@@ -34,7 +52,7 @@ def hold_covers_record(as_of: dt.date) -> ColumnElement[bool]:
         select(Controller.code).where(Controller.id == Record.controller_id).correlate(Record)
         .scalar_subquery()
     )
-    return exists().where(
+    fixed = exists().where(
         hold_is_active(as_of),
         or_(
             and_(Hold.scope_kind == "record", Hold.scope_value == Record.record_key),
@@ -43,15 +61,18 @@ def hold_covers_record(as_of: dt.date) -> ColumnElement[bool]:
             and_(Hold.scope_kind == "controller", Hold.scope_value == controller_code),
         ),
     )
+    return or_(fixed, *filter_hold_conditions(session, as_of))
 
 
-def no_hold_covers_record(as_of: dt.date) -> ColumnElement[bool]:
-    """``NOT hold_covers_record(as_of)``, written as one ``NOT EXISTS`` per scope.
+def no_hold_covers_record(session: Session, as_of: dt.date) -> ColumnElement[bool]:
+    """``NOT hold_covers_record(session, as_of)``, written as one ``NOT EXISTS`` per fixed
+    scope and one ``NOT (...)`` per active filter hold.
 
     For set-based queries over many records (evaluate): top-level ``NOT EXISTS`` conditions
     become anti-joins that PostgreSQL hashes, where ``NOT (EXISTS ... OR ...)`` made it probe
     the holds once per due record, at a cost estimate high enough to pay for JIT compilation
-    on every evaluation.
+    on every evaluation. A filter hold's condition is on the record's own columns, so its
+    ``NOT`` is a plain filter that leaves those anti-joins as they were.
     """
     def uncovered(kind: str, value: Any, *join: ColumnElement[bool]) -> ColumnElement[bool]:
         return ~exists().where(
@@ -63,6 +84,7 @@ def no_hold_covers_record(as_of: dt.date) -> ColumnElement[bool]:
         uncovered("category", Record.category),
         uncovered("subject", Subject.ref, Subject.id == Record.subject_id),
         uncovered("controller", Controller.code, Controller.id == Record.controller_id),
+        *[not_(c) for c in filter_hold_conditions(session, as_of)],
     )
 
 

@@ -119,7 +119,7 @@ def confirm_destruction(ctx: Context, disposal_id: int, *, destroyed_by: str,
             raise LifecycleError(f"disposal {disposal_id} is {case.state}: only a case pending "
                                  "confirmation can be confirmed")
         if session.scalar(select(Record.id).where(Record.id == record.id,
-                                                  hold_covers_record(today))) is not None:
+                                                  hold_covers_record(session, today))) is not None:
             raise LifecycleError(f"disposal {disposal_id}: the record is under a hold: it must "
                                  "not be destroyed")
         if destroyed_on < case.due_on:

@@ -104,7 +104,7 @@ def _candidates(session: Session, controller_id: int, as_of: dt.date,
                Record.due_on <= until,
                or_(Record.deferred_until.is_(None), Record.deferred_until <= until),
                or_(Record.rejected_due_on.is_(None), Record.rejected_due_on != Record.due_on),
-               ~announced, ~done, ~hold_covers_record(as_of))
+               ~announced, ~done, ~hold_covers_record(session, as_of))
         .order_by(Record.due_on, Record.record_key)
     ).all()
     return [(rid, key, cat, due, action, rule) for rid, key, cat, due, action, rule in rows

@@ -27,6 +27,7 @@ from int_support import (
 from retentiond.lifecycle.context import LifecycleError
 from retentiond.lifecycle.evaluate import AUTO_APPROVER, evaluate
 from retentiond.lifecycle.holds import place_hold
+from retentiond.lifecycle.recompute import AUTO_APPROVAL_WITHDRAWN_REASON
 from retentiond.lifecycle.review import approve, defer, reject
 from retentiond.policy import load_policy_set
 
@@ -248,3 +249,30 @@ def test_concurrent_evaluations_queue_each_record_once(ctx, tmp_path):
     assert sorted(results) == [0, 1500]
     assert all(s == ["pending_review"] for s in states(ctx).values())
     assert audit_counts(ctx)["DisposalQueued"] == 1500
+
+
+def test_policy_change_removing_auto_approval_withdraws_auto_approved_cases(ctx, tmp_path):
+    """A case approved automatically is withdrawn (its approval voided) when a policy change
+    takes automatic approval away from its rule: the fresh case waits for a person. A case a
+    person approved stays approved."""
+    rule = ('id = "isa.safeguarding.referral"\ncategory = "safeguarding.referral"\n'
+            'title = "Safeguarding referral: 6 years after the report"\ntrigger = "opened_on"\n'
+            'period = "6y"\naction = "delete"\napprovals_required = 1\nauto_approve = ')
+    auto_ctx = dataclasses.replace(ctx, policy=load_policy_set([_pack(
+        tmp_path, "auto", (rule + "false", rule + "true"))]))
+    seed_controllers(auto_ctx, tmp_path)
+    load_records(auto_ctx, tmp_path, [referral("R-A", "2015-01-01"), pupil("R-P", "2000-01-01")])
+    evaluate(auto_ctx, TODAY)
+    auto_case = live_case(auto_ctx, "R-A")
+    approve(auto_ctx, [live_case(auto_ctx, "R-P").id], reason="reviewed")
+    assert states(auto_ctx) == {"R-A": ["approved"], "R-P": ["approved"]}
+    manual_ctx = dataclasses.replace(ctx, policy=load_policy_set([DEFAULT_PACK]))
+    result = evaluate(manual_ctx, TODAY)
+    assert result.recompute.withdrawn == 1
+    assert (result.queued, result.auto_approved) == (1, 0)
+    assert states(manual_ctx) == {"R-A": ["withdrawn", "pending_review"], "R-P": ["approved"]}
+    assert active_approvers(manual_ctx, auto_case.id) == []
+    assert audit_counts(manual_ctx)["DisposalWithdrawn"] == 1
+    assert disposals_of(manual_ctx, "R-A")[0].reason == AUTO_APPROVAL_WITHDRAWN_REASON
+    # Nothing more to withdraw on the next run.
+    assert evaluate(manual_ctx, TODAY).recompute.withdrawn == 0
