@@ -25,6 +25,7 @@ from retentiond.logs import get_logger
 from retentiond.policy import ACTIONS
 from retentiond.policy.engine import TERMINATION_RULE_ID
 from retentiond.registry.models import DISPOSAL_STATES, Controller, Hold, Record, SavedFilter
+from retentiond.wording import long_date
 
 #: Criteria that describe records: the ones a hold by filter keeps.
 RECORD_FIELDS = ("controller", "category", "rule", "action", "due_from", "due_to")
@@ -32,10 +33,6 @@ RECORD_FIELDS = ("controller", "category", "rule", "action", "due_from", "due_to
 FIELDS = (*RECORD_FIELDS, "state")
 NAME_MAX = 100
 log = get_logger("retentiond.filters")
-
-
-def _long_date(day: dt.date) -> str:
-    return f"{day.day} {day.strftime('%B %Y')}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,12 +77,12 @@ class Criteria:
         if self.action:
             parts.append(f"to be disposed of by {self.action}")
         if self.due_from and self.due_to:
-            parts.append(f"due from {_long_date(self.due_from)} to {_long_date(self.due_to)}"
+            parts.append(f"due from {long_date(self.due_from)} to {long_date(self.due_to)}"
                          " inclusive")
         elif self.due_from:
-            parts.append(f"due on or after {_long_date(self.due_from)}")
+            parts.append(f"due on or after {long_date(self.due_from)}")
         elif self.due_to:
-            parts.append(f"due on or before {_long_date(self.due_to)}")
+            parts.append(f"due on or before {long_date(self.due_to)}")
         if len(parts) == 1:
             parts.append("of every kind")
         text = " ".join(parts)

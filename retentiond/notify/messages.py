@@ -18,6 +18,7 @@ from retentiond.notify.ack import ack_links, derive_key
 from retentiond.notify.channels import Attachment, Outgoing
 from retentiond.notify.settings import NotifySettings
 from retentiond.registry.models import AdvanceNotice, Certificate, Controller, Notification
+from retentiond.wording import long_date
 
 LONDON = ZoneInfo("Europe/London")
 #: Records listed in the text of an advance-notice email; the rest are in the attachment.
@@ -28,10 +29,6 @@ def _local(iso_or_dt: str | dt.datetime) -> str:
     t = (dt.datetime.fromisoformat(iso_or_dt.replace("Z", "+00:00"))
          if isinstance(iso_or_dt, str) else iso_or_dt)
     return t.astimezone(LONDON).strftime("%-d %B %Y at %H:%M") + " (UK time)"
-
-
-def _day(iso: str) -> str:
-    return dt.date.fromisoformat(iso).strftime("%-d %B %Y")
 
 
 def _plural(n: int, word: str) -> str:
@@ -114,12 +111,12 @@ def advance_text(doc: dict[str, Any]) -> tuple[str, str]:
         "",
         f"You asked for {doc['window_days']} days' notice of the disposal of records your "
         f"organisation provided. {_plural(n, 'record')} "
-        f"{'falls' if n == 1 else 'fall'} due for disposal by {_day(doc['until'])}:",
+        f"{'falls' if n == 1 else 'fall'} due for disposal by {long_date(doc['until'])}:",
         "",
         f"  {'record':<24} {'category':<34} {'due on':<18} action",
     ]
     for r in records[:INLINE_RECORDS]:
-        lines.append(f"  {r['record']:<24} {r['category']:<34} {_day(r['due_on']):<18} {r['action']}")
+        lines.append(f"  {r['record']:<24} {r['category']:<34} {long_date(r['due_on']):<18} {r['action']}")
     if n > INLINE_RECORDS:
         lines.append(f"  ... and {n - INLINE_RECORDS} more: every record is in the attached file.")
     lines += [

@@ -3,10 +3,10 @@ subject born 29 February 2004, under rule ... citing ...". Built from ``explain`
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from retentiond.policy.model import Period
+from retentiond.wording import long_date
 
 STATE_LABELS = {
     "pending_review": "Pending review", "held": "Held", "approved": "Approved",
@@ -31,14 +31,6 @@ _TRIGGER_WORDS = {
     "event_on": "the event on",
     "date_of_death": "the subject's death on",
 }
-
-
-def long_date(value: dt.date | str | None) -> str:
-    """``2029-03-01`` -> ``1 March 2029`` (GOV.UK style: no leading zero, month in words)."""
-    if value is None or value == "":
-        return ""
-    day = dt.date.fromisoformat(value) if isinstance(value, str) else value
-    return f"{day.day} {day.strftime('%B %Y')}"
 
 
 def ordinal(n: int) -> str:

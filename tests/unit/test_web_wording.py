@@ -11,7 +11,8 @@ from retentiond.config import Config, ConfigError
 from retentiond.web.chart import describe, render_svg
 from retentiond.web.exports import pseudonym, to_csv
 from retentiond.web.settings import load_web_settings
-from retentiond.web.wording import basis, headline, long_date, ordinal
+from retentiond.web.wording import basis, headline, ordinal
+from retentiond.wording import long_date
 
 
 def _doc(**over: object) -> dict[str, object]:

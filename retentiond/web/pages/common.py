@@ -20,7 +20,8 @@ from retentiond.web.roles import (
     VIEW_POLICY,
     Principal,
 )
-from retentiond.web.wording import STATE_LABELS, STATE_TAGS, long_date
+from retentiond.web.wording import STATE_LABELS, STATE_TAGS
+from retentiond.wording import long_date
 
 FLASH_COOKIE = "retentiond_flash"
 NAV = (
