@@ -33,13 +33,14 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import Session
 
-from retentiond.audit import record_event
+from retentiond.audit.chain import note_inserted
 from retentiond.lifecycle.context import Context
 from retentiond.policy import Decision, Facts, PolicySet, decide
 from retentiond.registry.models import (
     OPEN_STATES,
     Agreement,
     Approval,
+    AuditEvent,
     Disposal,
     PolicyVersion,
     Record,
@@ -191,6 +192,7 @@ def _decider(policy: PolicySet) -> _Decider:
 _RECORDS = cast(Table, Record.__table__)
 _SUBJECTS = cast(Table, Subject.__table__)
 _AGREEMENTS = cast(Table, Agreement.__table__)
+_EVENTS = cast(Table, AuditEvent.__table__)
 _STORE_COLUMNS = (*_DECISION_COLUMNS, "policy_version", "rules_digest", "updated_at")
 _STORE_DECISION = (
     update(_RECORDS)
@@ -632,10 +634,10 @@ def withdraw_stale_cases(ctx: Context, session: Session) -> int:
                Approval.voided_at.is_(None))
         .exists()
     )
-    stale = list(session.execute(
-        select(Disposal.id, Disposal.policy_version, Record.due_on, Disposal.due_on,
-               Record.due_action, Disposal.action, Record.due_rule, Disposal.rule_id,
-               Record.approvals_required, Disposal.approvals_required)
+    query = (
+        select(Disposal.id, Record.due_on, Disposal.due_on, Record.due_action, Disposal.action,
+               Record.due_rule, Disposal.rule_id, Record.approvals_required,
+               Disposal.approvals_required)
         .join(Record, Record.id == Disposal.record_id)
         .where(
             Disposal.state.in_([s for s in OPEN_STATES if s != "executing"]),
@@ -650,39 +652,50 @@ def withdraw_stale_cases(ctx: Context, session: Session) -> int:
                 and_(Record.auto_approve.is_(False), auto_approved),
             ),
         )
-    ))
-    if not stale:
-        return 0
-    # The decision changed, or (failing that) only the automatic approval went.
-    reasons = {
-        row[0]: WITHDRAWN_REASON if (
-            row[2] is None or row[2] != row[3] or row[4] is None or row[4] != row[5]
-            or row[6] is None or row[6] != row[7] or row[8] != row[9])
-        else AUTO_APPROVAL_WITHDRAWN_REASON
-        for row in stale}
-    ids = [row[0] for row in stale]
-    for reason in (WITHDRAWN_REASON, AUTO_APPROVAL_WITHDRAWN_REASON):
-        these = [i for i in ids if reasons[i] == reason]
-        for start in range(0, len(these), BATCH):
-            chunk = these[start:start + BATCH]
+        .order_by(Disposal.id)
+        .limit(BATCH)
+    )
+    # A chunk at a time, by id, with the audit events written by Core: a policy change can
+    # withdraw a whole category's cases (100,000 at 10M records), and holding them, or an ORM
+    # object per event, would make memory grow with the estate. One transaction still: the
+    # caller's, so that every withdrawal commits with its event or none does.
+    withdrawn, after = 0, 0
+    while True:
+        stale = session.execute(query.where(Disposal.id > after)).all()
+        if not stale:
+            return withdrawn
+        after = stale[-1][0]
+        # The decision changed, or (failing that) only the automatic approval went.
+        reasons = {
+            row[0]: WITHDRAWN_REASON if (
+                row[1] is None or row[1] != row[2] or row[3] is None or row[3] != row[4]
+                or row[5] is None or row[5] != row[6] or row[7] != row[8])
+            else AUTO_APPROVAL_WITHDRAWN_REASON
+            for row in stale}
+        for reason in (WITHDRAWN_REASON, AUTO_APPROVAL_WITHDRAWN_REASON):
+            these = [i for i, r in reasons.items() if r == reason]
+            if not these:
+                continue
             session.execute(
-                update(Disposal).where(Disposal.id.in_(chunk))
+                update(Disposal).where(Disposal.id.in_(these))
                 .values(state="withdrawn", updated_at=now, reason=reason)
             )
             session.execute(
                 update(Approval)
-                .where(Approval.disposal_id.in_(chunk), Approval.voided_at.is_(None))
+                .where(Approval.disposal_id.in_(these), Approval.voided_at.is_(None))
                 .values(voided_at=now)
             )
-    for disposal_id, _version, new_due, old_due, *_ in stale:
-        record_event(
-            session, kind="DisposalWithdrawn", actor="retentiond", entity="disposal",
-            entity_id=disposal_id, at=now, policy_version=ctx.policy.version,
-            reason=reasons[disposal_id],
-            data={"old_due_on": old_due.isoformat(),
-                  "new_due_on": new_due.isoformat() if new_due else None},
-        )
-    return len(ids)
+        events = [
+            {"occurred_at": now, "kind": "DisposalWithdrawn", "actor": "retentiond",
+             "entity": "disposal", "entity_id": str(disposal_id),
+             "reason": reasons[disposal_id], "policy_version": ctx.policy.version,
+             "data": {"old_due_on": old_due.isoformat(),
+                      "new_due_on": new_due.isoformat() if new_due else None}}
+            for disposal_id, new_due, old_due, *_ in stale
+        ]
+        note_inserted(session, session.scalars(
+            insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True), events))
+        withdrawn += len(stale)
 
 
 def count_needing_attention(session: Session) -> int:

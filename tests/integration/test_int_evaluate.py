@@ -276,3 +276,37 @@ def test_policy_change_removing_auto_approval_withdraws_auto_approved_cases(ctx,
     assert disposals_of(manual_ctx, "R-A")[0].reason == AUTO_APPROVAL_WITHDRAWN_REASON
     # Nothing more to withdraw on the next run.
     assert evaluate(manual_ctx, TODAY).recompute.withdrawn == 0
+
+
+def test_withdrawal_of_many_cases_goes_a_chunk_at_a_time(ctx, tmp_path, monkeypatch):
+    """A policy change withdrawing more live cases than one chunk withdraws every one, voids
+    every approval, writes one sealed event each with the old and new due dates, and leaves
+    the chain intact."""
+    from sqlalchemy import select
+
+    from retentiond.audit.chain import verify
+    from retentiond.lifecycle import recompute
+    from retentiond.registry import models as m
+
+    monkeypatch.setattr(recompute, "BATCH", 3)
+    seed_controllers(ctx, tmp_path)
+    load_records(ctx, tmp_path, [pupil(f"R-{n:02d}", "2000-01-01") for n in range(10)])
+    evaluate(ctx, TODAY)
+    approve(ctx, [live_case(ctx, "R-04").id, live_case(ctx, "R-07").id], reason="reviewed")
+    new = dataclasses.replace(ctx, policy=load_policy_set([_pack(
+        tmp_path, "edu26", ('period = "25y"', 'period = "26y"'))]))
+    result = evaluate(new, TODAY)
+    assert result.recompute.withdrawn == 10
+    assert result.queued == 10  # 26th birthdays in 2026: still due, under fresh cases
+    assert all(s == ["withdrawn", "pending_review"] for s in states(new).values())
+    assert active_approvers(new, disposals_of(new, "R-04")[0].id) == []
+    with new.sessions() as session:
+        events = session.execute(
+            select(m.AuditEvent.entity_id, m.AuditEvent.data, m.AuditEvent.seq)
+            .where(m.AuditEvent.kind == "DisposalWithdrawn")).all()
+        assert verify(session).ok
+    withdrawn_ids = {str(disposals_of(new, f"R-{n:02d}")[0].id) for n in range(10)}
+    assert {e.entity_id for e in events} == withdrawn_ids and len(events) == 10
+    assert {(e.data["old_due_on"], e.data["new_due_on"]) for e in events} \
+        == {("2025-01-01", "2026-01-01")}
+    assert all(e.seq is not None for e in events)
