@@ -127,17 +127,24 @@ def test_sigkill_at_random_points_loses_nothing_and_doubles_nothing(
         remaining = len(expected) - done
         if remaining <= 0:
             break
-        target = done + rng.randint(1, max(1, remaining // (KILLS - k + 1)))
+        # At most half of an even share of what is left, so that work remains for every
+        # later kill however fast the daemon runs on the machine of the day.
+        target = done + rng.randint(1, max(1, remaining // (2 * (KILLS - k + 1))))
         daemon = DaemonProcess(config, tmp_path / f"daemon-{k}.log")
         restarts += k > 0
         try:
-            if k % 3 == 1:  # a random delay after start: start-up, catch-up or mid-batch
-                time.sleep(rng.uniform(0.2, 3.0))
+            if k % 3 == 1:  # a random delay after start (start-up, catch-up or mid-batch),
+                # cut short once the target is reached
+                until = time.monotonic() + rng.uniform(0.2, 3.0)
+                wait_until(lambda t=target, d=daemon, u=until: (
+                    time.monotonic() >= u or _executed(database_url) >= t
+                    or d.proc.poll() is not None),
+                    timeout=60 + N / 20, what=f"{target} executed", interval=0.02)
             else:  # a random point mid-run: after a random amount of progress
                 wait_until(lambda t=target, d=daemon: (_executed(database_url) >= t
                                                        or d.proc.poll() is not None),
                            timeout=60 + N / 20, what=f"{target} executed", interval=0.02)
-                time.sleep(rng.uniform(0, 0.25))
+                time.sleep(rng.uniform(0, 0.1))
             assert daemon.proc.poll() is None, daemon.stderr_text()
             kill_points.append(_executed(database_url))
             daemon.send(signal.SIGKILL)
