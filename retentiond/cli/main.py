@@ -557,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
              cmd_disposals_execute, ("text", "json"))
     p.add_argument("--batch-size", type=int, default=100, metavar="N")
     p.add_argument("--lease-s", type=int, default=600, metavar="SECONDS",
-                   help="how long a claimed case is leased (longer than one batch's connector work)")
+                   help="how long a claimed case is leased (longer than the slowest single connector call)")
     leaf(dis, "tasks", "manual disposal tasks pending confirmation", cmd_disposals_tasks,
          ("table", "json"))
     p = leaf(dis, "confirm", "confirm a manual destruction with its evidence",

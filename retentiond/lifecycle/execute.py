@@ -17,6 +17,12 @@ and between them connector calls made outside any transaction:
    case at a time); a delete counts only once verified gone. A return delivers its encrypted
    package and records the package's SHA-256 (a transaction of its own) before the source is
    deleted; a manual connector, and the action ``review``, open a task for a person instead.
+   Every action not grouped (returns, anonymise, transfer, tasks) is carried out one case at
+   a time, and each such case is checked again just before its own call, in a short
+   transaction of its own (the lease, holds, the due date: a hold placed while the cases
+   before it were worked on stops it), which also renews the leases of the whole batch. Before
+   each group of deletes the leases are renewed too once a third of the lease has passed. So
+   ``lease_s`` must cover one connector call (one ``delete_many``, one return), not a batch.
 4. **finish** (the batch, one transaction), guarded case by case by the lease owner: each case
    is ``executed`` with its own execution row and ``DisposalExecuted`` audit event; or
    ``pending_confirmation``; or, after a transient error, back to ``approved`` with an
@@ -145,8 +151,16 @@ class _Lost:
     """The outcome of a case whose lease was lost mid-way (a return's checkpoint found it)."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Stopped:
+    """The check just before a case's own connector call stopped it: ``held`` (a hold placed
+    since the batch started) or ``withdrawn``; the state change and its event are committed."""
+
+    state: str
+
+
 _LOST = _Lost()
-_Outcome = _Done | _Task | _Failed | _Lost
+_Outcome = _Done | _Task | _Failed | _Lost | _Stopped
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -326,6 +340,47 @@ def _start_batch(ctx: Context, ids: list[int], *, owner: str,
         return works, early
 
 
+def _renew(ctx: Context, ids: list[int], owner: str, lease_s: int) -> set[int]:
+    """Extend the leases this owner still holds on ``ids``; return those ids. A batch whose
+    connector work outlasts a lease keeps its cases this way, so another instance cannot
+    reap and repeat them while this one is still working through them."""
+    if not ids:
+        return set()
+    now = ctx.clock.now()
+    with ctx.sessions.begin() as session:
+        return set(session.scalars(
+            update(Disposal)
+            .where(Disposal.id.in_(ids), Disposal.state == "executing",
+                   Disposal.lease_owner == owner)
+            .values(lease_until=now + dt.timedelta(seconds=lease_s))
+            .returning(Disposal.id)
+        ))
+
+
+def _precheck(ctx: Context, work: _Work, batch: list[int], owner: str,
+              lease_s: int) -> _Lost | _Stopped | None:
+    """Just before one case's own connector call (a return, a manual task: actions carried
+    out one at a time, each perhaps slow): check once more that this owner holds it and that
+    no hold covers it and its basis stands, and renew the leases of the batch's cases
+    (``batch``: those done wait for the finish transaction, the rest for their turn). None
+    when it may go ahead."""
+    now = ctx.clock.now()
+    with ctx.sessions.begin() as session:
+        case = _owned(session, work.id, owner)
+        if case is None:
+            return _LOST
+        ok, _held, _withdrawn = _recheck(ctx, session, [case], now)
+        if not ok:
+            return _Stopped(state=case.state)
+        session.execute(
+            update(Disposal)
+            .where(Disposal.id.in_(batch), Disposal.state == "executing",
+                   Disposal.lease_owner == owner)
+            .values(lease_until=now + dt.timedelta(seconds=lease_s))
+        )
+    return None
+
+
 def _checkpoint_package(ctx: Context, work: _Work, owner: str, connector: Connector,
                         name: str, sha256: str) -> None:
     """Record a delivered return package before its source is deleted."""
@@ -359,7 +414,9 @@ def _finish_batch(ctx: Context, works: list[_Work], outcomes: dict[int, _Outcome
         for work in works:
             case = cases.get(work.id)
             outcome = outcomes.get(work.id)
-            if case is None or case.state != "executing" or case.lease_owner != owner \
+            if isinstance(outcome, _Stopped):
+                results[work.id] = outcome.state
+            elif case is None or case.state != "executing" or case.lease_owner != owner \
                     or isinstance(outcome, _Lost):
                 results[work.id] = "lease_lost"
             elif outcome is None:
@@ -568,13 +625,18 @@ def _delete_group(connector: Connector, group: list[_Work],
 
 
 def _perform_batch(ctx: Context, connectors: ConnectorRegistry, works: list[_Work],
-                   owner: str, stop: threading.Event | None) -> dict[int, _Outcome]:
+                   owner: str, stop: threading.Event | None,
+                   lease_s: int) -> dict[int, _Outcome]:
     """The connector work of a batch, outside any registry transaction. Deletes are grouped
     by connector and sent together; every other action (return, anonymise, transfer, and
-    the tasks of manual connectors and of ``review``) is carried out one case at a time as
-    before. A case not started because ``stop`` was set is absent from the result; a case
-    whose error is its own never stops the others."""
+    the tasks of manual connectors and of ``review``) is carried out one case at a time,
+    each after its own check (:func:`_precheck`: the lease, holds, the due date), which also
+    renews the leases of the cases still waiting. Before each group of deletes the leases
+    are renewed once a third of ``lease_s`` has passed since they last were. A case not
+    started because ``stop`` was set is absent from the result; a case whose error is its
+    own never stops the others."""
     outcomes: dict[int, _Outcome] = {}
+    renewed = ctx.clock.now()  # the start transaction has just set every lease
     groups: dict[str, tuple[Connector, list[_Work]]] = {}
     single: list[_Work] = []
     for work in works:
@@ -591,10 +653,22 @@ def _perform_batch(ctx: Context, connectors: ConnectorRegistry, works: list[_Wor
     for connector, group in groups.values():
         if stop is not None and stop.is_set():
             return outcomes
+        if (ctx.clock.now() - renewed).total_seconds() >= lease_s / 3:
+            kept = _renew(ctx, [w.id for w in works], owner, lease_s)
+            renewed = ctx.clock.now()
+            outcomes.update({w.id: _LOST for w in works if w.id not in kept})
+            group = [w for w in group if w.id in kept]
         outcomes.update(_delete_group(connector, group, stop))
+    batch = [w.id for w in works]
     for work in single:
         if stop is not None and stop.is_set():
             return outcomes
+        if isinstance(outcomes.get(work.id), _Lost):
+            continue
+        checked = _precheck(ctx, work, batch, owner, lease_s)
+        if checked is not None:
+            outcomes[work.id] = checked
+            continue
         try:
             outcomes[work.id] = _perform(ctx, connectors, work, owner)
         except _LeaseLost:
@@ -632,7 +706,7 @@ def _execute_batch(ctx: Context, connectors: ConnectorRegistry, ids: list[int], 
     works, results = _start_batch(ctx, ids, owner=owner, lease_s=lease_s)
     if not works:
         return results
-    outcomes = _perform_batch(ctx, connectors, works, owner, stop)
+    outcomes = _perform_batch(ctx, connectors, works, owner, stop, lease_s)
     finished = _finish_batch(ctx, works, outcomes, owner, max_attempts=max_attempts,
                              backoff_s=backoff_s, max_backoff_s=max_backoff_s)
     for work in works:
@@ -644,6 +718,8 @@ def _execute_batch(ctx: Context, connectors: ConnectorRegistry, ids: list[int], 
             _log_error(result, fields, outcome.error_type, outcome.error)
         elif result == "lease_lost":
             log.warning("disposal_lease_lost", **fields)
+        elif isinstance(outcome, _Stopped):
+            log.info("disposal_stopped_before_action", state=result, **fields)
         elif result == "pending_confirmation":
             log.info("disposal_task_created", **fields)
         elif result == "executed" and isinstance(outcome, _Done):
@@ -666,7 +742,8 @@ def execute_due(ctx: Context, connectors: ConnectorRegistry, *, owner: str, batc
     """Claim approved cases in batches and carry them out until none is ready.
 
     ``owner`` names this worker in leases (unique per process: host, pid). ``lease_s`` must be
-    longer than the slowest batch's connector work. When ``stop`` is set, the connector work
+    longer than the slowest single connector call (a group's ``delete_many``, one return):
+    leases are renewed between calls. When ``stop`` is set, the connector work
     in hand is finished (a connector's ``delete_many`` call, or one case's call), the rest of
     the batch is released, and the call returns. A case whose attempt failed transiently is
     not tried again in the same call (its backoff runs first).

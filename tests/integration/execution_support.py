@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select, text, update
 
 from retentiond.config import Config
 from retentiond.connectors import ConnectorRegistry, load_connectors
@@ -164,3 +164,12 @@ def events(ctx: Context, disposal_id: int) -> list[str]:
             select(AuditEvent.kind)
             .where(AuditEvent.entity == "disposal", AuditEvent.entity_id == str(disposal_id))
             .order_by(AuditEvent.id)))
+
+
+def make_returns(ctx: Context, keys: Sequence[str]) -> None:
+    """Make the records ``keys`` and their cases returns instead of deletes."""
+    with ctx.sessions.begin() as session:
+        ids = select(Record.id).where(Record.record_key.in_(keys)).scalar_subquery()
+        session.execute(update(Record).where(Record.id.in_(ids)).values(due_action="return"))
+        session.execute(update(Disposal).where(Disposal.record_id.in_(ids))
+                        .values(action="return"))

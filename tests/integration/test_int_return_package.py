@@ -19,30 +19,23 @@ from execution_support import (
     holding_upns,
     make_files,
     make_holding,
+    make_returns,
     queue_and_approve,
     seed,
     states,
 )
 from msoffcrypto.exceptions import InvalidKeyError
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from retentiond.connectors import ConnectorRegistry, ReturnConnector
 from retentiond.lifecycle.execute import execute_due, reap_leases
-from retentiond.registry.models import Disposal, DisposalExecution, Record
+from retentiond.registry.models import DisposalExecution
 
 
 @pytest.fixture
 def holding_url(database_url, tmp_path):
     """A holding database beside the registry, on the same backend."""
     yield from holding_database(database_url, tmp_path)
-
-
-def _make_returns(ctx, keys):
-    with ctx.sessions.begin() as session:
-        ids = select(Record.id).where(Record.record_key.in_(keys)).scalar_subquery()
-        session.execute(update(Record).where(Record.id.in_(ids)).values(due_action="return"))
-        session.execute(update(Disposal).where(Disposal.record_id.in_(ids))
-                        .values(action="return"))
 
 
 def _decrypt_xlsx(data, password):
@@ -71,7 +64,7 @@ def test_return_delivers_an_xlsx_that_decrypts_with_the_controllers_password(
          "controller": "SCH-02"},
     ])
     cases = queue_and_approve(ctx)
-    _make_returns(ctx, ["R1"])
+    make_returns(ctx, ["R1"])
     registry = connectors(tmp_path, holding_url)
     result = execute_due(ctx, registry, owner="w", batch_size=10, lease_s=60)
     registry.close()
@@ -105,7 +98,7 @@ def test_a_record_of_files_goes_back_as_an_aes_zip(ctx, tmp_path, holding_url):
     seed(ctx, tmp_path, [{"record_id": "F1", "system": "files", "locator": "case-a",
                           "date_of_birth": DUE_DOB}])
     cases = queue_and_approve(ctx)
-    _make_returns(ctx, ["F1"])
+    make_returns(ctx, ["F1"])
     registry = connectors(tmp_path, holding_url)
     assert execute_due(ctx, registry, owner="w", batch_size=10, lease_s=60).executed == 1
     registry.close()
@@ -126,7 +119,7 @@ def test_a_controller_without_a_password_fails_and_keeps_the_source(ctx, tmp_pat
     seed(ctx, tmp_path, [{"record_id": "R1", "system": "mis", "locator": "U1",
                           "date_of_birth": DUE_DOB}])
     queue_and_approve(ctx)
-    _make_returns(ctx, ["R1"])
+    make_returns(ctx, ["R1"])
     registry = connectors(tmp_path, holding_url, controllers=("SCH-02",))
     assert execute_due(ctx, registry, owner="w", batch_size=10, lease_s=60).failed == 1
     registry.close()
@@ -169,7 +162,7 @@ def test_a_crash_after_delivery_does_not_return_twice(ctx, clock, tmp_path, hold
     seed(ctx, tmp_path, [{"record_id": "R1", "system": "mis", "locator": "U1",
                           "date_of_birth": DUE_DOB}])
     cases = queue_and_approve(ctx)
-    _make_returns(ctx, ["R1"])
+    make_returns(ctx, ["R1"])
     real = connectors(tmp_path, holding_url)
     source = CrashOnFirstDelete(real.get("mis"))
     registry = ConnectorRegistry({"mis": source, "returns": real.get("returns")},
