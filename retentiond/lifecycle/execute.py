@@ -657,8 +657,9 @@ def _perform_batch(ctx: Context, connectors: ConnectorRegistry, works: list[_Wor
             kept = _renew(ctx, [w.id for w in works], owner, lease_s)
             renewed = ctx.clock.now()
             outcomes.update({w.id: _LOST for w in works if w.id not in kept})
-            group = [w for w in group if w.id in kept]
-        outcomes.update(_delete_group(connector, group, stop))
+        group = [w for w in group if not isinstance(outcomes.get(w.id), _Lost)]
+        if group:
+            outcomes.update(_delete_group(connector, group, stop))
     batch = [w.id for w in works]
     for work in single:
         if stop is not None and stop.is_set():

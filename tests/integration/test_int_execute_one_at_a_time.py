@@ -2,8 +2,8 @@
 encrypts and delivers a package, then deletes the source): each case is checked again just
 before its own connector call, and the leases of the cases still waiting are renewed, so a
 hold placed mid-batch stops the cases after it and a batch slower than its lease is neither
-reaped nor repeated by another instance. Real registry (both backends), holding database and
-drop folder."""
+reaped nor repeated by another instance. Groups of deletes renew the leases between them too.
+Real registry (both backends), holding database, folder and drop folder."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from execution_support import (
     events,
     holding_database,
     holding_upns,
+    make_files,
     make_holding,
     make_returns,
     queue_and_approve,
@@ -23,7 +24,7 @@ from execution_support import (
     states,
 )
 
-from retentiond.connectors import ReturnConnector
+from retentiond.connectors import ConnectorRegistry, ReturnConnector, delete_each, exists_each
 from retentiond.lifecycle.execute import execute_due, reap_leases
 from retentiond.lifecycle.holds import place_hold
 
@@ -137,3 +138,62 @@ def test_a_case_reaped_mid_batch_is_left_to_whoever_claims_it(ctx, clock, tmp_pa
     assert sorted(delivered) == sorted([first, *(f"disposal-{returns[k]}" for k in KEYS)])
     assert set(states(ctx).values()) == {"executed"}
     assert holding_upns(holding_url)[0] == set()
+
+
+class SlowDeletes:
+    """The real connector (by its batch methods or one record at a time), whose
+    ``delete_many`` takes ``fraction`` of the lease (the test clock moves on), after which
+    another instance reaps expired leases."""
+
+    def __init__(self, inner, ctx, clock, fraction, reaped):
+        self.inner, self.ctx, self.clock = inner, ctx, clock
+        self.fraction, self.reaped = fraction, reaped
+        self.name, self.kind = inner.name, inner.kind
+
+    def delete_many(self, items):
+        out = delete_each(self.inner, items)
+        self.clock.instant += dt.timedelta(seconds=self.fraction * LEASE_S)
+        self.reaped.append(reap_leases(self.ctx))
+        return out
+
+    def exists_many(self, refs):
+        still = exists_each(self.inner, [(ref, str(i)) for i, ref in enumerate(refs)])
+        return {refs[int(i)] for i, there in still.items() if there is True}
+
+    def delete(self, ref, key):
+        raise AssertionError("the executor must use delete_many for a batch connector")
+
+    def exists(self, ref):
+        raise AssertionError("the executor must use exists_many for a batch connector")
+
+    def export(self, ref):
+        return self.inner.export(ref)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_groups_of_deletes_slower_than_the_lease_keep_it(ctx, clock, tmp_path, holding_url):
+    """Two connectors' groups of deletes, each taking 0.6 of the lease: the leases are renewed
+    between the groups, so nothing is reaped and all are executed once."""
+    make_holding(holding_url, ["U1", "U2"])
+    make_files(tmp_path / "files", ["case-a", "case-b"])
+    seed(ctx, tmp_path, [
+        {"record_id": "R1", "system": "mis", "locator": "U1", "date_of_birth": DUE_DOB},
+        {"record_id": "R2", "system": "mis", "locator": "U2", "date_of_birth": DUE_DOB},
+        {"record_id": "F1", "system": "files", "locator": "case-a", "date_of_birth": DUE_DOB},
+        {"record_id": "F2", "system": "files", "locator": "case-b", "date_of_birth": DUE_DOB},
+    ])
+    queue_and_approve(ctx)
+    real = connectors(tmp_path, holding_url)
+    reaped: list[int] = []
+    slow = {name: SlowDeletes(real.get(name), ctx, clock, 0.6, reaped)
+            for name in ("mis", "casefiles")}
+    registry = ConnectorRegistry(slow, {"mis": "mis", "files": "casefiles"})
+    result = execute_due(ctx, registry, owner="w", batch_size=10, lease_s=LEASE_S)
+    real.close()
+    assert reaped == [0, 0]
+    assert (result.executed, result.lease_lost) == (4, 0)
+    assert set(states(ctx).values()) == {"executed"}
+    assert holding_upns(holding_url)[0] == set()
+    assert not list((tmp_path / "files").iterdir())
