@@ -140,6 +140,37 @@ def test_inserted_event_is_not_laundered_by_a_later_transaction(ctx, tmp_path):
     assert result.problem.event_id == stray.id
 
 
+def test_stray_row_between_a_transactions_events_stays_outside_the_chain(ctx, tmp_path):
+    """Sealing reads a transaction's events by id range: a row written directly with an id
+    inside that range (in the same transaction here; on PostgreSQL it could be another's) is
+    not sealed with them, and verify still reports it."""
+    from retentiond.audit import record_event
+
+    _seed(ctx, tmp_path)
+    at = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+    with ctx.sessions.begin() as session:
+        record_event(session, kind="HoldPlaced", actor="officer.one", entity="hold",
+                     entity_id="1", at=at, reason="first")
+        session.flush()
+        session.execute(text(
+            "INSERT INTO audit_events (occurred_at, kind, actor, entity, entity_id, data) "
+            "VALUES (:t, 'HoldLifted', 'mallory', 'hold', '1', '{}')"), {"t": at})
+        record_event(session, kind="HoldPlaced", actor="officer.one", entity="hold",
+                     entity_id="2", at=at, reason="second")
+        session.flush()  # the two ORM events are noticed on flush; the raw row is not
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(AuditEvent.id, AuditEvent.actor, AuditEvent.seq)
+            .order_by(AuditEvent.id.desc()).limit(3)).all()
+        result = verify(session)
+    second, stray, first = rows
+    assert first.id < stray.id < second.id
+    assert stray.actor == "mallory" and stray.seq is None
+    assert first.seq is not None and second.seq == first.seq + 1
+    assert result.problem is not None and result.problem.kind == "inserted"
+    assert result.problem.event_id == stray.id
+
+
 def test_forged_event_at_the_end_is_found(ctx, tmp_path):
     """A row given the next position but not the right hash is reported."""
     _seed(ctx, tmp_path)
