@@ -18,7 +18,9 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -67,29 +69,28 @@ def dump(ctx: Context, out: Path) -> str:
     """Write what recompute may touch, in id order; return the file's SHA-256."""
     h = hashlib.sha256()
     with out.open("w") as fh, ctx.sessions() as session:
-        def write(kind: str, row: object) -> None:
-            line = json.dumps([kind, *list(row)], default=str) + "\n"  # type: ignore[call-overload]
+        def write(kind: str, row: Sequence[Any]) -> None:
+            line = json.dumps([kind, *row], default=str) + "\n"
             fh.write(line)
             h.update(line.encode())
 
-        for row in session.execute(select(
+        queries: list[tuple[str, Any]] = [
+            ("record", select(
                 Record.id, Record.category, Record.due_on, Record.due_action, Record.due_rule,
                 Record.approvals_required, Record.auto_approve, Record.needs_attention,
                 Record.policy_version, Record.rules_digest, Record.updated_at)
-                .order_by(Record.id)).yield_per(20000):
-            write("record", row)
-        for row in session.execute(select(
+             .order_by(Record.id)),
+            ("disposal", select(
                 Disposal.id, Disposal.record_id, Disposal.state, Disposal.reason,
-                Disposal.updated_at).order_by(Disposal.id)).yield_per(20000):
-            write("disposal", row)
-        for row in session.execute(select(Approval.id, Approval.voided_at)
-                                   .order_by(Approval.id)).yield_per(20000):
-            write("approval", row)
-        for row in session.execute(select(
+                Disposal.updated_at).order_by(Disposal.id)),
+            ("approval", select(Approval.id, Approval.voided_at).order_by(Approval.id)),
+            ("event", select(
                 AuditEvent.id, AuditEvent.kind, AuditEvent.entity_id, AuditEvent.reason,
-                AuditEvent.policy_version, AuditEvent.data).order_by(AuditEvent.id)
-                ).yield_per(20000):
-            write("event", row)
+                AuditEvent.policy_version, AuditEvent.data).order_by(AuditEvent.id)),
+        ]
+        for kind, query in queries:
+            for row in session.execute(query).yield_per(20000):
+                write(kind, row)
     return h.hexdigest()
 
 

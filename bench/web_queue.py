@@ -82,8 +82,9 @@ def build(url: str, *, records: int, pending: int, seed: int) -> dict[str, Any]:
         _log(f"records {min(records, start + CHUNK):,}")
     others = ["deferred", "rejected", "executed", "certified", "withdrawn"]
     with engine.begin() as conn:
-        recs = conn.execute(select(Record.id, Record.due_on, Record.due_rule, Record.approvals_required)
-                            .where(Record.due_on <= AS_OF).order_by(Record.id)).all()
+        recs = list(conn.execute(select(Record.id, Record.due_on, Record.due_rule,
+                                        Record.approvals_required)
+                                 .where(Record.due_on <= AS_OF).order_by(Record.id)).all())
     rng.shuffle(recs)
     for start in range(0, len(recs), CHUNK):
         rows = [{"record_id": rid, "state": "pending_review" if i < pending else others[i % len(others)],
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.pending * 1.2 > args.records:
         parser.error("--records must be at least 1.2 x --pending")
     configure_logging(level="warning")
+    figures: dict[str, Any]
     if args.reuse:
         with tempfile.TemporaryDirectory(prefix="retentiond-webq-") as tmp:
             figures = {"backend": args.backend, "server": server_version(args.backend, args.reuse),
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="retentiond-webq-") as tmp, \
             database(args.backend, Path(tmp), keep=args.keep, log=_log) as url:
-        figures: dict[str, Any] = {"backend": args.backend, "server": server_version(args.backend, url),
+        figures = {"backend": args.backend, "server": server_version(args.backend, url),
                                    "records": args.records, "pending": args.pending}
         figures.update(build(url, records=args.records, pending=args.pending, seed=args.seed))
         figures.update(measure(url, Path(tmp), pending=args.pending, repeat=args.repeat))
