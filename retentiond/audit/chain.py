@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, event, func, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Table, event, func, select
 from sqlalchemy.orm import Session
 
+from retentiond.registry.bulk import BulkUpdate
 from retentiond.registry.models import AuditEvent
 
 GENESIS = "0" * 64
@@ -120,7 +120,7 @@ def seal(session: Session) -> int:
             updates.append((seq, prev, digest, row.id))
             prev = digest
         if updates:
-            _sealer(session).write(session, updates)
+            _write_seal(session, updates)
     # ORM copies of the events now hold stale chain columns.
     for obj in list(session.identity_map.values()):
         if isinstance(obj, AuditEvent):
@@ -129,14 +129,11 @@ def seal(session: Session) -> int:
 
 
 _EVENTS = cast(Table, AuditEvent.__table__)
-_SEAL_COLUMNS = ("seq", "prev_hash", "hash", "event_id")
-_SEAL = (
-    update(_EVENTS)
-    .where(_EVENTS.c.id == bindparam("event_id"))
-    .values({c: bindparam(c) for c in _SEAL_COLUMNS[:-1]})
-)
-
-
+#: The chain columns, written a batch at a time by event id (SQLite, other drivers).
+_SEAL = BulkUpdate(_EVENTS, ("seq", "prev_hash", "hash"), "event_id")
+#: The same on PostgreSQL with psycopg: the values as four arrays in one statement (the
+#: columns are integers and texts, which need no bind processing), a quarter faster than
+#: the executemany for an evaluation's ten thousand events.
 _SEAL_ARRAYS = (
     "UPDATE audit_events AS a SET seq = u.seq, prev_hash = u.prev_hash, hash = u.hash "
     "FROM unnest(%(ids)s::bigint[], %(seqs)s::bigint[], %(prevs)s::text[], "
@@ -144,52 +141,15 @@ _SEAL_ARRAYS = (
 )
 
 
-class _Sealer:
-    """Writes a batch's chain columns without the ORM's per-row bookkeeping (most of the
-    cost of sealing an evaluation's ten thousand events): on PostgreSQL (psycopg) with one
-    ``UPDATE ... FROM unnest`` of arrays (``_SEAL_ARRAYS``); elsewhere with one driver-level
-    executemany of ``_SEAL``, each value through SQLAlchemy's bind processor for its column
-    (so it is stored exactly as the ORM stored it)."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        # psycopg on PostgreSQL: the values as four arrays in one statement (the columns are
-        # integers and texts, which need no bind processing).
-        self.arrays = dialect.name == "postgresql" and dialect.driver == "psycopg"
-        compiled = _SEAL.compile(dialect=dialect)
-        self.sql = compiled.string
-        order = list(compiled.positiontup or _SEAL_COLUMNS)
-        self.positional = compiled.positiontup is not None
-        self.names = order
-        self.where = [_SEAL_COLUMNS.index(n) for n in order]
-        self.processors = [
-            _EVENTS.c["id" if n == "event_id" else n].type.dialect_impl(dialect)
-            .bind_processor(dialect) for n in order]
-
-    def write(self, session: Session, rows: list[tuple[Any, ...]]) -> None:
-        """``rows`` hold seq, prev_hash, hash and the event id."""
-        if self.arrays:
-            seqs, prevs, hashes, ids = (list(c) for c in zip(*rows, strict=True))
-            session.connection().exec_driver_sql(_SEAL_ARRAYS, {
-                "ids": ids, "seqs": seqs, "prevs": prevs, "hashes": hashes})
-            return
-        steps = list(zip(self.where, self.processors, strict=True))
-        values = [[r[i] if p is None or r[i] is None else p(r[i]) for i, p in steps]
-                  for r in rows]
-        params: list[Any] = (
-            [tuple(v) for v in values] if self.positional
-            else [dict(zip(self.names, v, strict=True)) for v in values])
-        session.connection().exec_driver_sql(self.sql, params)
-
-
-_SEALERS: dict[tuple[str, str], _Sealer] = {}
-
-
-def _sealer(session: Session) -> _Sealer:
+def _write_seal(session: Session, rows: list[tuple[int, str, str, int]]) -> None:
+    """``rows`` hold seq, prev_hash, hash and the event id."""
     dialect = session.get_bind().dialect
-    key = (dialect.name, dialect.driver)
-    if key not in _SEALERS:
-        _SEALERS[key] = _Sealer(dialect)
-    return _SEALERS[key]
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        seqs, prevs, hashes, ids = (list(c) for c in zip(*rows, strict=True))
+        session.connection().exec_driver_sql(_SEAL_ARRAYS, {
+            "ids": ids, "seqs": seqs, "prevs": prevs, "hashes": hashes})
+    else:
+        _SEAL.write(session, rows)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,12 +30,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from retentiond.audit.chain import note_inserted
 from retentiond.lifecycle.context import Context
 from retentiond.policy import Decision, Facts, PolicySet, decide
+from retentiond.registry.bulk import BulkUpdate
 from retentiond.registry.models import (
     OPEN_STATES,
     Agreement,
@@ -194,68 +195,8 @@ _SUBJECTS = cast(Table, Subject.__table__)
 _AGREEMENTS = cast(Table, Agreement.__table__)
 _EVENTS = cast(Table, AuditEvent.__table__)
 _STORE_COLUMNS = (*_DECISION_COLUMNS, "policy_version", "rules_digest", "updated_at")
-_STORE_DECISION = (
-    update(_RECORDS)
-    .where(_RECORDS.c.id == bindparam("record_id"))
-    .values({c: bindparam(c) for c in _STORE_COLUMNS})
-)
-_UNSEEN = object()
-
-
-class _Store:
-    """Writes a batch of decisions with one executemany of ``_STORE_DECISION``.
-
-    Rows go to the driver through SQLAlchemy's own bind processors for each column (so values
-    are stored exactly as before), without its per-row parameter bookkeeping, which costs more
-    than SQLite's own work.
-    """
-
-    def __init__(self, dialect: Dialect) -> None:
-        compiled = _STORE_DECISION.compile(dialect=dialect)
-        self.sql = compiled.string
-        names = (*_STORE_COLUMNS, "record_id")
-        #: For each driver parameter, in order: its name and where it is in a row.
-        self.positional = compiled.positiontup is not None
-        order = compiled.positiontup if compiled.positiontup is not None else list(names)
-        self.params = tuple((n, names.index(n)) for n in order)
-        self.processors = tuple(
-            _RECORDS.c["id" if n == "record_id" else n].type.dialect_impl(dialect)
-            .bind_processor(dialect) for n, _ in self.params)
-
-    def write(self, session: Session, rows: list[tuple[Any, ...]]) -> None:
-        """``rows`` hold the values of ``_STORE_COLUMNS``, then the record id."""
-        # A batch repeats a few values (one updated_at, a few thousand due dates): each is
-        # processed once, then looked up.
-        steps: list[tuple[int, Any, dict[Any, Any]]] = [
-            (i, p, {}) for (_, i), p in zip(self.params, self.processors, strict=True)]
-        values = []
-        for r in rows:
-            row = []
-            for i, p, seen in steps:
-                v = r[i]
-                if p is not None and v is not None:
-                    w = seen.get(v, _UNSEEN)
-                    if w is _UNSEEN:
-                        w = seen[v] = p(v)
-                    v = w
-                row.append(v)
-            values.append(row)
-        if self.positional:
-            params: list[Any] = [tuple(v) for v in values]
-        else:
-            params = [dict(zip([n for n, _ in self.params], v, strict=True)) for v in values]
-        session.connection().exec_driver_sql(self.sql, params)
-
-
-_STORES: dict[tuple[str, str], _Store] = {}
-
-
-def _store(session: Session) -> _Store:
-    dialect = session.get_bind().dialect
-    key = (dialect.name, dialect.driver)
-    if key not in _STORES:
-        _STORES[key] = _Store(dialect)
-    return _STORES[key]
+#: Stored decisions, written a batch at a time by record id.
+_STORE = BulkUpdate(_RECORDS, _STORE_COLUMNS, "record_id")
 
 
 def register_policy(session: Session, policy: PolicySet, now: dt.datetime) -> None:
@@ -289,7 +230,7 @@ def _apply(session: Session, decider: _Decider, rows: Iterable[Sequence[Any]], n
         updates.append((*stored, policy.version, digests[category], now, rid))
     if not updates:
         return 0, 0
-    _store(session).write(session, updates)
+    _STORE.write(session, updates)
     return len(updates), changed
 
 
