@@ -22,7 +22,7 @@ TERMINATION_CITATION = ("Information Sharing Agreement (seed template), clause 1
 TERMINATION_EVIDENCE = Evidence(
     basis="agreement",
     source_quote="Where applicable, any Controller may terminate this Agreement by giving one "
-    "month's [can be varied to 3 months based on the amount of data shared] notice in writing "
+    "month’s [can be varied to 3 months based on the amount of data shared] notice in writing "
     "to other Controllers unless the data is required to be shared in order to comply with a "
     "legal obligation. Any information disclosed to the Controller should be securely returned "
     "following the agreed termination date.",
