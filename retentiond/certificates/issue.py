@@ -46,6 +46,7 @@ from retentiond.certificates.settings import BATCH_MODES
 from retentiond.clock import Clock
 from retentiond.lifecycle.context import Context
 from retentiond.logs import get_logger
+from retentiond.policy.engine import citations as rule_citations
 from retentiond.registry.models import (
     Agreement,
     Approval,
@@ -137,7 +138,7 @@ def _items(ctx: Context, session: Session, controller_id: int, limit: int) -> tu
             .order_by(Approval.id)
         ):
             approvers[did].append(who)
-    citations = {r.id: r.citation for r in ctx.policy.rules}
+    citations = rule_citations(ctx.policy)
     agreements: dict[str, str] = {}
     items = []
     for case, record, ex, agreement in rows:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.sql import DONE_STATES
+from retentiond.policy.engine import citations as rule_citations
 from retentiond.registry.models import (
     Agreement,
     Approval,
@@ -59,7 +60,7 @@ def rows(ctx: Context, *, start: dt.date, end: dt.date) -> Iterator[dict[str, An
     if end < start:
         raise LifecycleError(f"--to {end} is before --from {start}")
     lo, hi = _bounds(start, end)
-    citations = {r.id: r.citation for r in ctx.policy.rules}
+    citations = rule_citations(ctx.policy)
     with ctx.sessions() as session:
         found = session.execute(
             select(Disposal, Record.record_key, Record.category, Controller.code, Agreement.code,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from retentiond.cli.output import csv_writer, print_json, print_table
-from retentiond.lifecycle.context import Context
+from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.filters import FilterView
 from retentiond.lifecycle.holds import HoldView
 from retentiond.lifecycle.review import DisposalView
@@ -24,7 +24,9 @@ def _rules_json(policy: PolicySet) -> list[dict[str, Any]]:
         out.append({
             "id": rule.id, "category": rule.category, "title": rule.title,
             "action": rule.action, "approvals_required": rule.approvals_required,
-            "auto_approve": rule.auto_approve, "citation": rule.citation,
+            "auto_approve": rule.auto_approve, "citation": rule.citation, "note": rule.note,
+            "source_quote": rule.evidence.source_quote, "source_url": rule.evidence.source_url,
+            "basis": rule.evidence.basis, "local_reading": rule.evidence.local_reading,
             "when": None if rule.when.is_empty else rule.when.describe(),
             "alternatives": [
                 {"when": None if a.when.is_empty else a.when.describe(), "trigger": a.trigger,
@@ -40,7 +42,8 @@ def _packs_json(policy: PolicySet) -> list[dict[str, Any]]:
     return [{"name": p.name, "title": p.title, "path": p.path, "sha256": p.digest,
              "requires_local_signoff": p.requires_local_signoff,
              "signed_off_by": p.signed_off_by,
-             "signed_off_on": p.signed_off_on.isoformat() if p.signed_off_on else None}
+             "signed_off_on": p.signed_off_on.isoformat() if p.signed_off_on else None,
+             "signed_off_report_sha256": p.signed_off_report_sha256}
             for p in policy.packs]
 
 
@@ -48,6 +51,36 @@ def unsigned_packs(policy: PolicySet) -> list[str]:
     """Packs that say they need local sign-off and have none."""
     return [p.name for p in policy.packs
             if p.requires_local_signoff and not (p.signed_off_by and p.signed_off_on)]
+
+
+def evidence_warnings(policy: PolicySet) -> list[str]:
+    """``FILE: rule 'ID'.FIELD: ...`` for every rule of a pack needing sign-off that lacks
+    evidence, and every pack whose sign-off quotes a report its content no longer gives."""
+    from retentiond.policy.report import build_report
+
+    warnings = []
+    for pack in policy.packs:
+        rules = [r for r in policy.rules if r.source == f"{pack.path}#{pack.name}"]
+        if pack.requires_local_signoff:
+            for rule in rules:
+                for field in rule.evidence.missing():
+                    warnings.append(f"{pack.path}: rule {rule.id!r}.{field}: missing: a pack "
+                                    "that needs sign-off should say what each rule rests on")
+        if pack.signed_off_by and pack.signed_off_on and not pack.signed_off_report_sha256 \
+                and pack.requires_local_signoff:
+            warnings.append(f"{pack.path}: pack.signed_off_report_sha256: missing: quote the "
+                            "SHA-256 of the report the pack was signed off against")
+        recorded = pack.signed_off_report_sha256
+        if recorded is not None:
+            alone = PolicySet(version=policy.version, packs=(pack,), rules=tuple(rules))
+            given = {build_report(alone).fingerprint, build_report(policy).fingerprint}
+            if recorded not in given:
+                warnings.append(
+                    f"{pack.path}: pack.signed_off_report_sha256: the pack no longer says what "
+                    f"the signed-off report said (recorded {recorded[:16]}..., this pack's "
+                    f"report is {build_report(alone).fingerprint[:16]}...): review the "
+                    "changes and sign off again")
+    return warnings
 
 
 def policies_check(paths: Sequence[str], fmt: str) -> int:
@@ -59,16 +92,52 @@ def policies_check(paths: Sequence[str], fmt: str) -> int:
             return 1
         raise
     unsigned = unsigned_packs(policy)
+    warnings = evidence_warnings(policy)
     if fmt == "json":
         print_json({"valid": True, "version": policy.version, "packs": _packs_json(policy),
                     "rules": len(policy.rules), "categories": sorted(policy.categories),
-                    "needs_local_signoff": unsigned})
+                    "needs_local_signoff": unsigned, "warnings": warnings})
         return 0
     print(f"valid: {len(policy.rules)} rules in {len(policy.packs)} pack(s), "
           f"{len(policy.categories)} categories; version {policy.version}")
     for name in unsigned:
         print(f"note: pack {name!r} needs local sign-off (set signed_off_by and signed_off_on "
               "in its [pack] table) before it is put in force")
+    for warning in warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+def policies_report(paths: Sequence[str], out: str) -> int:
+    """Write the sign-off report (PDF and HTML) and print its SHA-256."""
+    import hashlib
+    from pathlib import Path
+
+    from retentiond.policy.report import build_report, render_html
+    from retentiond.policy.report_pdf import render_pdf
+
+    policy = load_policy_set(paths)
+    report = build_report(policy)
+    base = Path(out)
+    if base.suffix.lower() in (".pdf", ".html", ".htm"):
+        base = base.with_suffix("")
+    pdf_path, html_path = base.with_name(base.name + ".pdf"), base.with_name(base.name + ".html")
+    pdf, page = render_pdf(report), render_html(report).encode("utf-8")
+    for path, data in ((pdf_path, pdf), (html_path, page)):
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            raise LifecycleError(f"{path}: cannot be written: {exc.strerror}") from None
+    print(f"wrote {pdf_path} and {html_path}: {len(report.rules)} rules from "
+          f"{len(report.packs)} pack(s)")
+    if report.missing_evidence:
+        print(f"warning: {report.missing_evidence} rule(s) are not checked against their source "
+              "(marked in the report)")
+    print(f"report sha256: {report.fingerprint}")
+    print(f"  (files: {pdf_path.name} sha256 {hashlib.sha256(pdf).hexdigest()}, "
+          f"{html_path.name} sha256 {hashlib.sha256(page).hexdigest()})")
+    print("once it is signed, add to each pack's [pack] table:")
+    print(f'  signed_off_report_sha256 = "{report.fingerprint}"')
     return 0
 
 
@@ -80,6 +149,9 @@ def policies_show(policy: PolicySet, fmt: str) -> int:
     print(f"Policy version {policy.version}")
     for pack in policy.packs:
         print(f"Pack {pack.name}: {pack.title} ({pack.path})")
+        if pack.signed_off_by or pack.signed_off_on:
+            print(f"  signed off by {pack.signed_off_by} on {pack.signed_off_on}; report sha256 "
+                  f"{pack.signed_off_report_sha256 or '(none recorded)'}")
     for rule in policy.rules:
         print(f"\n{rule.id}  [{rule.category}]")
         print(f"  {rule.title}")
@@ -91,6 +163,14 @@ def policies_show(policy: PolicySet, fmt: str) -> int:
         auto = ", may be approved automatically" if rule.auto_approve else ""
         print(f"  action: {rule.action}; approvers: {rule.approvals_required}{auto}")
         print(f"  citation: {rule.citation}")
+        ev = rule.evidence
+        print(f"  basis: {ev.basis or '(not stated)'}")
+        if ev.source_quote:
+            print(f"  source's words: \"{ev.source_quote}\"")
+        if ev.source_url:
+            print(f"  source: {ev.source_url}")
+        if ev.local_reading:
+            print(f"  local reading: {ev.local_reading}")
     return 0
 
 

@@ -99,6 +99,12 @@ def cmd_policies_show(args: argparse.Namespace, cfg: Config) -> int:
     return policies_show(load_policy(cfg), args.format)
 
 
+def cmd_policies_report(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import policies_report
+
+    return policies_report(args.paths or cfg.policy_paths, args.out)
+
+
 def cmd_controllers_import(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.ingest.controllers import import_controllers
     from retentiond.ingest.reader import detect_format
@@ -471,6 +477,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "the configured policies)")
     leaf(pol, "show", "show the rules in force with their citations", cmd_policies_show,
          ("text", "json"))
+    p = leaf(pol, "report", "write the sign-off report (PDF and HTML) for policy packs",
+             cmd_policies_report)
+    p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: "
+                   "the configured policies)")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="where to write: FILE.pdf and FILE.html (a .pdf or .html suffix is "
+                   "replaced)")
 
     ctl = group("controllers", "organisations that provide data")
     p = leaf(ctl, "import", "create or update controllers from CSV (code,name,email[,webhook_url])",

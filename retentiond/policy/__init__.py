@@ -5,14 +5,16 @@ Nothing in this package reads a clock, a database or (apart from ``loader``) a f
 
 from __future__ import annotations
 
-from retentiond.policy.engine import Decision, RuleOutcome, decide
+from retentiond.policy.engine import Decision, RuleOutcome, citations, decide
 from retentiond.policy.facts import Facts
 from retentiond.policy.loader import PolicyError, load_policy_set
 from retentiond.policy.model import (
     ACTIONS,
+    BASES,
     TRIGGERS,
     Alternative,
     Condition,
+    Evidence,
     Period,
     PolicySet,
     Rule,
@@ -20,16 +22,19 @@ from retentiond.policy.model import (
 
 __all__ = [
     "ACTIONS",
+    "BASES",
     "TRIGGERS",
     "Alternative",
     "Condition",
     "Decision",
+    "Evidence",
     "Facts",
     "Period",
     "PolicyError",
     "PolicySet",
     "Rule",
     "RuleOutcome",
+    "citations",
     "decide",
     "load_policy_set",
 ]

@@ -11,10 +11,35 @@ from typing import Any
 
 from retentiond.policy.dates import add_period, age_on, round_up
 from retentiond.policy.facts import Facts
-from retentiond.policy.model import ACTIONS, Alternative, Condition, PolicySet, Rule
+from retentiond.policy.model import ACTIONS, Alternative, Condition, Evidence, PolicySet, Rule
 
 TERMINATION_RULE_ID = "agreement.termination"
-TERMINATION_CITATION = "Data Sharing Agreement, clause 13.1 (termination on notice)"
+TERMINATION_CITATION = ("Information Sharing Agreement (seed template), clause 13.1: termination "
+                        "on one month's notice (three months where agreed); information "
+                        "disclosed is securely returned")
+#: What the termination rule rests on. It is built into the engine rather than written in a
+#: pack, so its evidence lives here and the sign-off report prints it beside the packs' rules.
+TERMINATION_EVIDENCE = Evidence(
+    basis="agreement",
+    source_quote="Where applicable, any Controller may terminate this Agreement by giving one "
+    "month’s [can be varied to 3 months based on the amount of data shared] notice in writing "
+    "to other Controllers unless the data is required to be shared in order to comply with a "
+    "legal obligation. Any information disclosed to the Controller should be securely returned "
+    "following the agreed termination date.",
+    local_reading="The agreement says the information is returned after the termination date; "
+    "it does not say the providing controller's own rules stop applying. retentiond reads it "
+    "as a cap: a record falls due at the end of the notice with the agreement's action, unless "
+    "its own rules make it due earlier. The notice (one or three months) and the action "
+    "(return or delete) are set per agreement when it is recorded.",
+)
+
+
+def citations(policy: PolicySet) -> dict[str, str]:
+    """Every rule id a decision can name, with its citation: the packs' rules and the
+    agreement-termination rule the engine adds (which no pack holds)."""
+    found = {r.id: r.citation for r in policy.rules}
+    found[TERMINATION_RULE_ID] = TERMINATION_CITATION
+    return found
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

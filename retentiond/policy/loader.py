@@ -16,11 +16,13 @@ from typing import Any
 from retentiond.policy.model import (
     ACTIONS,
     ALWAYS,
+    BASES,
     MISSING_DAY,
     ROUNDINGS,
     TRIGGERS,
     Alternative,
     Condition,
+    Evidence,
     Pack,
     Period,
     PolicySet,
@@ -28,13 +30,17 @@ from retentiond.policy.model import (
 )
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# An address a reviewer can open: no spaces, no other scheme (``javascript:`` in a report).
+_URL_RE = re.compile(r"^https?://[^\s<>\"']+$")
 _CATEGORY_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 _PACK_KEYS = {"name", "title", "description", "requires_local_signoff", "signed_off_by",
-              "signed_off_on"}
+              "signed_off_on", "signed_off_report_sha256"}
+_EVIDENCE_KEYS = {"source_quote", "source_url", "basis", "local_reading"}
 _RULE_KEYS = {"id", "category", "title", "action", "approvals_required", "auto_approve",
               "citation", "when", "alternatives", "trigger", "period", "round_to",
-              "after_period_end", "missing_day", "note"}
+              "after_period_end", "missing_day", "note"} | _EVIDENCE_KEYS
 _ALT_KEYS = {"when", "trigger", "period", "round_to", "after_period_end", "missing_day", "note"}
 _COND_KEYS = {"has_flags", "lacks_flags", "deceased", "died_before_age",
               "age_at_closure_at_least", "age_at_closure_below"}
@@ -123,6 +129,23 @@ def _condition(c: _Collector, where: str, value: Any) -> Condition:
     return Condition(**kwargs)
 
 
+def _evidence(c: _Collector, where: str, table: Mapping[str, Any]) -> Evidence:
+    quote = _str(c, where, table, "source_quote", required=False)
+    url = _str(c, where, table, "source_url", required=False)
+    if url is not None and not _URL_RE.match(url):
+        c.add(f"{where}.source_url", f"{url!r} is not an http(s) address")
+        url = None
+    basis = _str(c, where, table, "basis", required=False)
+    if basis is not None and basis not in BASES:
+        c.add(f"{where}.basis", f"unknown basis {basis!r} (one of: {', '.join(BASES)})")
+        basis = None
+    local = _str(c, where, table, "local_reading", required=False)
+    if basis == "local_reading" and local is None:
+        c.add(f"{where}.local_reading", "is required when basis is 'local_reading': say what "
+              "the council chose and why")
+    return Evidence(source_quote=quote, source_url=url, basis=basis, local_reading=local)
+
+
 def _alternative(c: _Collector, where: str, table: Mapping[str, Any]) -> Alternative | None:
     trigger = _str(c, where, table, "trigger")
     if trigger is not None and trigger not in TRIGGERS:
@@ -184,6 +207,8 @@ def _rule(c: _Collector, index: int, table: Any, pack_name: str, path: str) -> R
         c.add(f"{where}.auto_approve", "cannot be true when approvals_required is more than 1")
     citation = _str(c, where, table, "citation")
     when = _condition(c, f"{where}.when", table.get("when"))
+    evidence = _evidence(c, where, table)
+    rule_note = _str(c, where, table, "note", required=False)
 
     alt_keys = _ALT_KEYS - {"when"}
     inline = {k: v for k, v in table.items() if k in alt_keys}
@@ -221,7 +246,8 @@ def _rule(c: _Collector, index: int, table: Any, pack_name: str, path: str) -> R
         id=rule_id, category=category, title=title,
         alternatives=tuple(a for a in alternatives if a is not None),
         action=action, approvals_required=approvals, auto_approve=auto,
-        citation=citation, source=f"{path}#{pack_name}", when=when,
+        citation=citation, source=f"{path}#{pack_name}", when=when, note=rule_note,
+        evidence=evidence,
     )
 
 
@@ -255,6 +281,12 @@ def _load_pack(path: Path, data: bytes, c: _Collector) -> tuple[Pack | None, lis
                                   or isinstance(signed_on, dt.datetime)):
         c.add("pack.signed_off_on", "must be a date such as 2026-09-01")
         signed_on = None
+    report_sha = meta.get("signed_off_report_sha256")
+    if report_sha is not None and (not isinstance(report_sha, str)
+                                   or not _SHA256_RE.match(report_sha)):
+        c.add("pack.signed_off_report_sha256", "must be the 64 lower-case hexadecimal digits "
+              "that 'retentiond policies report' printed")
+        report_sha = None
     raw_rules = doc.get("rules", [])
     if not isinstance(raw_rules, list) or not raw_rules:
         c.add("rules", "a pack needs at least one [[rules]] table")
@@ -264,7 +296,7 @@ def _load_pack(path: Path, data: bytes, c: _Collector) -> tuple[Pack | None, lis
         name=name, title=title, path=str(path), requires_local_signoff=bool(signoff),
         signed_off_by=signed_by if isinstance(signed_by, str) else None,
         signed_off_on=signed_on, description=str(meta.get("description", "")),
-        digest=hashlib.sha256(data).hexdigest(),
+        digest=hashlib.sha256(data).hexdigest(), signed_off_report_sha256=report_sha,
     )
     return pack, rules
 

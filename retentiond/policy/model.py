@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Dates a rule may count from, by their name in policy files and in record imports.
 TRIGGERS: tuple[str, ...] = (
@@ -29,6 +29,11 @@ ROUNDINGS: dict[str, tuple[int, int]] = {
 #: What to do when an anniversary falls on a day the target month lacks (29 February in a
 #: common year, 31st in a 30-day month). ``next_day`` (the default) never disposes a day early.
 MISSING_DAY: tuple[str, ...] = ("next_day", "last_day")
+
+#: What a rule rests on, strongest first. ``local_reading`` is a choice the pack (or the council)
+#: made where the source leaves it open or could not be found; it must say why.
+BASES: tuple[str, ...] = ("statute", "statutory_guidance", "guidance", "agreement",
+                          "local_reading")
 
 _PERIOD_RE = re.compile(r"^(?:(?P<y>\d+)y)?(?:(?P<m>\d+)m)?(?:(?P<d>\d+)d)?$")
 
@@ -119,6 +124,39 @@ class Alternative:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Evidence:
+    """What a rule rests on, for the person who signs the pack off. Never read by the engine.
+
+    ``source_quote`` is the source's own words, ``source_url`` where they can be read, ``basis``
+    one of ``BASES``, and ``local_reading`` which part of the rule is the pack's (or the
+    council's) own choice and why.
+    """
+
+    source_quote: str | None = None
+    source_url: str | None = None
+    basis: str | None = None
+    local_reading: str | None = None
+
+    def missing(self) -> tuple[str, ...]:
+        """The evidence fields a rule needing sign-off lacks. A local reading needs no quote or
+        address (it says why instead); an agreement needs no address (it is the council's own
+        document)."""
+        gaps = []
+        if self.basis is None:
+            gaps.append("basis")
+        if self.source_quote is None and self.basis != "local_reading":
+            gaps.append("source_quote")
+        if self.source_url is None and self.basis not in ("local_reading", "agreement"):
+            gaps.append("source_url")
+        if self.basis == "local_reading" and self.local_reading is None:
+            gaps.append("local_reading")
+        return tuple(gaps)
+
+
+NO_EVIDENCE = Evidence()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Rule:
     """A cited retention rule for one category."""
 
@@ -132,6 +170,10 @@ class Rule:
     citation: str
     source: str
     when: Condition = ALWAYS
+    # Words for people: they cannot change a decision, so they are left out of ``repr`` and
+    # with it out of ``category_digest`` (editing a quote must not recompute a single record).
+    note: str | None = field(default=None, repr=False)
+    evidence: Evidence = field(default=NO_EVIDENCE, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -146,6 +188,8 @@ class Pack:
     signed_off_on: dt.date | None
     description: str
     digest: str
+    #: The report fingerprint the sign-off quotes (``retentiond policies report``).
+    signed_off_report_sha256: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

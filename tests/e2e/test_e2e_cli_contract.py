@@ -16,7 +16,8 @@ from retentiond.lifecycle.context import Context
 from retentiond.policy import load_policy_set
 from retentiond.registry.db import make_engine, session_factory
 
-CHECK_VALID_KEYS = {"valid", "version", "packs", "rules", "categories", "needs_local_signoff"}
+CHECK_VALID_KEYS = {"valid", "version", "packs", "rules", "categories", "needs_local_signoff",
+                    "warnings"}
 
 BAD_PACK = """[pack]
 name = "bad-pack"
@@ -57,6 +58,36 @@ def test_policies_check_good_pack(cli):
     doc = cli.run("policies", "check", str(DEFAULT_PACK), "--format", "json").json()
     assert set(doc) == CHECK_VALID_KEYS
     assert (doc["valid"], doc["rules"], doc["needs_local_signoff"]) == (True, 4, [])
+
+
+def test_policies_report_writes_pdf_and_html(cli, tmp_path):
+    """policies report writes a PDF and an HTML page for both shipped packs and prints the
+    report's SHA-256, which both editions carry; the PDF's text names every rule."""
+    import re
+    import shutil
+    import subprocess
+
+    from retentiond.policy import load_policy_set
+
+    wider = DEFAULT_PACK.with_name("england-wider.toml")
+    result = cli.run("policies", "report", str(DEFAULT_PACK), str(wider),
+                     "--out", str(tmp_path / "signoff.pdf"))
+    (sha,) = re.findall(r"^report sha256: ([0-9a-f]{64})$", result.out, re.M)
+    assert f'signed_off_report_sha256 = "{sha}"' in result.out
+    pdf, page = tmp_path / "signoff.pdf", tmp_path / "signoff.html"
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    html = page.read_text(encoding="utf-8")
+    assert sha in html and "Sign-off" in html
+    rules = load_policy_set([DEFAULT_PACK, wider]).rules
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True,
+                              capture_output=True, text=True).stdout
+        flat = " ".join(text.split())
+        assert sha in flat and "agreement.termination" in flat
+        for rule in rules:
+            assert rule.id in flat, rule.id
+    doc = cli.run("policies", "check", str(wider), "--format", "json").json()
+    assert doc["warnings"] and all("wider.education.sen_record" in w for w in doc["warnings"])
 
 
 def test_policies_check_bad_pack(cli, tmp_path):

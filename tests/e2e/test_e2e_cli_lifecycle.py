@@ -34,9 +34,10 @@ AGREEMENT_KEYS = {"code", "title", "status", "notice", "termination_action", "te
                   "disposal_due_on"}
 SHOW_KEYS = {"version", "packs", "rules"}
 SHOW_PACK_KEYS = {"name", "title", "path", "sha256", "requires_local_signoff", "signed_off_by",
-                  "signed_off_on"}
+                  "signed_off_on", "signed_off_report_sha256"}
 SHOW_RULE_KEYS = {"id", "category", "title", "action", "approvals_required", "auto_approve",
-                  "citation", "when", "alternatives"}
+                  "citation", "note", "source_quote", "source_url", "basis", "local_reading",
+                  "when", "alternatives"}
 SHOW_ALT_KEYS = {"when", "trigger", "period", "round_to", "after_period_end", "missing_day"}
 
 CONTROLLERS = """code,name,email,webhook_url

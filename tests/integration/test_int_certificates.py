@@ -92,6 +92,30 @@ def test_document_states_what_the_issue_lists(ctx, tmp_path, keys):
         assert personal not in text
 
 
+def test_termination_disposal_is_certified_with_its_citation(ctx, tmp_path, keys):
+    """A record disposed of because its agreement was terminated names the agreement's
+    termination clause on its certificate, as every other disposal names its rule."""
+    import datetime as dt
+
+    from cert_support import executed
+    from int_support import seed_controllers
+
+    from retentiond.lifecycle.agreements import add_agreement, terminate_agreement
+    from retentiond.policy.engine import TERMINATION_CITATION, TERMINATION_RULE_ID
+
+    seed_controllers(ctx, tmp_path)
+    add_agreement(ctx, code="ISA-T", title="Synthetic ISA", notice="1m", action="delete")
+    # Due on the 25th birthday in 2035 by rule; the termination makes it due a month ago.
+    rows = [pupil("PUP-T01", "2010-01-01", system="mis", agreement="ISA-T")]
+    terminate_agreement(ctx, "ISA-T", on=TODAY - dt.timedelta(days=62))
+    executed(ctx, tmp_path, rows)
+    issue_certificates(ctx, signer_for(keys), batch="run")
+    (cert,) = _certs(ctx)
+    (item,) = cert.document["records"]
+    assert item["rule"] == {"id": TERMINATION_RULE_ID, "citation": TERMINATION_CITATION}
+    assert "clause 13.1" in item["rule"]["citation"]
+
+
 def test_chain_links_each_certificate_to_the_one_before(ctx, tmp_path, keys, public):
     """A second certificate names the first's hash; verify --previous checks the link."""
     standard_set(ctx, tmp_path)

@@ -39,6 +39,12 @@ HOME = "wider.childrens_home.case_record"
 CARER = "wider.fostering.carer_record"
 CONNECTED = "wider.fostering.connected_person_record"
 NOT_APPROVED = "wider.fostering.application_not_approved"
+HEALTH_DEATH = "wider.health.child_record.after_death"
+CP_FILE = "wider.education.child_protection_file"
+LADO_RECORD = "wider.safeguarding.lado_record"
+CARE_LEAVER = "wider.looked_after.care_leaver_record"
+NO_ORDER = "wider.adoption.case_record_no_order"
+YOUTH = "wider.youth_justice.case_record"
 
 #: rule id -> (category, action, approvals_required)
 RULES = {
@@ -49,10 +55,16 @@ RULES = {
     LADO_TEN: ("safeguarding.lado_allegation", "review", 2),
     ADOPTION: ("adoption.case_record", "review", 2),
     HEALTH: ("health.child_record", "review", 1),
-    HOME: ("childrens_home.case_record", "delete", 2),
+    HEALTH_DEATH: ("health.child_record", "review", 1),
+    HOME: ("childrens_home.case_record", "review", 2),
     CARER: ("fostering.carer_record", "review", 1),
     CONNECTED: ("fostering.connected_person_record", "review", 1),
     NOT_APPROVED: ("fostering.application_not_approved", "delete", 1),
+    CP_FILE: ("education.child_protection_file", "review", 2),
+    LADO_RECORD: ("safeguarding.lado_record", "review", 2),
+    CARE_LEAVER: ("looked_after.care_leaver_record", "review", 2),
+    NO_ORDER: ("adoption.case_record_no_order", "review", 2),
+    YOUTH: ("youth_justice.case_record", "review", 1),
 }
 
 # (rule id that decides or blocks, facts kwargs, due_on, alternative used or attention text)
@@ -93,27 +105,40 @@ CASES = [
                  id="adoption-order-29-feb-2100-not-leap"),
     pytest.param(ADOPTION, {"date_of_birth": D(2008, 1, 1)}, None,
                  "the record has no event_on", id="adoption-no-order-date"),
-    # Children's health record.
+    # Children's health record: the birthday rule, and 8 years after death as a floor.
     pytest.param(HEALTH, {"date_of_birth": D(2010, 3, 1), "closed_on": D(2020, 6, 1)},
-                 D(2035, 3, 1), 2, id="health-closed-aged-10-25th"),
+                 D(2035, 3, 1), 3, id="health-closed-aged-10-25th"),
     pytest.param(HEALTH, {"date_of_birth": D(2005, 1, 10), "closed_on": D(2022, 6, 1)},
-                 D(2031, 1, 10), 1, id="health-closed-aged-17-26th"),
+                 D(2031, 1, 10), 2, id="health-closed-aged-17-26th"),
     pytest.param(HEALTH, {"date_of_birth": D(2005, 1, 10), "closed_on": D(2022, 1, 10)},
-                 D(2031, 1, 10), 1, id="health-closed-on-17th-birthday"),
+                 D(2031, 1, 10), 2, id="health-closed-on-17th-birthday"),
     pytest.param(HEALTH, {"date_of_birth": D(2005, 1, 10), "closed_on": D(2022, 1, 9)},
-                 D(2030, 1, 10), 2, id="health-closed-day-before-17th"),
+                 D(2030, 1, 10), 3, id="health-closed-day-before-17th"),
     pytest.param(HEALTH, {"date_of_birth": D(2005, 1, 10), "closed_on": D(2024, 1, 1)},
-                 D(2031, 1, 10), 1, id="health-closed-aged-18-26th"),
+                 D(2031, 1, 10), 2, id="health-closed-aged-18-26th"),
     pytest.param(HEALTH, {"date_of_birth": D(2004, 2, 29), "closed_on": D(2021, 2, 28)},
-                 D(2029, 3, 1), 2, id="health-born-29-feb-closed-aged-16"),
+                 D(2029, 3, 1), 3, id="health-born-29-feb-closed-aged-16"),
     pytest.param(HEALTH, {"date_of_birth": D(2004, 2, 29), "closed_on": D(2021, 3, 1)},
-                 D(2030, 3, 1), 1, id="health-born-29-feb-closed-on-17th"),
+                 D(2030, 3, 1), 2, id="health-born-29-feb-closed-on-17th"),
+    # Died young: the 25th birthday, long after "8 years after death" (the old pack's date,
+    # 1 Jul 2023, was 12 years early under the current Code).
     pytest.param(HEALTH, {"date_of_birth": D(2010, 3, 1), "date_of_death": D(2015, 7, 1)},
-                 D(2023, 7, 1), 0, id="health-died-8y-open-episode"),
-    pytest.param(HEALTH, {"date_of_death": D(2015, 7, 1), "closed_on": D(2015, 7, 1)},
-                 D(2023, 7, 1), 0, id="health-died-no-dob"),
+                 D(2035, 3, 1), 0, id="health-died-aged-5-25th-birthday-wins"),
+    pytest.param(HEALTH, {"date_of_birth": D(2005, 1, 10), "date_of_death": D(2022, 1, 9)},
+                 D(2030, 1, 10), 0, id="health-died-day-before-17th-25th"),
+    pytest.param(HEALTH, {"date_of_birth": D(2005, 1, 10), "date_of_death": D(2022, 1, 10)},
+                 D(2031, 1, 10), 1, id="health-died-on-17th-birthday-26th"),
+    pytest.param(HEALTH, {"date_of_birth": D(2004, 2, 29), "date_of_death": D(2021, 2, 28)},
+                 D(2029, 3, 1), 0, id="health-born-29-feb-died-aged-16"),
+    pytest.param(HEALTH_DEATH, {"date_of_birth": D(2005, 1, 10), "date_of_death": D(2025, 1, 10),
+                                "closed_on": D(2024, 6, 1)},
+                 D(2033, 1, 10), 0, id="health-died-aged-20-8y-after-death-wins"),
+    pytest.param(HEALTH_DEATH, {"date_of_birth": D(1995, 1, 1), "date_of_death": D(2025, 1, 1)},
+                 D(2033, 1, 1), 0, id="health-died-aged-30-after-death"),
+    pytest.param(HEALTH, {"date_of_death": D(2015, 7, 1), "closed_on": D(2015, 7, 1)}, None,
+                 "cannot tell whether alternative 1 applies", id="health-died-no-dob"),
     pytest.param(HEALTH, {"date_of_birth": D(2010, 3, 1)}, None,
-                 "cannot tell whether alternative 2 applies", id="health-in-treatment"),
+                 "cannot tell whether alternative 3 applies", id="health-in-treatment"),
     pytest.param(HEALTH, {"closed_on": D(2020, 6, 1)}, None,
                  "the record has no date_of_birth", id="health-closed-no-dob"),
     # Children's home case record.
@@ -141,6 +166,71 @@ CASES = [
                  id="not-approved-3y"),
     pytest.param(NOT_APPROVED, {}, None, "the record has no closed_on",
                  id="not-approved-no-date"),
+    # School's child protection file: date of birth + 25 years, then review.
+    pytest.param(CP_FILE, {"date_of_birth": D(2012, 9, 3)}, D(2037, 9, 3), 0,
+                 id="cp-file-dob-25y"),
+    pytest.param(CP_FILE, {"date_of_birth": D(2012, 2, 29)}, D(2037, 3, 1), 0,
+                 id="cp-file-born-29-feb"),
+    pytest.param(CP_FILE, {"opened_on": D(2020, 1, 6)}, None, "the record has no date_of_birth",
+                 id="cp-file-no-dob"),
+    # The LADO's own record: unfounded or malicious 10 years from closure; otherwise 100 years
+    # from the adult's birth.
+    pytest.param(LADO_RECORD, {"date_of_birth": D(1980, 3, 15), "closed_on": D(2024, 5, 1),
+                               "flags": frozenset({"lado_unfounded"})},
+                 D(2034, 5, 1), 0, id="lado-record-unfounded-10y"),
+    pytest.param(LADO_RECORD, {"date_of_birth": D(1980, 3, 15), "closed_on": D(2024, 5, 1),
+                               "flags": frozenset({"lado_malicious"})},
+                 D(2034, 5, 1), 1, id="lado-record-malicious-10y"),
+    pytest.param(LADO_RECORD, {"date_of_birth": D(1980, 3, 15), "closed_on": D(2024, 5, 1),
+                               "flags": frozenset({"lado_substantiated"})},
+                 D(2080, 3, 15), 2, id="lado-record-substantiated-100y"),
+    pytest.param(LADO_RECORD, {"date_of_birth": D(1980, 3, 15), "closed_on": D(2024, 5, 1),
+                               "flags": frozenset({"lado_unsubstantiated"})},
+                 D(2080, 3, 15), 2, id="lado-record-unsubstantiated-100y"),
+    pytest.param(LADO_RECORD, {"date_of_birth": D(1980, 3, 15), "closed_on": D(2024, 5, 1)},
+                 D(2080, 3, 15), 2, id="lado-record-no-outcome-100y"),
+    pytest.param(LADO_RECORD, {"date_of_birth": D(1980, 3, 15), "closed_on": D(2024, 5, 1),
+                               "flags": frozenset({"lado_unfounded", "lado_substantiated"})},
+                 D(2080, 3, 15), 2, id="lado-record-conflicting-outcomes-100y"),
+    pytest.param(LADO_RECORD, {"date_of_birth": D(1980, 3, 15), "closed_on": D(2024, 5, 1),
+                               "flags": frozenset({"lado_unfounded", "lado_malicious"})},
+                 D(2080, 3, 15), 2, id="lado-record-unfounded-and-malicious-100y"),
+    pytest.param(LADO_RECORD, {"date_of_birth": D(2000, 2, 29)}, D(2100, 3, 1), 2,
+                 id="lado-record-born-29-feb-2100-not-leap"),
+    pytest.param(LADO_RECORD, {"date_of_birth": D(1980, 3, 15),
+                               "flags": frozenset({"lado_unfounded"})}, None,
+                 "the record has no closed_on", id="lado-record-unfounded-still-open"),
+    pytest.param(LADO_RECORD, {"closed_on": D(2024, 5, 1)}, None,
+                 "the record has no date_of_birth", id="lado-record-no-dob"),
+    # Care leavers: as looked-after records.
+    pytest.param(CARE_LEAVER, {"date_of_birth": D(2006, 4, 10)}, D(2081, 4, 10), 1,
+                 id="care-leaver-alive-75y"),
+    pytest.param(CARE_LEAVER, {"date_of_birth": D(2006, 4, 10), "date_of_death": D(2024, 4, 9)},
+                 D(2039, 4, 9), 0, id="care-leaver-died-day-before-18th-15y"),
+    pytest.param(CARE_LEAVER, {"date_of_birth": D(2006, 4, 10),
+                               "date_of_death": D(2024, 4, 10)},
+                 D(2081, 4, 10), 1, id="care-leaver-died-on-18th-birthday-75y"),
+    pytest.param(CARE_LEAVER, {"date_of_birth": D(2004, 2, 29)}, D(2079, 3, 1), 1,
+                 id="care-leaver-born-29-feb"),
+    pytest.param(CARE_LEAVER, {"date_of_death": D(2024, 1, 1)}, None,
+                 "cannot tell whether alternative 1 applies", id="care-leaver-died-no-dob"),
+    pytest.param(CARE_LEAVER, {"opened_on": D(2022, 1, 1)}, None,
+                 "the record has no date_of_birth", id="care-leaver-no-dob"),
+    # Adoption case record where no order was made: as a looked-after record.
+    pytest.param(NO_ORDER, {"date_of_birth": D(2015, 6, 30)}, D(2090, 6, 30), 1,
+                 id="no-order-75y"),
+    pytest.param(NO_ORDER, {"date_of_birth": D(2015, 6, 30), "date_of_death": D(2018, 2, 1)},
+                 D(2033, 2, 1), 0, id="no-order-died-aged-2-15y"),
+    pytest.param(NO_ORDER, {"date_of_birth": D(2016, 2, 29)}, D(2091, 3, 1), 1,
+                 id="no-order-born-29-feb"),
+    pytest.param(NO_ORDER, {"event_on": D(2020, 1, 1)}, None, "the record has no date_of_birth",
+                 id="no-order-no-dob"),
+    # Youth justice: 6 years from closure, then review (a local reading).
+    pytest.param(YOUTH, {"closed_on": D(2024, 3, 31)}, D(2030, 3, 31), 0, id="youth-6y"),
+    pytest.param(YOUTH, {"closed_on": D(2024, 2, 29)}, D(2030, 3, 1), 0,
+                 id="youth-closed-29-feb"),
+    pytest.param(YOUTH, {"opened_on": D(2024, 3, 31)}, None, "the record has no closed_on",
+                 id="youth-still-open"),
 ]
 
 
@@ -230,5 +320,7 @@ def test_loads_beside_the_seed_pack(wider: PolicySet, both: PolicySet) -> None:
         "education.admission_register", "safeguarding.lado_allegation",
         "adoption.case_record", "health.child_record", "childrens_home.case_record",
         "fostering.carer_record", "fostering.connected_person_record",
-        "fostering.application_not_approved",
+        "fostering.application_not_approved", "education.child_protection_file",
+        "safeguarding.lado_record", "looked_after.care_leaver_record",
+        "adoption.case_record_no_order", "youth_justice.case_record",
     }
