@@ -8,10 +8,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from retentiond.clock import Clock
 from retentiond.policy import PolicySet
+from retentiond.text import visible_text
 
 
 class LifecycleError(Exception):
     """An operation was refused; the message says why in words a user can act on."""
+
+
+def required_text(text: str | None, refusal: str) -> str:
+    """Free text (a reason, who destroyed a record, how) with at least one visible character,
+    stripped; else refused with a message starting with ``refusal``."""
+    try:
+        return visible_text(text, refusal)
+    except ValueError as exc:
+        raise LifecycleError(str(exc)) from None
 
 
 @dataclass(frozen=True, kw_only=True)

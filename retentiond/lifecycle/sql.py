@@ -6,9 +6,10 @@ Kept in one place so that evaluation, review and (later) execution ask the same 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
+from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from retentiond.lifecycle.filters import controller_ids, parse_criteria, record_condition
@@ -86,6 +87,28 @@ def no_hold_covers_record(session: Session, as_of: dt.date) -> ColumnElement[boo
         uncovered("controller", Controller.code, Controller.id == Record.controller_id),
         *[not_(c) for c in filter_hold_conditions(session, as_of)],
     )
+
+
+def move_cases(session: Session, ids: Collection[int], *, expected: Collection[str], state: str,
+               **values: Any) -> list[int]:
+    """Move the cases ``ids`` that are still in one of the ``expected`` states to ``state``
+    (with ``values``, e.g. ``updated_at``); return the ids moved, in id order.
+
+    Every lifecycle transition goes through here: the state it expects is part of the
+    ``UPDATE``, so a case another transaction moved meanwhile (a hold placed, an approval
+    completed, a claim by the executor) is not matched, and the caller refuses or skips it
+    instead of overwriting what the other one did.
+    """
+    if not ids:
+        return []
+    moved = session.scalars(
+        update(Disposal)
+        .where(Disposal.id.in_(list(ids)), Disposal.state.in_(list(expected)))
+        .values(state=state, **values)
+        .returning(Disposal.id)
+        .execution_options(synchronize_session="fetch")
+    ).all()
+    return sorted(moved)
 
 
 def has_open_case() -> ColumnElement[bool]:
