@@ -32,3 +32,12 @@ class Context:
     policy: PolicySet
     clock: Clock
     actor: str
+    #: The operating-system user of a command-line run that acts under another name (the
+    #: break-glass ``[cli] allow_actor_override``); recorded beside the actor in the audit
+    #: events of separation-of-duty acts. None everywhere else.
+    os_user: str | None = None
+
+    def sod_data(self) -> dict[str, str]:
+        """What a separation-of-duty act's audit event records of who was really there."""
+        return {"os_user": self.os_user, "break_glass": "actor_override"} \
+            if self.os_user is not None else {}

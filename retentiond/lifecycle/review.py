@@ -146,7 +146,8 @@ def approve(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
                 session, kind="DisposalApproved" if complete else "DisposalApprovalRecorded",
                 actor=ctx.actor, entity="disposal", entity_id=case.id, at=now, reason=reason,
                 policy_version=ctx.policy.version,
-                data={"approvals": len(approvers), "approvals_required": case.approvals_required},
+                data={"approvals": len(approvers), "approvals_required": case.approvals_required,
+                      **ctx.sod_data()},
             )
         session.flush()
         return _view_ids(session, cases)
