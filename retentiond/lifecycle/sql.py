@@ -9,11 +9,11 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from retentiond.lifecycle.filters import controller_ids, parse_criteria, record_condition
-from retentiond.registry.models import Controller, Disposal, Hold, Record, Subject
+from retentiond.registry.models import Approval, Controller, Disposal, Hold, Record, Subject
 
 #: Disposal states after which the record is gone from the holding system.
 DONE_STATES = ("executed", "certified", "notified")
@@ -109,6 +109,22 @@ def move_cases(session: Session, ids: Collection[int], *, expected: Collection[s
         .execution_options(synchronize_session="fetch")
     ).all()
     return sorted(moved)
+
+
+def short_of_approvers(session: Session, ids: Collection[int]) -> dict[int, str]:
+    """The cases among ``ids`` approved by fewer different people than their rule needs
+    (counting live approvals only), with why: what the executor refuses to carry out, however
+    the case came to be ``approved`` (DESIGN.md section 6)."""
+    if not ids:
+        return {}
+    people = (select(func.count(func.distinct(Approval.approver)))
+              .where(Approval.disposal_id == Disposal.id, Approval.voided_at.is_(None))
+              .correlate(Disposal).scalar_subquery())
+    rows = session.execute(
+        select(Disposal.id, people, Disposal.approvals_required)
+        .where(Disposal.id.in_(list(ids)), people < Disposal.approvals_required)).all()
+    return {i: f"approved by {n} of the {need} different people its rule needs: it goes back "
+               "to review" for i, n, need in rows}
 
 
 def has_open_case() -> ColumnElement[bool]:

@@ -33,8 +33,11 @@ from sod_support import (
 from sqlalchemy import event, select, update
 
 from retentiond.audit import verify
+from retentiond.config import Config
+from retentiond.connectors import load_connectors
 from retentiond.lifecycle.context import LifecycleError
 from retentiond.lifecycle.evaluate import evaluate
+from retentiond.lifecycle.execute import execute_due
 from retentiond.lifecycle.holds import lift_hold, place_hold
 from retentiond.lifecycle.recompute import withdraw_stale_cases
 from retentiond.lifecycle.review import approve
@@ -51,6 +54,11 @@ def _queue(ctx, tmp_path, n):
     load_records(ctx, tmp_path, [cp_case(f"R-CP-{i:03}", "1980-01-01", opened_on="1975-01-01")
                                  for i in range(n)])
     evaluate(ctx, TODAY)
+    return _cases(ctx)
+
+
+def _cases(ctx):
+    """The cases pending review: (record key, case id), in id order."""
     with ctx.sessions() as session:
         return session.execute(
             select(m.Record.record_key, m.Disposal.id)
@@ -183,3 +191,29 @@ def test_lift_and_place_at_the_same_moment_leave_the_case_held(ctx, tmp_path):
         )
         assert [o.error for o in outcomes] == [None, None]
         assert case_state(ctx, cid) == "held", key
+
+
+def test_the_executor_never_carries_out_a_case_approved_by_too_few_people(ctx, tmp_path):
+    """A two-approver case made ``approved`` with one approval (by hand in the database, or
+    any other route) is withdrawn by the executor's check, with the count in its reason, and
+    never reaches its connector."""
+    seed_controllers(ctx, tmp_path)
+    load_records(ctx, tmp_path, [cp_case("R-CP", "1980-01-01", system="paper",
+                                         locator="box 7")])
+    evaluate(ctx, TODAY)
+    ((_key, cid),) = _cases(ctx)
+    approve(as_actor(ctx, "approver.a"), [cid], reason="first review")
+    with ctx.sessions.begin() as session:
+        session.execute(update(m.Disposal).where(m.Disposal.id == cid).values(state="approved"))
+    registry = load_connectors(Config(source=str(tmp_path / "retentiond.toml"),
+                                      raw={"connectors": {"paper": {"kind": "manual"}}}))
+    try:
+        result = execute_due(ctx, registry, owner="w", batch_size=10, lease_s=60)
+    finally:
+        registry.close()
+    assert (result.withdrawn, result.pending_confirmation, result.executed) == (1, 0, 0)
+    assert case_state(ctx, cid) == "withdrawn"
+    with ctx.sessions() as session:
+        reason = session.scalar(select(m.AuditEvent.reason).where(
+            m.AuditEvent.kind == "DisposalWithdrawn", m.AuditEvent.entity_id == str(cid)))
+    assert reason.startswith("approved by 1 of the 2 different people its rule needs")
