@@ -133,7 +133,7 @@ def approve(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
             try:
                 session.flush()
             except IntegrityError as exc:
-                if "uq_approvals_live" not in str(exc):
+                if not repeated_approval(exc):
                     raise
                 raise _already(case, ctx.actor) from None
             approvers.append(ctx.actor)
@@ -151,6 +151,13 @@ def approve(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
             )
         session.flush()
         return _view_ids(session, cases)
+
+
+def repeated_approval(exc: IntegrityError) -> bool:
+    """Whether the database refused a second live approval by one person of one case (the
+    index ``uq_approvals_live``: PostgreSQL names it, SQLite names its columns)."""
+    text = str(exc.orig)
+    return "uq_approvals_live" in text or "approvals.disposal_id, approvals.approver" in text
 
 
 def _already(case: Disposal, actor: str) -> LifecycleError:
