@@ -52,6 +52,14 @@ class Config:
     database_url: str = ""
     policy_paths: list[str] = field(default_factory=list)
     actor: str = ""
+    #: The operating-system user running the command.
+    os_user: str = ""
+    #: What set ``actor`` to a name other than ``os_user`` (``[actor] name`` or
+    #: ``$RETENTIOND_ACTOR``); None when the actor is the operating-system user.
+    actor_set_by: str | None = None
+    #: ``[cli] allow_actor_override``: the break-glass that lets separation-of-duty acts
+    #: (approving, making an API token) run as a name other than the operating-system user.
+    allow_actor_override: bool = False
     log_level: str = "info"
     log_format: str = "json"
     pseudonym_key: bytes = b""
@@ -95,7 +103,7 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
             raise ConfigError(f"{chosen}: not valid TOML: {exc}") from exc
     where = chosen or "config"
     allowed = {"database", "policies", "actor", "logging", "daemon", "connectors", "web",
-               "notify", "certificates", "metrics"}
+               "notify", "certificates", "metrics", "cli"}
     for key in doc:
         if key not in allowed:
             raise ConfigError(f"{where}: unknown section [{key}] (allowed: {', '.join(sorted(allowed))})")
@@ -103,6 +111,12 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
     policies = doc.get("policies", {})
     actor = doc.get("actor", {})
     logging = doc.get("logging", {})
+    cli = doc.get("cli", {})
+    if not isinstance(cli, dict):
+        raise ConfigError(f"{where}: [cli] must be a table")
+    for key in cli:
+        if key != "allow_actor_override":
+            raise ConfigError(f"{where}: [cli].{key}: unknown key (allowed: allow_actor_override)")
     base = Path(chosen).parent if chosen else Path.cwd()
 
     def relative(p: str) -> str:
@@ -114,6 +128,8 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
     paths = _get(policies, "paths", list, f"{where}: [policies]")
     cfg.policy_paths = [relative(p) for p in paths] if paths else _default_policies()
     cfg.actor = _get(actor, "name", str, f"{where}: [actor]") or ""
+    actor_set_by = "[actor] name" if cfg.actor else None
+    cfg.allow_actor_override = bool(_get(cli, "allow_actor_override", bool, f"{where}: [cli]"))
     cfg.log_level = _get(logging, "level", str, f"{where}: [logging]") or "info"
     cfg.log_format = _get(logging, "format", str, f"{where}: [logging]") or "json"
     key_file = _get(logging, "pseudonym_key_file", str, f"{where}: [logging]")
@@ -123,7 +139,7 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
     if v := env.get("RETENTIOND_POLICIES"):
         cfg.policy_paths = [p for p in v.split(os.pathsep) if p]
     if v := env.get("RETENTIOND_ACTOR"):
-        cfg.actor = v
+        cfg.actor, actor_set_by = v, "$RETENTIOND_ACTOR"
     if v := env.get("RETENTIOND_LOG_LEVEL"):
         cfg.log_level = v
     if v := env.get("RETENTIOND_LOG_FORMAT"):
@@ -149,6 +165,8 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
             cfg.pseudonym_key = Path(relative(key_file)).read_bytes().strip()
         except OSError as exc:
             raise ConfigError(f"{where}: pseudonym key file {key_file}: {exc.strerror}") from exc
+    cfg.os_user = getpass.getuser()
     if not cfg.actor:
-        cfg.actor = getpass.getuser()
+        cfg.actor = cfg.os_user
+    cfg.actor_set_by = actor_set_by if cfg.actor != cfg.os_user else None
     return cfg

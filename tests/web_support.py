@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from retentiond.clock import FixedClock
@@ -59,8 +64,22 @@ def seed(url: str, policy: PolicySet, clock: FixedClock, *, records: int = 400) 
     tokens = {}
     for name, (roles, controller) in USERS.items():
         add_user(ctx, username=name, roles=roles, password=PASSWORD, controller=controller)
-        tokens[name] = create_token(ctx, name, name=f"{name} tests")
+        # Each user makes their own token: nobody can make one for someone else.
+        tokens[name] = create_token(dataclasses.replace(ctx, actor=name), name,
+                                    name=f"{name} tests")
     return Estate(url=url, ctx=ctx, tokens=tokens)
+
+
+@contextmanager
+def app_client(estate: Estate, policy: PolicySet, clock: FixedClock, tmp: Path,
+               **web: object) -> Iterator[TestClient]:
+    """A test client of the app on ``estate``'s registry (``web``: more of [web])."""
+    from retentiond.web.app import create_app
+
+    app = create_app(web_config(estate.url, tmp, **web), policy=policy, clock=clock,
+                     sessions=estate.ctx.sessions)
+    with TestClient(app, base_url="https://testserver") as c:
+        yield c
 
 
 def web_config(url: str, tmp: Path, *, secure: bool = True, **web: object) -> Config:
@@ -82,3 +101,19 @@ def cheap_hashing() -> None:
 
     accounts._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     accounts._DUMMY_HASH = accounts._hasher.hash("retentiond-no-such-user")
+
+
+def sign_in(c: TestClient, username: str, password: str = PASSWORD) -> str:
+    """Sign in through the form; return the session's CSRF token (from a page)."""
+    c.cookies.clear()
+    page = c.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    r = c.post("/login", data={"username": username, "password": password,
+                               "csrf_token": token.group(1), "next": "/account"},
+               follow_redirects=False)
+    assert r.status_code == 303, r.text[:500]
+    account = c.get("/account")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', account.text)
+    assert csrf is not None
+    return csrf.group(1)

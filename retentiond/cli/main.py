@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import sys
 from collections.abc import Callable, Sequence
@@ -60,6 +61,33 @@ def make_context(cfg: Config, *, check_schema: bool = True) -> Context:
         require_current(engine)
     return Context(sessions=session_factory(engine), policy=load_policy(cfg),
                    clock=SystemClock(), actor=cfg.actor)
+
+
+def acting_context(cfg: Config, act: str) -> Context:
+    """The context for a separation-of-duty act (approving, making an API token): it acts as
+    the operating-system user running the command. Another name (``[actor] name``,
+    ``$RETENTIOND_ACTOR``) is refused unless the config sets the break-glass
+    ``[cli] allow_actor_override = true``; then the operating-system user is recorded beside
+    the actor in the act's audit event, and logged by :func:`log_override` once it is done
+    (docs/cli.md)."""
+    ctx = make_context(cfg)
+    if cfg.actor_set_by is None:
+        return ctx
+    if not cfg.allow_actor_override:
+        raise LifecycleError(
+            f"{act} acts as the person running it, the operating-system user {cfg.os_user!r}, "
+            f"not {cfg.actor!r} (set by {cfg.actor_set_by}): a rule's different approvers must "
+            "be different people. Run it as that person, or see docs/cli.md for the "
+            "break-glass setting [cli] allow_actor_override")
+    return dataclasses.replace(ctx, os_user=cfg.os_user)
+
+
+def log_override(ctx: Context, act: str) -> None:
+    """Log a separation-of-duty act done under the break-glass (after it is done: the first
+    line on stderr of a refused command is its error)."""
+    if ctx.os_user is not None:
+        get_logger("retentiond.cli").warning("actor_override", act=act, actor=ctx.actor,
+                                             os_user=ctx.os_user)
 
 
 def _today() -> dt.date:
@@ -293,10 +321,11 @@ def cmd_disposals_act(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.cli.commands import show_disposals
     from retentiond.lifecycle import review
 
-    ctx = make_context(cfg)
+    ctx = acting_context(cfg, "approving") if args.verb == "approve" else make_context(cfg)
     ids = _positive_ids(args.ids)
     if args.verb == "approve":
         rows = review.approve(ctx, ids, reason=args.reason)
+        log_override(ctx, "approving")
     elif args.verb == "defer":
         rows = review.defer(ctx, ids, reason=args.reason, until=args.until)
     else:
@@ -410,11 +439,39 @@ def _read_password(args: argparse.Namespace) -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+def _users_tokens(args: argparse.Namespace, ctx: Context) -> int:
+    """``users tokens [NAME]`` and ``users revoke-token ID``."""
+    from retentiond.cli.output import print_json, print_table
+    from retentiond.web.sessions import list_tokens, revoke_token
+
+    if args.verb == "revoke-token":
+        tokens = [revoke_token(ctx, args.token_id)]
+    else:
+        tokens = list_tokens(ctx, args.username)
+    if args.format == "json":
+        print_json([t.as_json() for t in tokens])
+    else:
+        print_table(("id", "user", "name", "issued_by", "created_at", "state"),
+                    [(t.id, t.username, t.name, t.issued_by or "-",
+                      t.created_at.isoformat(timespec="seconds"),
+                      "active" if t.active else "revoked") for t in tokens])
+    return 0
+
+
 def cmd_users(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.cli.output import print_json
     from retentiond.web import accounts
 
+    if args.verb == "token":
+        from retentiond.web.sessions import create_token
+
+        ctx = acting_context(cfg, "making an API token")
+        print(create_token(ctx, args.username, name=args.token_name))
+        log_override(ctx, "making an API token")
+        return 0
     ctx = make_context(cfg)
+    if args.verb in ("tokens", "revoke-token"):
+        return _users_tokens(args, ctx)
     if args.verb == "add":
         password = None if args.oidc_only else _read_password(args)
         users = [accounts.add_user(ctx, username=args.username, roles=args.role,
@@ -424,11 +481,6 @@ def cmd_users(args: argparse.Namespace, cfg: Config) -> int:
         users = [accounts.disable_user(ctx, args.username)]
     elif args.verb == "reset-password":
         users = [accounts.reset_password(ctx, args.username, _read_password(args))]
-    elif args.verb == "token":
-        from retentiond.web.sessions import create_token
-
-        print(create_token(ctx, args.username, name=args.token_name))
-        return 0
     else:
         users = accounts.list_users(ctx)
     if args.format == "json":
@@ -611,11 +663,18 @@ def build_parser() -> argparse.ArgumentParser:
     usr = group("users", "people and machines who use the web UI and REST API")
     for verb, help in (("add", "add a user"), ("disable", "disable a user and end their sessions"),
                        ("reset-password", "set a new password (enables a disabled user)"),
-                       ("token", "create an API token for a user (printed once)"),
+                       ("token", "create an API token for yourself (printed once): USERNAME "
+                                 "is the operating-system user running the command"),
+                       ("tokens", "list API tokens (everyone's, or USERNAME's)"),
+                       ("revoke-token", "revoke an API token"),
                        ("list", "list users")):
         p = leaf(usr, verb, help, cmd_users, ("table", "json") if verb != "token" else None)
         p.set_defaults(verb=verb)
-        if verb != "list":
+        if verb == "tokens":
+            p.add_argument("username", metavar="USERNAME", nargs="?", default=None)
+        elif verb == "revoke-token":
+            p.add_argument("token_id", metavar="TOKEN_ID", type=int)
+        elif verb != "list":
             p.add_argument("username", metavar="USERNAME")
         if verb in ("add", "reset-password"):
             p.add_argument("--password-file", default=None, metavar="FILE",

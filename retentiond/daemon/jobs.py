@@ -31,6 +31,7 @@ from retentiond.lifecycle.context import Context
 from retentiond.lifecycle.evaluate import evaluate
 from retentiond.lifecycle.holds import expire_holds
 from retentiond.logs import get_logger
+from retentiond.registry.db import write_transaction
 
 log = get_logger("retentiond.daemon")
 
@@ -214,7 +215,7 @@ def _int_fields(result: Any) -> dict[str, int]:
 def job_expire_holds(env: JobEnv) -> JobOutcome:
     """Lift holds whose ``until`` date has passed; their cases go back to review."""
     ctx = env.ctx
-    with ctx.sessions.begin() as session:
+    with write_transaction(ctx.sessions) as session:
         expired = expire_holds(ctx, session, ctx.clock.today())
     return JobOutcome(counts={"holds_expired": expired})
 

@@ -8,10 +8,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from retentiond.clock import Clock
 from retentiond.policy import PolicySet
+from retentiond.text import visible_text
 
 
 class LifecycleError(Exception):
     """An operation was refused; the message says why in words a user can act on."""
+
+
+def required_text(text: str | None, refusal: str) -> str:
+    """Free text (a reason, who destroyed a record, how) with at least one visible character,
+    stripped; else refused with a message starting with ``refusal``."""
+    try:
+        return visible_text(text, refusal)
+    except ValueError as exc:
+        raise LifecycleError(str(exc)) from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,3 +32,12 @@ class Context:
     policy: PolicySet
     clock: Clock
     actor: str
+    #: The operating-system user of a command-line run that acts under another name (the
+    #: break-glass ``[cli] allow_actor_override``); recorded beside the actor in the audit
+    #: events of separation-of-duty acts. None everywhere else.
+    os_user: str | None = None
+
+    def sod_data(self) -> dict[str, str]:
+        """What a separation-of-duty act's audit event records of who was really there."""
+        return {"os_user": self.os_user, "break_glass": "actor_override"} \
+            if self.os_user is not None else {}

@@ -20,6 +20,7 @@ from retentiond.lifecycle.holds import expire_holds
 from retentiond.lifecycle.recompute import RecomputeResult, recompute_stale
 from retentiond.lifecycle.sql import has_open_case, no_hold_covers_record
 from retentiond.logs import get_logger
+from retentiond.registry.db import write_transaction
 from retentiond.registry.models import Approval, AuditEvent, Disposal, Evaluation, Record
 
 AUTO_APPROVER = "retentiond:auto-approval"
@@ -76,7 +77,7 @@ def evaluate(ctx: Context, as_of: dt.date) -> EvaluationResult:
         )
     recompute = recompute_stale(ctx)
     now = ctx.clock.now()
-    with ctx.sessions.begin() as session:
+    with write_transaction(ctx.sessions) as session:
         if session.get_bind().dialect.name == "postgresql":
             # Two evaluations at once (the nightly job and an officer's command, or two
             # instances) would both see a record without a case and the second would fail on

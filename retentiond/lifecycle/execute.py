@@ -62,7 +62,7 @@ from retentiond.connectors import (
     exists_each,
 )
 from retentiond.lifecycle.context import Context
-from retentiond.lifecycle.sql import hold_covers_record
+from retentiond.lifecycle.sql import hold_covers_record, short_of_approvers
 from retentiond.logs import get_logger
 from retentiond.registry.models import Approval, Controller, Disposal, DisposalExecution, Record
 
@@ -213,6 +213,7 @@ def _recheck(ctx: Context, session: Session, cases: list[Disposal],
     if not cases:
         return [], 0, 0
     held_ids = _held_ids(session, (c.id for c in cases), today)
+    short = short_of_approvers(session, [c.id for c in cases])
     records = {r.id: r for r in session.scalars(
         select(Record).where(Record.id.in_([c.record_id for c in cases])))}
     ok: list[Disposal] = []
@@ -222,7 +223,8 @@ def _recheck(ctx: Context, session: Session, cases: list[Disposal],
             _stop_case(ctx, session, case, state="held", kind="DisposalHeld", now=now,
                        reason="an active hold covers the record (checked at execution)")
             held += 1
-        elif (why := _stale_reason(case, records[case.record_id], today)) is not None:
+        elif (why := short.get(case.id)
+              or _stale_reason(case, records[case.record_id], today)) is not None:
             _stop_case(ctx, session, case, state="withdrawn", kind="DisposalWithdrawn",
                        now=now, reason=why)
             withdrawn += 1

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
 from retentiond.audit.chain import note_inserted
-from retentiond.lifecycle.context import Context, LifecycleError
+from retentiond.lifecycle.context import Context, LifecycleError, required_text
 from retentiond.lifecycle.filters import (
     RECORD_FIELDS,
     Criteria,
@@ -29,8 +29,9 @@ from retentiond.lifecycle.filters import (
     parse_criteria,
     record_condition,
 )
-from retentiond.lifecycle.sql import hold_covers_record
+from retentiond.lifecycle.sql import hold_covers_record, move_cases
 from retentiond.logs import get_logger
+from retentiond.registry.db import write_transaction
 from retentiond.registry.models import (
     HOLD_SCOPES,
     HOLD_TYPES,
@@ -51,7 +52,17 @@ log = get_logger("retentiond.holds")
 #: (``retentiond.lifecycle.evaluate.QUEUE_LOCK_KEY``; not imported, evaluate imports this
 #: module). Placing a hold takes it too, so a hold committed while an evaluation runs cannot
 #: leave a case it covers newly queued as ``pending_review``: one waits for the other.
+#: Lifting and expiring take it too, so that a lift never returns to review a case that a
+#: hold being placed at the same moment covers.
 QUEUE_LOCK_KEY = (742100, 2)
+
+
+def lock_holds(session: Session) -> None:
+    """Serialise the changes of what holds cover (place, lift, expire) with each other and
+    with evaluation's queueing, until the transaction ends (PostgreSQL; on SQLite the write
+    lock of :func:`retentiond.registry.db.write_transaction` does it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(*QUEUE_LOCK_KEY)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,21 +171,24 @@ def _audit_many(session: Session, rows: list[dict[str, Any]]) -> None:
         note_inserted(session, session.scalars(insert(AuditEvent).returning(AuditEvent.id), rows))
 
 
-def _move_cases(ctx: Context, session: Session, ids: list[int], state: str, kind: str,
-                reason: str) -> None:
+def _move_cases(ctx: Context, session: Session, ids: list[int], expected: tuple[str, ...],
+                state: str, kind: str, reason: str) -> list[int]:
+    """Move the cases still in an ``expected`` state (guarded: one another transaction moved
+    meanwhile is left as it is), void their approvals, audit each; return those moved."""
     now = ctx.clock.now()
-    if not ids:
-        return
-    session.execute(update(Disposal).where(Disposal.id.in_(ids))
-                    .values(state=state, updated_at=now, reason=reason))
+    moved = move_cases(session, ids, expected=expected, state=state, updated_at=now,
+                       reason=reason)
+    if not moved:
+        return moved
     session.execute(update(Approval)
-                    .where(Approval.disposal_id.in_(ids), Approval.voided_at.is_(None))
+                    .where(Approval.disposal_id.in_(moved), Approval.voided_at.is_(None))
                     .values(voided_at=now))
     _audit_many(session, [
         {"occurred_at": now, "kind": kind, "actor": ctx.actor, "entity": "disposal",
          "entity_id": str(i), "reason": reason, "policy_version": ctx.policy.version, "data": {}}
-        for i in ids
+        for i in moved
     ])
+    return moved
 
 
 def place_hold(ctx: Context, *, scope: str, hold_type: str, reason: str,
@@ -183,17 +197,15 @@ def place_hold(ctx: Context, *, scope: str, hold_type: str, reason: str,
     kind, value = parse_scope(scope)
     if hold_type not in HOLD_TYPES:
         raise LifecycleError(f"hold type {hold_type!r} is not one of {', '.join(HOLD_TYPES)}")
-    if not reason.strip():
-        raise LifecycleError("a hold needs a reason")
+    reason = required_text(reason, "a hold needs a reason")
     today = ctx.clock.today()
     if until is not None and until < today:
         raise LifecycleError(f"--until {until.isoformat()} is in the past")
-    with ctx.sessions.begin() as session:
-        if session.get_bind().dialect.name == "postgresql":
-            # Wait for a running evaluation to commit, so the cases it queues are seen (and
-            # held) here; an evaluation that starts later waits for this hold, then skips
-            # what it covers. (SQLite has one writer at a time.)
-            session.execute(select(func.pg_advisory_xact_lock(*QUEUE_LOCK_KEY)))
+    with write_transaction(ctx.sessions) as session:
+        # Wait for a running evaluation (or lift) to commit, so the cases it queues are seen
+        # (and held) here; an evaluation that starts later waits for this hold, then skips
+        # what it covers.
+        lock_holds(session)
         criteria: dict[str, str] | None = None
         filter_id: int | None = None
         if kind == "filter":
@@ -202,7 +214,7 @@ def place_hold(ctx: Context, *, scope: str, hold_type: str, reason: str,
         elif not _scope_exists(ctx, session, kind, value):
             raise LifecycleError(f"no {kind} {value!r} is known to the registry: nothing to hold")
         hold = Hold(scope_kind=kind, scope_value=value, hold_type=hold_type,
-                    reason=reason.strip(), placed_by=ctx.actor, placed_at=ctx.clock.now(),
+                    reason=reason, placed_by=ctx.actor, placed_at=ctx.clock.now(),
                     until=until, criteria=criteria, filter_id=filter_id)
         session.add(hold)
         session.flush()
@@ -217,9 +229,13 @@ def place_hold(ctx: Context, *, scope: str, hold_type: str, reason: str,
             select(Disposal.id).join(Record, Record.id == Disposal.record_id)
             .where(Disposal.state.in_(HOLDABLE), covered_by(kind, value, criteria))
         ))
-        _move_cases(ctx, session, ids, "held", "DisposalHeld", f"hold {hold.id}: {hold.reason}")
+        # An approval, a claim or a confirmation that committed first moved its case on
+        # (approved and pending_confirmation are held too); ``executing`` is the executor's to
+        # re-check under its lease.
+        held = _move_cases(ctx, session, ids, HOLDABLE, "held", "DisposalHeld",
+                           f"hold {hold.id}: {hold.reason}")
         log.info("hold_placed", hold_id=hold.id, scope_kind=kind, type=hold_type,
-                 cases_held=len(ids))
+                 cases_held=len(held))
         return _view(session, hold, today)
 
 
@@ -229,36 +245,38 @@ def return_unheld_to_review(ctx: Context, session: Session, as_of: dt.date, why:
         select(Disposal.id).join(Record, Record.id == Disposal.record_id)
         .where(Disposal.state == "held", not_(hold_covers_record(session, as_of)))
     ))
-    _move_cases(ctx, session, ids, "pending_review", "DisposalReturnedToReview", why)
-    return len(ids)
+    return len(_move_cases(ctx, session, ids, ("held",), "pending_review",
+                           "DisposalReturnedToReview", why))
 
 
 def lift_hold(ctx: Context, hold_id: int, *, reason: str) -> HoldView:
     """Lift a hold; cases no other hold covers return to review. Lifting twice is a no-op."""
-    if not reason.strip():
-        raise LifecycleError("lifting a hold needs a reason")
+    reason = required_text(reason, "lifting a hold needs a reason")
     today = ctx.clock.today()
-    with ctx.sessions.begin() as session:
+    with write_transaction(ctx.sessions) as session:
+        lock_holds(session)
         hold = session.get(Hold, hold_id, with_for_update=True)
         if hold is None:
             raise LifecycleError(f"no hold {hold_id}")
         if hold.lifted_at is None:
             hold.lifted_at, hold.lifted_by, hold.lift_reason = (
-                ctx.clock.now(), ctx.actor, reason.strip()
+                ctx.clock.now(), ctx.actor, reason
             )
             record_event(session, kind="HoldLifted", actor=ctx.actor, entity="hold",
                          entity_id=hold.id, at=hold.lifted_at, reason=hold.lift_reason,
                          policy_version=ctx.policy.version, data=_scope_data(hold))
             session.flush()
             back = return_unheld_to_review(ctx, session, today,
-                                           f"hold {hold.id} lifted: {reason.strip()}")
+                                           f"hold {hold.id} lifted: {reason}")
             log.info("hold_lifted", hold_id=hold.id, cases_returned_to_review=back)
         return _view(session, hold, today)
 
 
 def expire_holds(ctx: Context, session: Session, as_of: dt.date) -> int:
-    """Lift holds whose ``until`` date has passed; return how many."""
+    """Lift holds whose ``until`` date has passed; return how many. Runs in the caller's
+    transaction (a :func:`~retentiond.registry.db.write_transaction`)."""
     now = ctx.clock.now()
+    lock_holds(session)
     ended = list(session.scalars(
         select(Hold).where(Hold.lifted_at.is_(None), Hold.until.is_not(None), Hold.until < as_of)
     ))

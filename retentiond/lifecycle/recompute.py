@@ -35,8 +35,10 @@ from sqlalchemy.orm import Session
 
 from retentiond.audit.chain import note_inserted
 from retentiond.lifecycle.context import Context
+from retentiond.lifecycle.sql import move_cases
 from retentiond.policy import Decision, Facts, PolicySet, decide
 from retentiond.registry.bulk import BulkUpdate
+from retentiond.registry.db import write_transaction
 from retentiond.registry.models import (
     OPEN_STATES,
     Agreement,
@@ -542,13 +544,16 @@ def recompute_stale(ctx: Context) -> RecomputeResult:
             n, c = _recompute_row_by_row(ctx, category, digest, now)
             recomputed, changed = recomputed + n, changed + c
         relabelled += _relabel(ctx, category, digest)
-    with ctx.sessions.begin() as session:
+    with write_transaction(ctx.sessions) as session:
         withdrawn = withdraw_stale_cases(ctx, session)
     return RecomputeResult(
         recomputed=recomputed, changed=changed, relabelled=relabelled, withdrawn=withdrawn
     )
 
 
+#: Live cases a changed decision withdraws; ``executing`` ones are left to the executor,
+#: which re-checks under its lease.
+WITHDRAWABLE = tuple(s for s in OPEN_STATES if s != "executing")
 #: Why a live case is withdrawn: what it was opened on no longer holds.
 WITHDRAWN_REASON = ("the record's decision changed (facts or policy): due date, action, rule or "
                     "number of approvers")
@@ -581,7 +586,7 @@ def withdraw_stale_cases(ctx: Context, session: Session) -> int:
                Disposal.approvals_required)
         .join(Record, Record.id == Disposal.record_id)
         .where(
-            Disposal.state.in_([s for s in OPEN_STATES if s != "executing"]),
+            Disposal.state.in_(WITHDRAWABLE),
             or_(
                 Record.due_on.is_(None),
                 Record.due_on != Disposal.due_on,
@@ -613,30 +618,34 @@ def withdraw_stale_cases(ctx: Context, session: Session) -> int:
                 or row[5] is None or row[5] != row[6] or row[7] != row[8])
             else AUTO_APPROVAL_WITHDRAWN_REASON
             for row in stale}
+        moved: set[int] = set()
         for reason in (WITHDRAWN_REASON, AUTO_APPROVAL_WITHDRAWN_REASON):
             these = [i for i, r in reasons.items() if r == reason]
             if not these:
                 continue
-            session.execute(
-                update(Disposal).where(Disposal.id.in_(these))
-                .values(state="withdrawn", updated_at=now, reason=reason)
-            )
-            session.execute(
-                update(Approval)
-                .where(Approval.disposal_id.in_(these), Approval.voided_at.is_(None))
-                .values(voided_at=now)
-            )
+            # Guarded by state: a case the executor claimed since it was read is the
+            # executor's to re-check, never withdrawn from under its lease.
+            done = move_cases(session, these, expected=WITHDRAWABLE, state="withdrawn",
+                              updated_at=now, reason=reason)
+            moved.update(done)
+            if done:
+                session.execute(
+                    update(Approval)
+                    .where(Approval.disposal_id.in_(done), Approval.voided_at.is_(None))
+                    .values(voided_at=now)
+                )
         events = [
             {"occurred_at": now, "kind": "DisposalWithdrawn", "actor": "retentiond",
              "entity": "disposal", "entity_id": str(disposal_id),
              "reason": reasons[disposal_id], "policy_version": ctx.policy.version,
              "data": {"old_due_on": old_due.isoformat(),
                       "new_due_on": new_due.isoformat() if new_due else None}}
-            for disposal_id, new_due, old_due, *_ in stale
+            for disposal_id, new_due, old_due, *_ in stale if disposal_id in moved
         ]
-        note_inserted(session, session.scalars(
-            insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True), events))
-        withdrawn += len(stale)
+        if events:
+            note_inserted(session, session.scalars(
+                insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True), events))
+        withdrawn += len(moved)
 
 
 def count_needing_attention(session: Session) -> int:

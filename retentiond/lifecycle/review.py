@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
-from retentiond.lifecycle.context import Context, LifecycleError
-from retentiond.lifecycle.sql import hold_covers_record
+from retentiond.lifecycle.context import Context, LifecycleError, required_text
+from retentiond.lifecycle.sql import hold_covers_record, move_cases
+from retentiond.registry.db import write_transaction
 from retentiond.registry.models import (
     DISPOSAL_STATES,
     Approval,
@@ -56,11 +58,21 @@ class DisposalView:
 
 
 def _approvers(session: Session, disposal_id: int) -> list[str]:
-    return list(session.scalars(
+    """The different people whose approval of the case stands, in the order they gave it."""
+    return list(dict.fromkeys(session.scalars(
         select(Approval.approver)
         .where(Approval.disposal_id == disposal_id, Approval.voided_at.is_(None))
         .order_by(Approval.id)
-    ))
+    )))
+
+
+def _changed(session: Session, case: Disposal, doing: str) -> LifecycleError:
+    """The refusal of a transition that lost a race: the case is no longer in the state the
+    checks saw."""
+    now_state = session.scalar(select(Disposal.state).where(Disposal.id == case.id))
+    return LifecycleError(
+        f"disposal {case.id} changed while it was being {doing} (it is now {now_state}): "
+        "nothing was changed; look at it again")
 
 
 def _load(session: Session, ids: list[int]) -> list[Disposal]:
@@ -86,17 +98,20 @@ def _is_held(session: Session, record_id: int, covered: ColumnElement[bool]) -> 
 
 
 def _require_reason(reason: str) -> str:
-    if not reason.strip():
-        raise LifecycleError("a reason is required")
-    return reason.strip()
+    return required_text(reason, "a reason is required")
 
 
 def approve(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
     """Record the actor's approval; a case becomes ``approved`` once enough different
-    people have approved it (the rule's ``approvals_required``)."""
+    people have approved it (the rule's ``approvals_required``).
+
+    One person counts once however many sessions, tokens or processes they approve from: the
+    checks run under the write lock (SQLite) or the case's row lock (PostgreSQL), and the
+    database holds at most one live approval per case and person (``uq_approvals_live``).
+    """
     reason = _require_reason(reason)
     now, today = ctx.clock.now(), ctx.clock.today()
-    with ctx.sessions.begin() as session:
+    with write_transaction(ctx.sessions) as session:
         cases = _load(session, ids)
         covered = hold_covers_record(session, today)
         for case in cases:
@@ -112,25 +127,48 @@ def approve(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
             if case.due_on > today:
                 raise LifecycleError(f"disposal {case.id} is not due until {case.due_on}")
             if ctx.actor in approvers:
-                raise LifecycleError(
-                    f"disposal {case.id}: {ctx.actor} has already approved it; its rule needs "
-                    f"{case.approvals_required} different approvers"
-                )
+                raise _already(case, ctx.actor)
             session.add(Approval(disposal_id=case.id, approver=ctx.actor, reason=reason,
                                  approved_at=now))
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                if not repeated_approval(exc):
+                    raise
+                raise _already(case, ctx.actor) from None
             approvers.append(ctx.actor)
             complete = len(approvers) >= case.approvals_required
+            if not move_cases(session, [case.id], expected=("pending_review",),
+                              state="approved" if complete else "pending_review",
+                              updated_at=now):
+                raise _changed(session, case, "approved")
             record_event(
                 session, kind="DisposalApproved" if complete else "DisposalApprovalRecorded",
                 actor=ctx.actor, entity="disposal", entity_id=case.id, at=now, reason=reason,
                 policy_version=ctx.policy.version,
-                data={"approvals": len(approvers), "approvals_required": case.approvals_required},
+                data={"approvals": len(approvers), "approvals_required": case.approvals_required,
+                      **ctx.sod_data()},
             )
-            if complete:
-                case.state = "approved"
-            case.updated_at = now
         session.flush()
         return _view_ids(session, cases)
+
+
+def repeated_approval(exc: IntegrityError) -> bool:
+    """Whether the database refused a second live approval by one person of one case (the
+    index ``uq_approvals_live``: PostgreSQL names it, SQLite names its columns)."""
+    text = str(exc.orig)
+    return "uq_approvals_live" in text or "approvals.disposal_id, approvals.approver" in text
+
+
+def _already(case: Disposal, actor: str) -> LifecycleError:
+    return LifecycleError(
+        f"disposal {case.id}: {actor} has already approved it; its rule needs "
+        f"{case.approvals_required} different approvers"
+    )
+
+
+#: The cases review may close (defer or reject).
+CLOSABLE = ("pending_review", "approved", "held")
 
 
 def defer(ctx: Context, ids: list[int], *, reason: str, until: dt.date) -> list[DisposalView]:
@@ -140,15 +178,17 @@ def defer(ctx: Context, ids: list[int], *, reason: str, until: dt.date) -> list[
     now, today = ctx.clock.now(), ctx.clock.today()
     if until <= today:
         raise LifecycleError(f"--until {until.isoformat()} must be after today ({today.isoformat()})")
-    with ctx.sessions.begin() as session:
+    with write_transaction(ctx.sessions) as session:
         cases = _load(session, ids)
         for case in cases:
             record = session.get_one(Record, case.record_id)
             if case.state == "deferred" and record.deferred_until == until:
                 continue
-            if case.state not in ("pending_review", "approved", "held"):
+            if case.state not in CLOSABLE:
                 raise LifecycleError(f"disposal {case.id} is {case.state}: it cannot be deferred")
-            case.state, case.reason, case.updated_at = "deferred", reason, now
+            if not move_cases(session, [case.id], expected=CLOSABLE, state="deferred",
+                              reason=reason, updated_at=now):
+                raise _changed(session, case, "deferred")
             record.deferred_until, record.updated_at = until, now
             record_event(session, kind="DisposalDeferred", actor=ctx.actor, entity="disposal",
                          entity_id=case.id, at=now, reason=reason,
@@ -162,15 +202,17 @@ def reject(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
     again until its due date changes (its facts, category or the policy change)."""
     reason = _require_reason(reason)
     now = ctx.clock.now()
-    with ctx.sessions.begin() as session:
+    with write_transaction(ctx.sessions) as session:
         cases = _load(session, ids)
         for case in cases:
             if case.state == "rejected":
                 continue
-            if case.state not in ("pending_review", "approved", "held"):
+            if case.state not in CLOSABLE:
                 raise LifecycleError(f"disposal {case.id} is {case.state}: it cannot be rejected")
             record = session.get_one(Record, case.record_id)
-            case.state, case.reason, case.updated_at = "rejected", reason, now
+            if not move_cases(session, [case.id], expected=CLOSABLE, state="rejected",
+                              reason=reason, updated_at=now):
+                raise _changed(session, case, "rejected")
             record.rejected_due_on, record.updated_at = case.due_on, now
             record_event(session, kind="DisposalRejected", actor=ctx.actor, entity="disposal",
                          entity_id=case.id, at=now, reason=reason,
@@ -195,7 +237,9 @@ def _views(session: Session, query: Any) -> list[DisposalView]:
             .where(Approval.disposal_id.in_(ids[start:start + 5000]), Approval.voided_at.is_(None))
             .order_by(Approval.id)
         ):
-            approvers.setdefault(disposal_id, []).append(approver)
+            people = approvers.setdefault(disposal_id, [])
+            if approver not in people:
+                people.append(approver)
     return [
         DisposalView(
             id=case.id, record_id=key, category=category, controller=controller,

@@ -6,13 +6,14 @@ Kept in one place so that evaluation, review and (later) execution ask the same 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from retentiond.lifecycle.filters import controller_ids, parse_criteria, record_condition
-from retentiond.registry.models import Controller, Disposal, Hold, Record, Subject
+from retentiond.registry.models import Approval, Controller, Disposal, Hold, Record, Subject
 
 #: Disposal states after which the record is gone from the holding system.
 DONE_STATES = ("executed", "certified", "notified")
@@ -86,6 +87,44 @@ def no_hold_covers_record(session: Session, as_of: dt.date) -> ColumnElement[boo
         uncovered("controller", Controller.code, Controller.id == Record.controller_id),
         *[not_(c) for c in filter_hold_conditions(session, as_of)],
     )
+
+
+def move_cases(session: Session, ids: Collection[int], *, expected: Collection[str], state: str,
+               **values: Any) -> list[int]:
+    """Move the cases ``ids`` that are still in one of the ``expected`` states to ``state``
+    (with ``values``, e.g. ``updated_at``); return the ids moved, in id order.
+
+    Every lifecycle transition goes through here: the state it expects is part of the
+    ``UPDATE``, so a case another transaction moved meanwhile (a hold placed, an approval
+    completed, a claim by the executor) is not matched, and the caller refuses or skips it
+    instead of overwriting what the other one did.
+    """
+    if not ids:
+        return []
+    moved = session.scalars(
+        update(Disposal)
+        .where(Disposal.id.in_(list(ids)), Disposal.state.in_(list(expected)))
+        .values(state=state, **values)
+        .returning(Disposal.id)
+        .execution_options(synchronize_session="fetch")
+    ).all()
+    return sorted(moved)
+
+
+def short_of_approvers(session: Session, ids: Collection[int]) -> dict[int, str]:
+    """The cases among ``ids`` approved by fewer different people than their rule needs
+    (counting live approvals only), with why: what the executor refuses to carry out, however
+    the case came to be ``approved`` (DESIGN.md section 6)."""
+    if not ids:
+        return {}
+    people = (select(func.count(func.distinct(Approval.approver)))
+              .where(Approval.disposal_id == Disposal.id, Approval.voided_at.is_(None))
+              .correlate(Disposal).scalar_subquery())
+    rows = session.execute(
+        select(Disposal.id, people, Disposal.approvals_required)
+        .where(Disposal.id.in_(list(ids)), people < Disposal.approvals_required)).all()
+    return {i: f"approved by {n} of the {need} different people its rule needs: it goes back "
+               "to review" for i, n, need in rows}
 
 
 def has_open_case() -> ColumnElement[bool]:

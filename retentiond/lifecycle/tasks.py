@@ -16,8 +16,9 @@ from sqlalchemy import select
 
 from retentiond.audit import record_event
 from retentiond.clock import LONDON
-from retentiond.lifecycle.context import Context, LifecycleError
-from retentiond.lifecycle.sql import hold_covers_record
+from retentiond.lifecycle.context import Context, LifecycleError, required_text
+from retentiond.lifecycle.sql import hold_covers_record, move_cases
+from retentiond.registry.db import write_transaction
 from retentiond.registry.models import Controller, Disposal, DisposalExecution, Record
 
 
@@ -94,16 +95,16 @@ def confirm_destruction(ctx: Context, disposal_id: int, *, destroyed_by: str,
                         certificate_no: str | None = None) -> TaskView:
     """Record the evidence of destruction; the case becomes ``executed``. Confirming again
     with the same evidence changes nothing; with different evidence it is refused."""
-    destroyed_by, method = destroyed_by.strip(), method.strip()
+    destroyed_by = required_text(destroyed_by, "--destroyed-by is required: who destroyed the record")
+    method = required_text(method, "--method is required: how the record was destroyed")
     certificate_no = (certificate_no or "").strip() or None
-    if not destroyed_by:
-        raise LifecycleError("--destroyed-by is required: who destroyed the record")
-    if not method:
-        raise LifecycleError("--method is required: how the record was destroyed")
+    if certificate_no is not None:
+        certificate_no = required_text(certificate_no, "--certificate-no, when given, says "
+                                                       "the certificate's number")
     now, today = ctx.clock.now(), ctx.clock.today()
     if destroyed_on > today:
         raise LifecycleError(f"--destroyed-on {destroyed_on} is in the future")
-    with ctx.sessions.begin() as session:
+    with write_transaction(ctx.sessions) as session:
         found = session.execute(
             _query().where(Disposal.id == disposal_id).with_for_update(of=Disposal)
         ).one_or_none()
@@ -140,7 +141,10 @@ def confirm_destruction(ctx: Context, disposal_id: int, *, destroyed_by: str,
             f" (certificate {certificate_no})" if certificate_no else "")
         row.verification = f"confirmed by {ctx.actor} with evidence of destruction"
         row.executed_at = row.updated_at = now
-        case.state, case.updated_at = "executed", now
+        if not move_cases(session, [case.id], expected=("pending_confirmation",),
+                          state="executed", updated_at=now):
+            raise LifecycleError(f"disposal {disposal_id} changed while its destruction was "
+                                 "being confirmed: nothing was changed; look at it again")
         record_event(session, kind="DisposalExecuted", actor=ctx.actor, entity="disposal",
                      entity_id=case.id, at=now, policy_version=ctx.policy.version,
                      reason="destruction confirmed with evidence",

@@ -28,8 +28,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
-from retentiond.lifecycle.context import Context, LifecycleError
+from retentiond.lifecycle.context import Context, LifecycleError, required_text
 from retentiond.registry.models import Acknowledgement, Certificate, Controller
+from retentiond.text import has_visible
 
 KINDS = ("acknowledged", "disputed")
 
@@ -95,16 +96,22 @@ class AckView:
                 "via": self.via, "at": self.at.isoformat()}
 
 
-def _record(session: Session, ctx: Context, cert: Certificate, *, kind: str, by: str,
-            comment: str | None, via: str) -> AckView:
+def _checked(kind: str, by: str, comment: str | None) -> tuple[str, str | None]:
+    """Who, and the comment, stripped; refused before anything is read when they say
+    nothing a reader can see (a dispute must say what is wrong)."""
     if kind not in KINDS:
         raise LifecycleError(f"unknown kind {kind!r} (one of: {', '.join(KINDS)})")
-    by = by.strip()
-    if not by:
-        raise LifecycleError("say who acknowledges or disputes (by)")
-    comment = (comment or "").strip() or None
-    if kind == "disputed" and not comment:
-        raise LifecycleError("a dispute needs a reason: what is wrong with the certificate")
+    by = required_text(by, "say who acknowledges or disputes (by)")
+    if kind == "disputed":
+        return by, required_text(comment, "a dispute needs a reason: what is wrong with the "
+                                          "certificate")
+    # A comment is optional on an acknowledgement: one that shows nothing is none.
+    comment = (comment or "").strip()
+    return by, comment if has_visible(comment) else None
+
+
+def _record(session: Session, ctx: Context, cert: Certificate, *, kind: str, by: str,
+            comment: str | None, via: str) -> AckView:
     now = ctx.clock.now()
     if kind == "acknowledged":
         existing = session.scalars(select(Acknowledgement).where(
@@ -133,6 +140,7 @@ def acknowledge(ctx: Context, serial: str, *, by: str, kind: str = "acknowledged
                 controller: str | None = None) -> AckView:
     """Record an acknowledgement or dispute. With ``controller`` (the authenticated
     controller's code) the certificate must be that controller's."""
+    by, comment = _checked(kind, by, comment)
     with ctx.sessions.begin() as session:
         cert = _certificate(session, serial)
         if controller is not None:

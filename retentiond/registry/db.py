@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -20,6 +20,11 @@ class SchemaError(RuntimeError):
     """The database is not at the schema this code needs."""
 
 
+#: The execution option that makes a transaction take the registry's write lock as it begins
+#: (set by :func:`write_transaction`).
+WRITE_LOCK = "retentiond_write_lock"
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -27,6 +32,20 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Start a write transaction with ``BEGIN IMMEDIATE``: the write lock from the first
+    statement, so that what it reads cannot change before it writes.
+
+    The sqlite3 module otherwise opens a transaction only at the first INSERT, UPDATE or
+    DELETE; the reads before it run outside any transaction, and four sessions of one approver
+    each read "not yet approved by me" and each wrote an approval. Only transactions that ask
+    (:func:`write_transaction`) are changed: plain reads keep WAL's readers-never-wait, and
+    a deferred transaction cannot fail on a snapshot another writer made stale.
+    """
+    if conn.get_execution_options().get(WRITE_LOCK):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def normalise_url(url: str) -> str:
@@ -47,6 +66,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise ValueError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql")
@@ -66,6 +86,21 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with factory() as session, session.begin():
+        yield session
+
+
+@contextmanager
+def write_transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A unit of work that changes the lifecycle: commit on success, roll back on any error.
+
+    On SQLite it holds the database's write lock from its first statement (``BEGIN
+    IMMEDIATE``), so writers queue one after another and each sees what the one before it
+    committed; ``SELECT ... FOR UPDATE`` does nothing there. On PostgreSQL the row locks the
+    lifecycle takes (``FOR UPDATE``) and its guarded updates do that work.
+    """
+    with factory() as session, session.begin():
+        if session.get_bind().dialect.name == "sqlite":
+            session.connection(execution_options={WRITE_LOCK: True})
         yield session
 
 

@@ -281,6 +281,10 @@ class Approval(Base):
 
     __table_args__ = (
         Index("ix_approvals_disposal_id", "disposal_id"),
+        # One live approval per case and person, however many sessions, tokens or processes
+        # they approve from: the database refuses a second (DESIGN.md section 6).
+        Index("uq_approvals_live", "disposal_id", "approver", unique=True,
+              sqlite_where=text("voided_at IS NULL"), postgresql_where=text("voided_at IS NULL")),
     )
 
 
@@ -388,12 +392,20 @@ class WebSession(Base):
 
 
 class ApiToken(Base):
-    """A bearer token for machines, acting as its user; only its SHA-256 is stored."""
+    """A bearer token for machines, acting as its user; only its SHA-256 is stored.
+
+    A token is made by its own user only (``issued_by`` is their user name): a token made by
+    anyone else would let them act as that person. A token whose ``issued_by`` is not its
+    user's name authenticates nobody.
+    """
 
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("web_users.id"))
     name: Mapped[str] = mapped_column(String(200))
+    #: Who made it (the actor of ``ApiTokenCreated``); None only for a token revoked at the
+    #: upgrade that added this column because its maker was not its user (or not known).
+    issued_by: Mapped[str | None] = mapped_column(String(200))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())

@@ -69,7 +69,9 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
     from retentiond.web.api import holds as api_holds
     from retentiond.web.api import overview as api_overview
     from retentiond.web.api import records as api_records
+    from retentiond.web.api import tokens as api_tokens
     from retentiond.web.pages import (
+        account,
         audit,
         certificates,
         dashboard,
@@ -87,9 +89,9 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
     )
 
     # exports first: /holds/export.csv must win over /holds/{id}
-    for module in (signin, dashboard, exports, queue, records, holds, filters, policy_pages,
+    for module in (signin, account, dashboard, exports, queue, records, holds, filters, policy_pages,
                    audit, certificates, public, users, api_disposals, api_records, api_holds,
-                   api_filters, api_overview):
+                   api_filters, api_overview, api_tokens):
         app.include_router(module.router)
     if settings.oidc is not None:
         from retentiond.web import oidc

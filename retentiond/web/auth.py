@@ -27,7 +27,7 @@ from retentiond.policy import PolicySet
 from retentiond.registry.models import WebUser
 from retentiond.web import throttle
 from retentiond.web.accounts import hash_password, needs_rehash, verify_password
-from retentiond.web.roles import PUBLIC, ROUTE_RULES, Principal
+from retentiond.web.roles import PUBLIC, ROUTE_RULES, SIGNED_IN_SESSION, Principal
 from retentiond.web.sessions import resolve_session, resolve_token, start_session
 from retentiond.web.settings import WebSettings
 
@@ -146,6 +146,8 @@ async def authorise(request: Request) -> None:
     if not principal.can(rule):
         await run_in_threadpool(_audit, request, "AccessDenied", principal.username, "route",
                                 name or "", {"method": request.method, "path": request.url.path})
+        if rule == SIGNED_IN_SESSION:
+            raise Denied("an API token cannot do this: sign in to the service in a browser")
         raise Denied(f"your role does not allow this ({rule})")
     if (request.method not in SAFE_METHODS and principal.via == "session"
             and not await _csrf_ok(request, principal.csrf_token)):

@@ -15,6 +15,9 @@ ROLES = ("admin", "ig_officer", "approver", "auditor", "controller")
 PUBLIC = "public"
 #: Any signed-in user, whatever their role (their own account, signing out).
 SIGNED_IN = "signed_in"
+#: Any user signed in through a browser session, never through an API token: making an API
+#: token (a token never makes another, so a leaked one cannot outlive its revocation).
+SIGNED_IN_SESSION = "signed_in_session"
 
 # Permissions. Read permissions never change anything.
 VIEW = "view"                      # dashboard, queue, records, certificates (a controller: its own)
@@ -28,7 +31,9 @@ REVIEW = "review"                  # defer and reject disposals
 HOLD = "hold"                      # place and lift holds
 VIEW_FILTERS = "view_filters"      # saved queue filters (their criteria name controllers)
 MANAGE_FILTERS = "manage_filters"  # save and delete queue filters (a filter can scope a hold)
-MANAGE_USERS = "manage_users"      # users, their sessions and API tokens
+MANAGE_USERS = "manage_users"      # users, their sessions; list and revoke anyone's API
+                                   # tokens, never make one for someone else (a token is made
+                                   # by its own user only: see ``web.sessions.create_token``)
 RESEND = "resend"                  # send a controller's notice again
 ACKNOWLEDGE = "acknowledge"        # a controller acknowledges or disputes its certificate
 
@@ -64,6 +69,9 @@ ROUTE_RULES: dict[str, str] = {
     "ack_submit": PUBLIC,
     "openapi_document": PUBLIC,
     "account_page": SIGNED_IN,
+    # a user's own API tokens: made by that user only, in a browser session
+    "account_tokens_create": SIGNED_IN_SESSION,
+    "account_tokens_revoke": SIGNED_IN,
     # pages
     "home": SIGNED_IN,
     "dashboard_page": VIEW,
@@ -96,9 +104,14 @@ ROUTE_RULES: dict[str, str] = {
     "users_page": MANAGE_USERS,
     "users_disable": MANAGE_USERS,
     "users_revoke_sessions": MANAGE_USERS,
-    "users_create_token": MANAGE_USERS,
+    "users_revoke_token": MANAGE_USERS,
     # REST API (/api/v1)
     "api_me": SIGNED_IN,
+    # the caller's own tokens (an administrator may list and revoke anyone's: checked in the
+    # route, by MANAGE_USERS); made in a session only
+    "api_tokens": SIGNED_IN,
+    "api_tokens_create": SIGNED_IN_SESSION,
+    "api_tokens_revoke": SIGNED_IN,
     "api_dashboard": VIEW,
     "api_disposals": VIEW,
     "api_disposals_approve": APPROVE,
@@ -146,6 +159,8 @@ class Principal:
         """True when one of the principal's roles grants ``permission``."""
         if permission in (PUBLIC, SIGNED_IN):
             return True
+        if permission == SIGNED_IN_SESSION:
+            return self.via == "session"
         return permission in self.permissions
 
     @property

@@ -216,6 +216,9 @@ paths = ["{DEFAULT_PACK}"]
 [actor]
 name = "officer.from.config"
 
+[cli]
+allow_actor_override = true
+
 [logging]
 level = "warning"
 """)

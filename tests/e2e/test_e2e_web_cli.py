@@ -3,6 +3,7 @@ and ``retentiond web`` serving until SIGTERM."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -44,15 +45,27 @@ listen = "127.0.0.1:{port}"
 cookie_secure = false
 """)
     assert _run(config, "db", "upgrade").returncode == 0
-    added = _run(config, "users", "add", "officer", "--role", "ig_officer,approver",
+    # The operating-system user running the commands is the officer: a token is made by its
+    # own user only.
+    officer = getpass.getuser()
+    added = _run(config, "users", "add", officer, "--role", "ig_officer,approver",
                  stdin="a long enough password\n")
     assert added.returncode == 0, added.stderr
     weak = _run(config, "users", "add", "weak", "--role", "auditor", stdin="short\n")
     assert weak.returncode == 1 and "at least 12 characters" in weak.stderr
+    assert _run(config, "users", "add", "approver.two", "--role", "approver",
+                "--oidc-only").returncode == 0
     listed = json.loads(_run(config, "users", "list", "--format", "json").stdout)
-    assert [(u["username"], u["roles"]) for u in listed] == [("officer", ["approver", "ig_officer"])]
-    token = _run(config, "users", "token", "officer", "--name", "tests").stdout.strip()
+    assert sorted((u["username"], u["roles"]) for u in listed) == sorted(
+        [(officer, ["approver", "ig_officer"]), ("approver.two", ["approver"])])
+    for_another = _run(config, "users", "token", "approver.two", "--name", "tests")
+    assert for_another.returncode == 1 and for_another.stdout == ""
+    assert "a token is made by its own user only" in for_another.stderr
+    token = _run(config, "users", "token", officer, "--name", "tests").stdout.strip()
     assert token.startswith("rtd_")
+    tokens = json.loads(_run(config, "users", "tokens", "--format", "json").stdout)
+    assert [(t["username"], t["issued_by"], t["revoked_at"]) for t in tokens] == [
+        (officer, officer, None)]
 
     env = {**os.environ, "RETENTIOND_CONFIG": str(config), "RETENTIOND_LOG_LEVEL": "warning"}
     server = subprocess.Popen([*RETENTIOND, "web"], env=env, stdout=subprocess.PIPE,
@@ -67,10 +80,10 @@ cookie_secure = false
             except httpx.HTTPError:
                 time.sleep(0.1)
         me = httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
-        assert me.json()["username"] == "officer"
+        assert me.json()["username"] == officer
         second = _run(config, "web")
         assert second.returncode == 1 and "could not start" in second.stderr
-        assert _run(config, "users", "disable", "officer").returncode == 0
+        assert _run(config, "users", "disable", officer).returncode == 0
         assert httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=20) == 0

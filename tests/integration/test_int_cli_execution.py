@@ -57,7 +57,8 @@ kind = "return"
 drop_dir = "drop"
 password_dir = "passwords"
 """)
-    monkeypatch.setenv("RETENTIOND_ACTOR", "ig.officer")
+    # Approving acts as the operating-system user running the command (docs/cli.md).
+    monkeypatch.delenv("RETENTIOND_ACTOR", raising=False)
 
     def run(*argv):
         capsys.readouterr()

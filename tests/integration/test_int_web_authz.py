@@ -20,7 +20,14 @@ from web_support import ROLE_USER, Estate, seed, web_config
 from retentiond.clock import FixedClock
 from retentiond.policy import load_policy_set
 from retentiond.web.app import create_app, iter_routes
-from retentiond.web.roles import PUBLIC, ROLE_PERMISSIONS, ROLES, ROUTE_RULES, SIGNED_IN
+from retentiond.web.roles import (
+    PUBLIC,
+    ROLE_PERMISSIONS,
+    ROLES,
+    ROUTE_RULES,
+    SIGNED_IN,
+    SIGNED_IN_SESSION,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = load_policy_set([ROOT / "policies" / "isa-default.toml"])
@@ -28,7 +35,7 @@ CLOCK = FixedClock(dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC))
 #: Values for path parameters: things that do not exist, so no request changes anything real.
 PARAMS = {"record_key": "NO-SUCH-RECORD", "record_id": "NO-SUCH-RECORD", "hold_id": "999999",
           "username": "nobody", "serial": "NO-SUCH-CERT", "kind": "pdf", "notification_id": "999999",
-          "filter_id": "999999"}
+          "filter_id": "999999", "token_id": "999999"}
 
 
 def _routes() -> list[tuple[str, str, str]]:
@@ -137,3 +144,14 @@ def test_auditor_changes_nothing() -> None:
         rule = ROUTE_RULES[name]
         if method == "POST" and rule in ROLE_PERMISSIONS["auditor"]:
             assert rule in ("preview_policy", "export"), name
+
+
+def test_a_token_is_made_by_its_own_user_in_a_session() -> None:
+    """The routes that make API tokens need a browser session and no role: they make one for
+    the signed-in user only (an administrator lists and revokes tokens, never makes one for
+    someone else), and an API token is refused them (403 in the role-by-route table above)."""
+    makers = {name for name in ROUTE_RULES if "token" in name and "create" in name}
+    assert makers == {"account_tokens_create", "api_tokens_create"}
+    assert {ROUTE_RULES[name] for name in makers} == {SIGNED_IN_SESSION}
+    assert ROUTE_RULES["users_revoke_token"] == "manage_users"
+    assert not any(SIGNED_IN_SESSION in perms for perms in ROLE_PERMISSIONS.values())

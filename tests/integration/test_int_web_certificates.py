@@ -3,6 +3,7 @@ acknowledging its own certificate but never seeing another's."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +34,7 @@ def issued(ctx: Context, tmp_path: Path, tmp_path_factory: pytest.TempPathFactor
                                     ("school1", "controller", "SCH-01"),
                                     ("school2", "controller", "SCH-02")):
         add_user(ctx, username=name, roles=roles, password=PASSWORD, controller=controller)
-        tokens[name] = create_token(ctx, name, name="tests")
+        tokens[name] = create_token(dataclasses.replace(ctx, actor=name), name, name="tests")
     app = create_app(web_config(str(ctx.sessions.kw["bind"].url.render_as_string(hide_password=False)),
                                 tmp_path), policy=ctx.policy, clock=ctx.clock, sessions=ctx.sessions)
     with TestClient(app, base_url="https://testserver") as c:

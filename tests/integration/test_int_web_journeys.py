@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from web_support import PASSWORD, Estate, seed, web_config
+from web_support import PASSWORD, Estate, seed, sign_in, web_config
 
 from retentiond.clock import FixedClock
 from retentiond.policy import PolicySet
@@ -32,22 +32,6 @@ def app_client(estate: Estate, policy: PolicySet, clock: FixedClock,
                      policy=policy, clock=clock, sessions=estate.ctx.sessions)
     with TestClient(app, base_url="https://testserver") as c:
         yield c
-
-
-def sign_in(c: TestClient, username: str, password: str = PASSWORD) -> str:
-    """Sign in through the form; return the session's CSRF token (from a page)."""
-    c.cookies.clear()
-    page = c.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token is not None
-    r = c.post("/login", data={"username": username, "password": password,
-                               "csrf_token": token.group(1), "next": "/account"},
-               follow_redirects=False)
-    assert r.status_code == 303, r.text[:500]
-    account = c.get("/account")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', account.text)
-    assert csrf is not None
-    return csrf.group(1)
 
 
 def pending(estate: Estate, *, approvals: int | None = None,

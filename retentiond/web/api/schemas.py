@@ -5,10 +5,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from retentiond.text import has_visible
 
 #: Free text: at least one visible character, and no NUL (PostgreSQL refuses it in text).
 TEXT = r"^[^\x00]*\S[^\x00]*$"
+
+
+def _visible(value: str) -> str:
+    if not has_visible(value):
+        raise ValueError("needs at least one visible character (spaces and invisible "
+                         "characters alone say nothing)")
+    return value
+
+
+#: A reason, as the lifecycle takes it: free text with at least one character a reader sees
+#: (``retentiond.text``; ``\S`` alone lets a zero-width space through).
+Reason = Annotated[str, Field(min_length=1, max_length=2000, pattern=TEXT),
+                   AfterValidator(_visible)]
 #: Ids the registry can hold on every backend.
 DbId = Annotated[int, Field(ge=1, le=2**62)]
 HoldType = Literal["legal", "subject_access", "inquiry", "complaint", "police", "other"]
@@ -25,6 +40,37 @@ class Me(BaseModel):
     roles: list[str]
     controller: str | None
     via: str
+
+
+class ApiToken(BaseModel):
+    """An API token (never its secret, which is not stored)."""
+
+    id: int
+    username: str = Field(description="the user it acts as")
+    name: str
+    issued_by: str | None = Field(description="who made it: its user (a token made by anyone "
+                                              "else authenticates nobody)")
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+class ApiTokens(BaseModel):
+    items: list[ApiToken]
+
+
+class CreateTokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT),
+                    AfterValidator(_visible)] = Field(description="what uses the token")
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="when it stops working, with its offset (none: never)")
+
+
+class NewApiToken(BaseModel):
+    token: str = Field(description="the secret, shown in this response only")
+    item: ApiToken
 
 
 class Disposal(BaseModel):
@@ -62,7 +108,7 @@ class Disposals(BaseModel):
 class ApproveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ids: list[DbId] = Field(min_length=1, max_length=500)
-    reason: str = Field(min_length=1, max_length=2000, pattern=TEXT)
+    reason: Reason
 
 
 class RejectRequest(ApproveRequest):
@@ -114,7 +160,7 @@ class PlaceHoldRequest(BaseModel):
                        description="record:ID, subject:REF, category:CODE, controller:CODE, "
                                    "or filter:NAME (or filter:ID) for a saved filter")
     type: HoldType
-    reason: str = Field(min_length=1, max_length=2000, pattern=TEXT)
+    reason: Reason
     until: dt.date | None = None
 
 
@@ -155,7 +201,7 @@ class SaveFilterRequest(BaseModel):
 
 class LiftHoldRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=2000, pattern=TEXT)
+    reason: Reason
 
 
 class Record(BaseModel):

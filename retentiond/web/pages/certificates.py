@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from retentiond.lifecycle.context import LifecycleError
+from retentiond.text import has_visible
 from retentiond.web.auth import audit, context_for, current
 from retentiond.web.pages.common import FieldError, redirect, render
 
@@ -105,7 +106,7 @@ async def certificate_acknowledge(request: Request, serial: str) -> Response:
     principal = current(request)
     kind = "disputed" if form.get("dispute") else "acknowledged"
     comment = str(form.get("comment") or "").strip() or None
-    if kind == "disputed" and not comment:
+    if kind == "disputed" and not has_visible(comment or ""):
         errors = [FieldError("comment", "Say what is wrong with the certificate")]
         return await run_in_threadpool(lambda: _certificate_view(request, serial, errors=errors,
                                                                  status_code=400))

@@ -13,6 +13,7 @@ from retentiond.lifecycle.context import LifecycleError
 from retentiond.lifecycle.filters import list_filters
 from retentiond.lifecycle.holds import lift_hold, list_holds, place_hold
 from retentiond.registry.models import HOLD_SCOPES, HOLD_TYPES
+from retentiond.text import has_visible
 from retentiond.web import queries
 from retentiond.web.auth import context_for, web_state
 from retentiond.web.pages.common import FieldError, date_parts, parse_date_input, redirect, render
@@ -62,7 +63,7 @@ async def holds_place(request: Request) -> Response:
                                                 "category, controller code or filter name"))
     if hold_type not in HOLD_TYPES:
         errors.append(FieldError("hold_type", "Choose the type of hold"))
-    if not reason:
+    if not has_visible(reason):
         errors.append(FieldError("reason", "Enter the reason for the hold"))
     until = parse_date_input(form, "until", "end date", errors, required=False)
     hold = None
@@ -109,7 +110,7 @@ async def holds_lift(request: Request, hold_id: int) -> Response:
     reason = str(form.get("reason") or "").strip()
     if hold_id > 2**62:
         raise HTTPException(status_code=404, detail=f"no hold {hold_id}")
-    if not reason:
+    if not has_visible(reason):
         errors = [FieldError("reason", "Enter the reason for lifting the hold")]
         return _hold_view(request, hold_id, errors=errors, status_code=400)
     try:

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from retentiond.lifecycle.context import LifecycleError
+from retentiond.text import has_visible
 from retentiond.web.auth import web_state
 from retentiond.web.pages.common import FieldError, render
 
@@ -105,9 +106,9 @@ async def ack_submit(request: Request) -> HTMLResponse:
     if serial is None:
         return _form(request, token=token, serial=None, dispute=dispute, status_code=400)
     errors = []
-    if not by:
+    if not has_visible(by):
         errors.append(FieldError("by", "Enter your name, so the issuer knows who confirmed"))
-    if dispute and not comment:
+    if dispute and not has_visible(comment):
         errors.append(FieldError("comment", "Say what is wrong with the certificate"))
     if errors:
         return _form(request, token=token, serial=serial, dispute=dispute, errors=errors, by=by,

@@ -14,6 +14,7 @@ from retentiond.lifecycle import review
 from retentiond.lifecycle.context import LifecycleError
 from retentiond.lifecycle.holds import place_hold
 from retentiond.registry.models import DISPOSAL_STATES, HOLD_TYPES
+from retentiond.text import has_visible
 from retentiond.web import queries
 from retentiond.web.auth import context_for, current, web_state
 from retentiond.web.pages.common import (
@@ -101,7 +102,7 @@ async def _act(request: Request, verb: str) -> Response:
     reason = str(form.get("reason") or "").strip()
     if not ids:
         errors.append(FieldError("ids", "Select at least one case"))
-    if not reason:
+    if not has_visible(reason):
         errors.append(FieldError("reason", "Enter a reason"))
     until = None
     if verb == "defer":

@@ -1,4 +1,4 @@
-"""Sign-in, sign-out, the user's own account page, and the front door."""
+"""Sign-in, sign-out and the front door (the user's own account page: ``account.py``)."""
 
 from __future__ import annotations
 
@@ -96,12 +96,6 @@ def logout(request: Request) -> Response:
 def home(request: Request) -> Response:
     principal = current(request)
     return RedirectResponse("/dashboard" if principal.can(VIEW) else "/account", status_code=303)
-
-
-@router.get("/account", name="account_page")
-def account_page(request: Request) -> HTMLResponse:
-    principal = current(request)
-    return render(request, "account.html", title="Your account", me=principal)
 
 
 @router.get("/healthz", name="healthz")

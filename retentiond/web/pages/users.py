@@ -1,24 +1,29 @@
-"""Users (admin): who can sign in, with what roles; disable, sign out everywhere, API tokens.
+"""Users (admin): who can sign in, with what roles; disable, sign out everywhere; list and
+revoke API tokens (never make one: a token is made by its own user, ``account.py``).
 Users are added with ``retentiond users add``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from retentiond.lifecycle.context import LifecycleError
 from retentiond.web.accounts import disable_user, list_users, revoke_sessions
 from retentiond.web.auth import context_for
-from retentiond.web.pages.common import FieldError, redirect, render
-from retentiond.web.sessions import create_token
+from retentiond.web.pages.common import redirect, render
+from retentiond.web.sessions import list_tokens, revoke_token
 
 router = APIRouter(include_in_schema=False)
 
 
-def _users_view(request: Request, **extra: object) -> HTMLResponse:
-    users = list_users(context_for(request))
-    return render(request, "users.html", title="Users", users=users, **extra)  # type: ignore[arg-type]
+def _users_view(request: Request, **extra: Any) -> HTMLResponse:
+    ctx = context_for(request)
+    users = list_users(ctx)
+    tokens = list_tokens(ctx)
+    return render(request, "users.html", title="Users", users=users, tokens=tokens,
+                  **extra)
 
 
 @router.get("/users", name="users_page")
@@ -44,15 +49,12 @@ def users_revoke_sessions(request: Request, username: str) -> Response:
     return redirect("/users", flash=f"{username} is signed out of {n} session(s).")
 
 
-@router.post("/users/{username}/tokens", name="users_create_token")
-async def users_create_token(request: Request, username: str) -> Response:
-    form = await request.form()
-    name = str(form.get("name") or "")
+@router.post("/users/tokens/{token_id:int}/revoke", name="users_revoke_token")
+def users_revoke_token(request: Request, token_id: int) -> Response:
+    if token_id > 2**62:
+        raise HTTPException(status_code=404, detail=f"no API token {token_id}")
     try:
-        token = await run_in_threadpool(create_token, context_for(request), username, name=name)
+        view = revoke_token(context_for(request), token_id)
     except LifecycleError as exc:
-        errors = [FieldError(f"token-{username}", str(exc))]
-        return await run_in_threadpool(lambda: _users_view(request, errors=errors, error_summary=errors,
-                                                           status_code=400))
-    # Shown once, on this response only: it is never stored and never put in a cookie.
-    return await run_in_threadpool(lambda: _users_view(request, new_token=token, token_user=username))
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    return redirect("/users", flash=f"API token {view.name!r} of {view.username} is revoked.")
