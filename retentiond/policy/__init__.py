@@ -5,7 +5,7 @@ Nothing in this package reads a clock, a database or (apart from ``loader``) a f
 
 from __future__ import annotations
 
-from retentiond.policy.engine import Decision, RuleOutcome, decide
+from retentiond.policy.engine import Decision, RuleOutcome, decide, decide_safely
 from retentiond.policy.facts import Facts
 from retentiond.policy.loader import PolicyError, load_policy_set
 from retentiond.policy.model import (
@@ -31,5 +31,6 @@ __all__ = [
     "Rule",
     "RuleOutcome",
     "decide",
+    "decide_safely",
     "load_policy_set",
 ]

@@ -30,6 +30,11 @@ ROUNDINGS: dict[str, tuple[int, int]] = {
 #: common year, 31st in a 30-day month). ``next_day`` (the default) never disposes a day early.
 MISSING_DAY: tuple[str, ...] = ("next_day", "last_day")
 
+#: The longest period a rule may have. Nothing is kept longer (the longest statutory periods,
+#: such as a looked-after child's 75 years from birth, are half of it); a longer period in a
+#: pack is a typing slip ("9000y" for "90y"), refused by ``policies check``.
+MAX_PERIOD_YEARS = 150
+
 _PERIOD_RE = re.compile(r"^(?:(?P<y>\d+)y)?(?:(?P<m>\d+)m)?(?:(?P<d>\d+)d)?$")
 
 
