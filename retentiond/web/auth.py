@@ -164,12 +164,17 @@ class SignIn:
 
 
 def password_sign_in(request: Request, username: str, password: str) -> SignIn:
-    """Check a user name and password, with throttling; audit the outcome either way."""
+    """Check a user name and password, with throttling; audit the outcome either way.
+
+    The attempt is noted (as a failure, under the sign-in lock) before the password is
+    checked, so concurrent tries cannot all slip under the limit; the check itself (argon2,
+    slow on purpose) runs outside any transaction."""
     state = web_state(request)
     now = state.clock.now()
     client = client_address(request)
     username = username.strip()
     with state.sessions.begin() as session:
+        throttle.lock(session)
         wait = throttle.retry_after(session, username=username, client=client, now=now,
                                     settings=state.settings)
         if wait is not None:
@@ -177,12 +182,17 @@ def password_sign_in(request: Request, username: str, password: str) -> SignIn:
             record_event(session, kind="SignInThrottled", actor=username or "-", entity="user",
                          entity_id=username or "-", at=now, data={"method": "password"})
             return SignIn(error=f"Too many failed attempts. Try again in {minutes} minutes.")
+        attempt = throttle.note_attempt(session, username=username, client=client, now=now,
+                                        succeeded=False, settings=state.settings)
         user = session.scalar(select(WebUser).where(WebUser.username == username))
-        ok = verify_password(user.password_hash if user else None, password)
-        if not ok or user is None or user.disabled_at is not None:
-            throttle.note_attempt(session, username=username, client=client, now=now,
-                                  succeeded=False, settings=state.settings)
-            why = "disabled" if ok and user is not None else "wrong user name or password"
+        user_id, stored = (user.id, user.password_hash) if user is not None else (None, None)
+    ok = verify_password(stored, password)
+    with state.sessions.begin() as session:
+        user = session.get(WebUser, user_id) if user_id is not None else None
+        why = ("wrong user name or password" if not ok or user is None
+               else "disabled" if user.disabled_at is not None
+               else "password changed meanwhile" if user.password_hash != stored else None)
+        if why is not None or user is None:
             record_event(session, kind="SignInFailed", actor=username or "-", entity="user",
                          entity_id=username or "-", at=now,
                          data={"method": "password", "why": why})
@@ -191,8 +201,7 @@ def password_sign_in(request: Request, username: str, password: str) -> SignIn:
         assert user.password_hash is not None
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
-        throttle.note_attempt(session, username=username, client=client, now=now,
-                              succeeded=True, settings=state.settings)
+        throttle.mark_succeeded(session, attempt)
         token = start_session(session, user, method="password", now=now, settings=state.settings)
         record_event(session, kind="UserSignedIn", actor=username, entity="user",
                      entity_id=username, at=now, data={"method": "password"})
