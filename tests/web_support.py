@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from retentiond.clock import FixedClock
@@ -67,6 +70,18 @@ def web_config(url: str, tmp: Path, *, secure: bool = True, **web: object) -> Co
     """A configuration for the app: the registry and a [web] section."""
     return Config(source=str(tmp / "retentiond.toml"), database_url=url,
                   raw={"web": {"cookie_secure": secure, **web}}, pseudonym_key=b"k" * 32)
+
+
+@contextmanager
+def serve_app(estate: Estate, policy: PolicySet, clock: FixedClock, tmp: Path,
+                **web: object) -> Iterator[TestClient]:
+    """The app on the estate's registry, behind a test client on https://testserver."""
+    from retentiond.web.app import create_app
+
+    app = create_app(web_config(estate.url, tmp, **web), policy=policy, clock=clock,
+                     sessions=estate.ctx.sessions)
+    with TestClient(app, base_url="https://testserver") as c:
+        yield c
 
 
 def today_plus(clock: FixedClock, days: int) -> dt.date:
