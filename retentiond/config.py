@@ -30,6 +30,53 @@ class ConfigError(ValueError):
     """The configuration is wrong; the message names the file and the key."""
 
 
+#: The keys of the sections this module reads itself; every other section is checked, key by
+#: key, by the subsystem that reads it ([daemon], [web], [notify], ...).
+_SECTION_KEYS: dict[str, set[str]] = {
+    "database": {"url"},
+    "policies": {"paths"},
+    "actor": {"name"},
+    "logging": {"level", "format", "pseudonym_key_file"},
+    "cli": {"allow_actor_override"},
+}
+#: Database URL schemes the registry runs on (docs/configuration.md).
+SUPPORTED_DATABASES = "sqlite:///PATH or postgresql://USER@HOST:PORT/NAME"
+
+
+def _section(doc: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    """A section this module reads, refusing a non-table and unknown keys (a misspelt key
+    must not be silently ignored: ``[policies] path = ...`` would load the default pack)."""
+    table = doc.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [{name}] must be a table, not {table!r}")
+    allowed = _SECTION_KEYS[name]
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}: [{name}].{key}: unknown key "
+                              f"(allowed: {', '.join(sorted(allowed))})")
+    return table
+
+
+def check_database_url(url: str, where: str) -> None:
+    """Refuse a URL the registry cannot run on, naming ``where`` (file and key, or the
+    environment variable) and the supported schemes. The URL itself is not repeated: it may
+    hold a password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from retentiond.registry.db import normalise_url
+
+    try:
+        parsed = make_url(normalise_url(url))
+    except ArgumentError:
+        raise ConfigError(f"{where}: is not a database URL (use {SUPPORTED_DATABASES})") from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if (backend, driver) not in (("sqlite", "pysqlite"), ("postgresql", "psycopg")):
+        scheme = parsed.drivername
+        raise ConfigError(f"{where}: unsupported database {scheme!r}: retentiond runs on SQLite "
+                          f"and PostgreSQL (through psycopg 3) only; use {SUPPORTED_DATABASES}")
+
+
 def _default_state_dir() -> Path:
     if state := os.environ.get("STATE_DIRECTORY"):  # set by systemd's StateDirectory=
         return Path(state.split(":")[0])
@@ -107,16 +154,11 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
     for key in doc:
         if key not in allowed:
             raise ConfigError(f"{where}: unknown section [{key}] (allowed: {', '.join(sorted(allowed))})")
-    database = doc.get("database", {})
-    policies = doc.get("policies", {})
-    actor = doc.get("actor", {})
-    logging = doc.get("logging", {})
-    cli = doc.get("cli", {})
-    if not isinstance(cli, dict):
-        raise ConfigError(f"{where}: [cli] must be a table")
-    for key in cli:
-        if key != "allow_actor_override":
-            raise ConfigError(f"{where}: [cli].{key}: unknown key (allowed: allow_actor_override)")
+    database = _section(doc, "database", where)
+    policies = _section(doc, "policies", where)
+    actor = _section(doc, "actor", where)
+    logging = _section(doc, "logging", where)
+    cli = _section(doc, "cli", where)
     base = Path(chosen).parent if chosen else Path.cwd()
 
     def relative(p: str) -> str:
@@ -126,6 +168,9 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
     url = _get(database, "url", str, f"{where}: [database]")
     cfg.database_url = url or f"sqlite:///{_default_state_dir() / 'retentiond.db'}"
     paths = _get(policies, "paths", list, f"{where}: [policies]")
+    if paths is not None and not all(isinstance(p, str) and p for p in paths):
+        raise ConfigError(f"{where}: [policies].paths: must be a list of file or directory "
+                          f"names, not {paths!r}")
     cfg.policy_paths = [relative(p) for p in paths] if paths else _default_policies()
     cfg.actor = _get(actor, "name", str, f"{where}: [actor]") or ""
     actor_set_by = "[actor] name" if cfg.actor else None
@@ -136,6 +181,7 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
 
     if v := env.get("RETENTIOND_DATABASE_URL"):
         cfg.database_url = v
+        cfg.overridden["database.url"] = "RETENTIOND_DATABASE_URL"
     if v := env.get("RETENTIOND_POLICIES"):
         cfg.policy_paths = [p for p in v.split(os.pathsep) if p]
     if v := env.get("RETENTIOND_ACTOR"):
@@ -156,10 +202,11 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
                 raise ConfigError(f"{where}: [{section}] must be a table")
             doc[section] = {**table, key: v}
             cfg.overridden[f"{section}.{key}"] = variable
+    check_database_url(cfg.database_url, f"{where}: [database].url{cfg.set_by('database.url')}")
     if cfg.log_format not in ("json", "console"):
-        raise ConfigError(f"{where}: [logging].format must be 'json' or 'console'")
+        raise ConfigError(f"{where}: [logging].format: must be 'json' or 'console'")
     if cfg.log_level.lower() not in ("debug", "info", "warning", "error"):
-        raise ConfigError(f"{where}: [logging].level must be debug, info, warning or error")
+        raise ConfigError(f"{where}: [logging].level: must be debug, info, warning or error")
     if key_file:
         try:
             cfg.pseudonym_key = Path(relative(key_file)).read_bytes().strip()

@@ -88,6 +88,18 @@ def web_config(url: str, tmp: Path, *, secure: bool = True, **web: object) -> Co
                   raw={"web": {"cookie_secure": secure, **web}}, pseudonym_key=b"k" * 32)
 
 
+@contextmanager
+def serve_app(estate: Estate, policy: PolicySet, clock: FixedClock, tmp: Path,
+                **web: object) -> Iterator[TestClient]:
+    """The app on the estate's registry, behind a test client on https://testserver."""
+    from retentiond.web.app import create_app
+
+    app = create_app(web_config(estate.url, tmp, **web), policy=policy, clock=clock,
+                     sessions=estate.ctx.sessions)
+    with TestClient(app, base_url="https://testserver") as c:
+        yield c
+
+
 def today_plus(clock: FixedClock, days: int) -> dt.date:
     return clock.today() + dt.timedelta(days=days)
 

@@ -136,9 +136,11 @@ def cmd_policies_report(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_controllers_import(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.ingest.controllers import import_controllers
     from retentiond.ingest.reader import detect_format
+    from retentiond.notify.settings import allow_private_webhooks
 
     path = Path(args.file)
-    result = import_controllers(make_context(cfg), path, fmt=detect_format(path, args.format))
+    result = import_controllers(make_context(cfg), path, fmt=detect_format(path, args.format),
+                                allow_private_webhooks=allow_private_webhooks(cfg))
     print(f"{path}: {result.rows} controllers: {result.created} created, {result.updated} updated")
     return 0
 

@@ -297,6 +297,7 @@ def job_digest(env: JobEnv) -> JobOutcome:
         "pending_review": c.pending_review, "overdue": c.overdue, "failed": c.failed,
         "held": c.disposals.get("held", 0), "approved": c.disposals.get("approved", 0),
         "needs_attention": c.needs_attention, "due": c.due,
+        "notifications_dead": c.notifications_dead, "webhooks_refused": c.webhooks_refused,
     }
     if c.oldest_pending_due_on is not None:
         counts["oldest_pending_days"] = (c.as_of - c.oldest_pending_due_on).days

@@ -80,6 +80,11 @@ class RegistryCollector(Collector):
              "trigger date is missing, ...)", c.needs_attention),
             ("retentiond_overdue_grace_days", "The grace period of the overdue count, in days",
              c.grace_days),
+            ("retentiond_notifications_dead", "Notices given up (dead letters)",
+             c.notifications_dead),
+            ("retentiond_webhooks_refused", "Dead notices whose webhook address may not be sent "
+             "to (link-local, metadata, private, http to another host); nothing was sent",
+             c.webhooks_refused),
         ):
             yield GaugeMetricFamily(name, doc, value=value)
         pending = GaugeMetricFamily("retentiond_pending_review_by_category",

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from retentiond.clock import Clock
 from retentiond.lifecycle.sql import DONE_STATES, hold_covers_record
-from retentiond.registry.models import DISPOSAL_STATES, Disposal, Record
+from retentiond.notify.addresses import REFUSED
+from retentiond.registry.models import DISPOSAL_STATES, Disposal, Notification, Record
 
 #: The state a record without any disposal case is in.
 RETAINED = "retained"
@@ -39,6 +40,10 @@ class RegistryCounts:
     needs_attention: int
     oldest_pending_due_on: dt.date | None
     pending_by_category: dict[str, int] = field(default_factory=dict)
+    #: Notices given up (the dead letters), and of those the webhooks refused because their
+    #: address may not be sent to (link-local, metadata, private, http to another host).
+    notifications_dead: int = 0
+    webhooks_refused: int = 0
 
     @property
     def pending_review(self) -> int:
@@ -88,8 +93,14 @@ def registry_counts(session: Session, as_of: dt.date, grace_days: int) -> Regist
         select(Record.category, func.count()).join(Disposal, Disposal.record_id == Record.id)
         .where(Disposal.state == "pending_review").group_by(Record.category)
     ).all())
+    dead, refused = session.execute(
+        select(func.count(), func.count(Notification.id).filter(
+            Notification.last_error.like(f"{REFUSED}%")))
+        .select_from(Notification).where(Notification.state == "dead")
+    ).one()
     return RegistryCounts(
-        as_of=as_of, records={str(k): int(v) for k, v in records.items()},
+        as_of=as_of, notifications_dead=int(dead or 0), webhooks_refused=int(refused or 0),
+        records={str(k): int(v) for k, v in records.items()},
         disposals={str(k): int(v) for k, v in disposals.items()}, due=int(due or 0),
         overdue=int(overdue or 0), grace_days=grace_days, needs_attention=int(attention or 0),
         oldest_pending_due_on=oldest,

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 from sqlalchemy import select
 
 from retentiond.audit import record_event
 from retentiond.ingest.errors import MAX_PROBLEMS, ImportRefused
-from retentiond.ingest.reader import RowError, read_rows
+from retentiond.ingest.reader import RowError, read_rows, refuse_invisible
 from retentiond.lifecycle.context import Context
+from retentiond.notify.addresses import Resolver, WebhookAddressError, check_webhook
 from retentiond.registry.models import Controller
 
 _CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -26,26 +27,43 @@ class ControllerImport:
     updated: int
 
 
-def _validate(row: dict[str, str]) -> dict[str, str | None]:
-    code = (row.get("code") or "").strip()
+def _text(row: dict[str, str], field: str) -> str:
+    value = row.get(field) or ""
+    if not isinstance(value, str):
+        raise RowError(field, f"must be text, not {value!r}")
+    return refuse_invisible(field, value.strip())
+
+
+def _validate(row: dict[str, str], *, allow_private: bool,
+              resolver: Resolver | None) -> dict[str, str | None]:
+    code = _text(row, "code")
     if not _CODE_RE.match(code):
         raise RowError("code", f"{code!r} is not a code (letters, digits, '.', '_', '-'; up to 64)")
-    name = (row.get("name") or "").strip()
+    name = _text(row, "name")
     if not name:
         raise RowError("name", "is required")
-    email = (row.get("email") or "").strip()
+    email = _text(row, "email")
     if not _EMAIL_RE.match(email):
         raise RowError("email", f"{email!r} is not an email address")
-    webhook = (row.get("webhook_url") or "").strip() or None
+    webhook = _text(row, "webhook_url") or None
     if webhook is not None:
-        url = urlparse(webhook)
-        if url.scheme not in ("https", "http") or not url.netloc:
-            raise RowError("webhook_url", f"{webhook!r} is not an http(s) URL")
+        try:
+            # A name that does not resolve yet is let through: delivery checks it again.
+            check_webhook(webhook, allow_private=allow_private, resolver=resolver,
+                          require_resolution=False)
+        except WebhookAddressError as exc:
+            raise RowError("webhook_url", str(exc)) from None
     return {"code": code, "name": name, "email": email, "webhook_url": webhook}
 
 
-def import_controllers(ctx: Context, path: Path, *, fmt: str = "csv") -> ControllerImport:
-    """Create or update controllers from a file; refuse the whole file if any row is wrong."""
+def import_controllers(ctx: Context, path: Path, *, fmt: str = "csv",
+                       allow_private_webhooks: bool = False,
+                       resolver: Resolver | None = socket.getaddrinfo) -> ControllerImport:
+    """Create or update controllers from a file; refuse the whole file if any row is wrong.
+
+    A webhook URL must be https (http only to this host) and must not name or resolve to a
+    link-local, metadata, unspecified or (unless ``allow_private_webhooks``) private address
+    (``retentiond.notify.addresses``)."""
     problems: list[str] = []
     more = 0
     rows: dict[str, tuple[int, dict[str, str | None]]] = {}
@@ -55,7 +73,7 @@ def import_controllers(ctx: Context, path: Path, *, fmt: str = "csv") -> Control
             try:
                 if "__error__" in raw:
                     raise RowError(raw.get("__field__", "(row)"), raw["__error__"])
-                clean = _validate(raw)
+                clean = _validate(raw, allow_private=allow_private_webhooks, resolver=resolver)
                 assert clean["code"] is not None
                 if clean["code"] in rows:
                     raise RowError("code", f"{clean['code']!r} is also on line "

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -22,6 +23,23 @@ class RowError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(message)
+
+
+def refuse_invisible(field: str, value: str) -> str:
+    """``value`` unchanged, or ``RowError`` naming the field and the first character that is a
+    control, format or separator character other than the space: a NUL byte, a tab, a line or
+    paragraph separator, a zero-width space, a bidirectional override, a non-breaking space.
+    Such a character in a locator or an identifier is stored as given and then fails (or, worse,
+    matches something else) only when the record is disposed of; in a name it makes two
+    different values look the same."""
+    if value.isprintable():  # C speed; true for almost every value of a large file
+        return value
+    for position, char in enumerate(value, start=1):
+        if not (char == " " or char.isprintable()):
+            name = unicodedata.name(char, "a control character")
+            raise RowError(field, f"holds U+{ord(char):04X} ({name}) at character {position}: "
+                           "control and invisible characters are not allowed")
+    return value
 
 
 def parse_date(field: str, value: Any) -> dt.date | None:

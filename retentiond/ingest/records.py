@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
 from retentiond.ingest.errors import MAX_PROBLEMS, ImportRefused
-from retentiond.ingest.reader import Progress, RowError, parse_date, read_rows
+from retentiond.ingest.reader import Progress, RowError, parse_date, read_rows, refuse_invisible
 from retentiond.lifecycle.context import Context
 from retentiond.lifecycle.recompute import (
     _decider,
@@ -105,7 +105,7 @@ def _clean(value: Any, field: str, limit: int) -> str | None:
         return None
     if value.__class__ is not str:
         raise RowError(field, f"must be text, not {value!r}")
-    value = value.strip()
+    value = refuse_invisible(field, value.strip())
     if len(value) > limit:
         raise RowError(field, f"is longer than {limit} characters")
     return value or None

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from retentiond.audit import record_event
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.recompute import recompute_where, withdraw_stale_cases
-from retentiond.policy.dates import add_period
+from retentiond.policy.dates import DateOutOfRange, add_period
 from retentiond.policy.model import Period
 from retentiond.registry.models import Agreement, Record
 
@@ -58,7 +58,10 @@ def terminate_agreement(ctx: Context, code: str, *, on: dt.date,
         if agreement is None:
             raise LifecycleError(f"no agreement {code!r}")
         months = NOTICES[notice] if notice else agreement.notice_months
-        due_on = add_period(on, Period(months=months))
+        try:
+            due_on = add_period(on, Period(months=months))
+        except DateOutOfRange as exc:
+            raise LifecycleError(f"--on {on.isoformat()}: {exc}") from None
         if agreement.status == "terminated":
             if (agreement.terminated_on, agreement.disposal_due_on) == (on, due_on):
                 count = session.scalar(select(func.count()).select_from(Record)

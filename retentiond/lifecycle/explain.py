@@ -11,7 +11,7 @@ from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.holds import covered_by
 from retentiond.lifecycle.recompute import fact_query, facts_from_row
 from retentiond.lifecycle.sql import hold_is_active
-from retentiond.policy import decide
+from retentiond.policy import decide_safely
 from retentiond.policy.model import TRIGGERS
 from retentiond.registry.models import (
     Agreement,
@@ -36,7 +36,7 @@ def explain(ctx: Context, record_key: str, *, as_of: dt.date) -> dict[str, Any]:
             raise LifecycleError(f"no record {record_key!r}")
         row = session.execute(fact_query().where(Record.id == record.id)).one()
         facts = facts_from_row(row)
-        decision = decide(ctx.policy, facts)
+        decision = decide_safely(ctx.policy, facts)
         controller = session.get_one(Controller, record.controller_id)
         agreement = session.get(Agreement, record.agreement_id) if record.agreement_id else None
         subject = session.get(Subject, record.subject_id) if record.subject_id else None

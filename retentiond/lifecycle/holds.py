@@ -12,6 +12,7 @@ moment of each check, records imported later included, whatever happens to the f
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,6 +167,28 @@ def _scope_exists(ctx: Context, session: Session, kind: str, value: str) -> bool
     return session.scalar(select(table).where(table == value).limit(1)) is not None
 
 
+#: Why a case moved because of a hold, as the case's reason and its audit events say. Kept
+#: here, beside the one place that writes them, so that ``is_hold_case_reason`` (what a
+#: controller user must not be shown: the council's reason) always recognises them.
+EXPIRED_CASE_REASON = "the hold that covered it expired"
+_HOLD_CASE_REASON = re.compile(r"^hold \d+( lifted)?: ")
+
+
+def held_case_reason(hold: Hold) -> str:
+    return f"hold {hold.id}: {hold.reason}"
+
+
+def lifted_case_reason(hold: Hold, reason: str) -> str:
+    return f"hold {hold.id} lifted: {reason}"
+
+
+def is_hold_case_reason(reason: str | None) -> bool:
+    """True for a case reason written because of a hold (it carries the hold's reason, or its
+    lift reason)."""
+    return reason is not None and (reason == EXPIRED_CASE_REASON
+                                   or _HOLD_CASE_REASON.match(reason) is not None)
+
+
 def _audit_many(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
         note_inserted(session, session.scalars(insert(AuditEvent).returning(AuditEvent.id), rows))
@@ -233,7 +256,7 @@ def place_hold(ctx: Context, *, scope: str, hold_type: str, reason: str,
         # (approved and pending_confirmation are held too); ``executing`` is the executor's to
         # re-check under its lease.
         held = _move_cases(ctx, session, ids, HOLDABLE, "held", "DisposalHeld",
-                           f"hold {hold.id}: {hold.reason}")
+                           held_case_reason(hold))
         log.info("hold_placed", hold_id=hold.id, scope_kind=kind, type=hold_type,
                  cases_held=len(held))
         return _view(session, hold, today)
@@ -267,7 +290,7 @@ def lift_hold(ctx: Context, hold_id: int, *, reason: str) -> HoldView:
                          policy_version=ctx.policy.version, data=_scope_data(hold))
             session.flush()
             back = return_unheld_to_review(ctx, session, today,
-                                           f"hold {hold.id} lifted: {reason}")
+                                           lifted_case_reason(hold, reason))
             log.info("hold_lifted", hold_id=hold.id, cases_returned_to_review=back)
         return _view(session, hold, today)
 
@@ -288,7 +311,7 @@ def expire_holds(ctx: Context, session: Session, as_of: dt.date) -> int:
                      policy_version=ctx.policy.version, data=_scope_data(hold))
     if ended:
         session.flush()
-        return_unheld_to_review(ctx, session, as_of, "the hold that covered it expired")
+        return_unheld_to_review(ctx, session, as_of, EXPIRED_CASE_REASON)
     return len(ended)
 
 

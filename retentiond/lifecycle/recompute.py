@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from retentiond.audit.chain import note_inserted
 from retentiond.lifecycle.context import Context
 from retentiond.lifecycle.sql import move_cases
-from retentiond.policy import Decision, Facts, PolicySet, decide
+from retentiond.policy import Decision, Facts, PolicySet, decide_safely
 from retentiond.registry.bulk import BulkUpdate
 from retentiond.registry.db import write_transaction
 from retentiond.registry.models import (
@@ -168,13 +168,13 @@ class _Decider:
             self.keys[category] = None if read is None else tuple(_FACT_INDEX[f] for f in read)
         indexes = self.keys[category]
         if indexes is None:
-            return stored_decision(decide(self.policy, facts_from_row(row)))
+            return stored_decision(decide_safely(self.policy, facts_from_row(row)))
         key = tuple([row[i] for i in indexes])
         stored = self.cache.get(key)
         if stored is None:
             if len(self.cache) >= DECISION_CACHE:
                 self.cache.clear()
-            stored = self.cache[key] = stored_decision(decide(self.policy, facts_from_row(row)))
+            stored = self.cache[key] = stored_decision(decide_safely(self.policy, facts_from_row(row)))
         return stored
 
 

@@ -22,17 +22,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
+import http.client
 import smtplib
+import socket
 import ssl
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Protocol
+from typing import Any, Protocol
 
+from retentiond.notify.addresses import (
+    HostUnresolved,
+    Resolver,
+    WebhookAddressError,
+    WebhookTarget,
+    check_webhook,
+)
 from retentiond.notify.settings import NotifySettings, SmtpSettings
 
 SIGNATURE_HEADER = "X-Retentiond-Signature"
@@ -48,6 +53,12 @@ class TransientDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """Trying again cannot help: the notice goes to the dead letters and IG is alerted."""
+
+
+class RefusedAddressError(PermanentDeliveryError):
+    """The webhook's address is not one this service may send to (checked again at each
+    delivery, after a fresh DNS lookup): nothing was sent. Its message starts with
+    ``retentiond.notify.addresses.REFUSED``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,36 +192,49 @@ class SmtpEmailChannel:
                                          f"{type(exc).__name__}: {exc}") from exc
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
+def _pinned(connection: http.client.HTTPConnection, address: str, port: int) -> None:
+    """Make ``connection`` connect to ``address`` (the one checked), whatever the host name
+    resolves to by then: the TLS name check and the Host header still use the name."""
+    def create_connection(_address: Any, timeout: Any = None, source_address: Any = None,
+                          *args: Any, **kwargs: Any) -> socket.socket:
+        return socket.create_connection((address, port), timeout, source_address)
 
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    connection._create_connection = create_connection  # type: ignore[attr-defined]
 
 
 class HttpWebhookChannel:
     """HTTPS POST of the JSON, signed with HMAC-SHA256, with an ``Idempotency-Key`` header.
 
-    Plain HTTP is refused except to a loopback address (a receiver on the same host)."""
+    Before each POST the URL is checked again (``retentiond.notify.addresses``): plain HTTP
+    only to this host, and no address the host name now resolves to may be link-local, a
+    metadata service, unspecified, or (without ``allow_private``) private. The connection
+    goes to the address that was checked, never to a second lookup's answer. Redirects are
+    not followed."""
 
     name = "webhook"
 
-    def __init__(self, *, timeout_s: float = 15.0, user_agent: str = "retentiond") -> None:
+    def __init__(self, *, timeout_s: float = 15.0, user_agent: str = "retentiond",
+                 allow_private: bool = False, resolver: Resolver | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.timeout_s = timeout_s
         self.user_agent = user_agent
-        self._opener = urllib.request.build_opener(_NoRedirect())
+        self.allow_private = allow_private
+        self.resolver = resolver or socket.getaddrinfo
+        self.ssl_context = ssl_context
+
+    def target(self, url: str) -> WebhookTarget:
+        """The checked target of ``url``; ``RefusedAddressError`` when it may not be sent to,
+        ``TransientDeliveryError`` when its name does not resolve just now."""
+        try:
+            return check_webhook(url, allow_private=self.allow_private, resolver=self.resolver,
+                                 require_resolution=True)
+        except HostUnresolved as exc:
+            raise TransientDeliveryError(str(exc)) from None
+        except WebhookAddressError as exc:
+            raise RefusedAddressError(str(exc)) from None
 
     def send(self, message: Outgoing) -> str:
-        url = urllib.parse.urlsplit(message.target)
-        if url.scheme != "https" and not (url.scheme == "http" and _loopback(url.hostname or "")):
-            raise PermanentDeliveryError(f"webhook URL must be https, not {url.scheme}")
+        target = self.target(message.target)
         if message.hmac_key is None:
             raise TransientDeliveryError("no webhook secret: set [notify].secret_file")
         headers = {
@@ -220,23 +244,36 @@ class HttpWebhookChannel:
             SIGNATURE_HEADER: webhook_signature(message.hmac_key, message.timestamp, message.body),
             **message.headers,
         }
-        request = urllib.request.Request(message.target, data=message.body, headers=headers,
-                                         method="POST")
-        host = url.hostname
-        try:
-            with self._opener.open(request, timeout=self.timeout_s) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-            exc.close()
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise TransientDeliveryError(f"webhook {host}: {type(exc).__name__}: {reason}") from exc
-        if 200 <= status < 300:
-            return f"HTTP {status} from {host}"
-        if status in (408, 409, 425, 429) or status >= 500:
-            raise TransientDeliveryError(f"webhook {host} replied HTTP {status}")
-        raise PermanentDeliveryError(f"webhook {host} replied HTTP {status}")
+        path = target.url.path or "/"
+        if target.url.query:
+            path += f"?{target.url.query}"
+        host = target.host
+        if not target.addresses:
+            raise TransientDeliveryError(f"webhook {host}: the name resolves to no address")
+        last: Exception | None = None
+        for address in target.addresses:
+            connection: http.client.HTTPConnection
+            if target.url.scheme == "https":
+                connection = http.client.HTTPSConnection(
+                    host, target.port, timeout=self.timeout_s,
+                    context=self.ssl_context or ssl.create_default_context())
+            else:
+                connection = http.client.HTTPConnection(host, target.port, timeout=self.timeout_s)
+            _pinned(connection, address, target.port)
+            try:
+                connection.request("POST", path, body=message.body, headers=headers)
+                status = connection.getresponse().status
+            except (OSError, http.client.HTTPException) as exc:
+                last = exc
+                continue
+            finally:
+                connection.close()
+            if 200 <= status < 300:
+                return f"HTTP {status} from {host}"
+            if status in (408, 409, 425, 429) or status >= 500:
+                raise TransientDeliveryError(f"webhook {host} replied HTTP {status}")
+            raise PermanentDeliveryError(f"webhook {host} replied HTTP {status}")
+        raise TransientDeliveryError(f"webhook {host}: {type(last).__name__}: {last}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,7 +294,8 @@ def build_channels(settings: NotifySettings) -> Channels:
     (its signatures need the secret). Notices for a missing channel wait, untried."""
     by_name: dict[str, Channel] = {}
     if settings.secret is not None:
-        by_name["webhook"] = HttpWebhookChannel(timeout_s=settings.webhook_timeout_s)
+        by_name["webhook"] = HttpWebhookChannel(timeout_s=settings.webhook_timeout_s,
+                                                allow_private=settings.allow_private_webhooks)
     if settings.smtp is not None:
         by_name["email"] = SmtpEmailChannel(settings.smtp, settings.sender)
     return Channels(settings=settings, by_name=by_name)

@@ -27,6 +27,9 @@ LINES = (
     ("held", "held"),
     ("approved", "approved, awaiting execution"),
     ("needs_attention", "records that can never fall due until a missing fact is supplied"),
+    ("notifications_dead", "notices given up (see 'retentiond notifications list --state dead')"),
+    ("webhooks_refused", "of which webhooks refused: the address may not be sent to "
+                         "(link-local, metadata, private, or http to another host)"),
 )
 
 

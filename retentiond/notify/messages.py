@@ -50,7 +50,8 @@ def _wrap(lines: list[str]) -> str:
 
 
 def certificate_text(doc: dict[str, Any], *, links: tuple[str, str] | None,
-                     verify_url: str | None) -> tuple[str, str]:
+                     verify_url: str | None,
+                     links_until: dt.date | None = None) -> tuple[str, str]:
     """(subject, plain text) of a certificate email."""
     serial, n = doc["serial"], doc["totals"]["records"]
     controller = doc["controller"]["name"]
@@ -85,8 +86,11 @@ def certificate_text(doc: dict[str, Any], *, links: tuple[str, str] | None,
             f"  {links[0]}",
             "If anything in the certificate is wrong, tell us here:",
             f"  {links[1]}",
-            "",
         ]
+        if links_until is not None:
+            lines += [f"These links work until {long_date(links_until)}; after that, reply to "
+                      "this message."]
+        lines += [""]
     else:
         lines += ["Please acknowledge receipt by replying to this message.", ""]
     if verify_url:
@@ -149,8 +153,10 @@ def build_outgoing(session: Session, n: Notification, settings: NotifySettings, 
     if n.kind == "certificate":
         cert = session.get(Certificate, n.certificate_id)
         assert cert is not None
-        links = ack_links(settings.ack_url, settings.secret, cert.serial)
-        subject, text = certificate_text(cert.document, links=links, verify_url=settings.verify_url)
+        expires_on = now.astimezone(LONDON).date() + dt.timedelta(days=settings.ack_link_days)
+        links = ack_links(settings.ack_url, settings.secret, cert.serial, expires_on=expires_on)
+        subject, text = certificate_text(cert.document, links=links, verify_url=settings.verify_url,
+                                         links_until=expires_on)
         body = {"type": "disposal_certificate", "serial": cert.serial,
                 "controller": cert.document["controller"]["code"],
                 "issued_at": cert.document["issued_at"], "records": cert.records,

@@ -8,6 +8,8 @@
     backoff_max_s = 21600                   # longest delay between tries (6 hours)
     secret_file = "notify-secret"           # HMAC key: webhook signatures, acknowledgement links
     ack_url = "https://retentiond.council.example/acknowledge"   # page that takes ?token=
+    ack_link_days = 90                      # an acknowledgement link works this long
+    allow_private_webhooks = false          # true: webhooks may point into private networks
     verify_url = "https://council.example/retentiond/"   # where the CA / key set are published
 
     [notify.smtp]
@@ -36,7 +38,8 @@ from typing import Any
 from retentiond.config import Config, ConfigError
 
 _TOP = {"from", "ig_email", "max_attempts", "backoff_s", "backoff_max_s", "secret_file",
-        "ack_url", "verify_url", "smtp", "webhook", "lease_s"}
+        "ack_url", "verify_url", "smtp", "webhook", "lease_s", "ack_link_days",
+        "allow_private_webhooks"}
 _SMTP = {"host", "port", "security", "username", "password_file", "ca_file", "timeout_s"}
 _WEBHOOK = {"timeout_s"}
 
@@ -68,6 +71,11 @@ class NotifySettings:
     verify_url: str | None = None
     smtp: SmtpSettings | None = None
     webhook_timeout_s: float = 15.0
+    #: How long an acknowledgement link works, from when its notice was built.
+    ack_link_days: int = 90
+    #: Whether a controller's webhook may point into a private network (10/8, 192.168/16,
+    #: fc00::/7, ...). Link-local, metadata and unspecified addresses are refused regardless.
+    allow_private_webhooks: bool = False
 
 
 def _secret_path(p: str, base: Path) -> Path:
@@ -89,6 +97,17 @@ def _read_secret(p: str, base: Path, where: str) -> bytes:
     if not data:
         raise ConfigError(f"{where}: {path} is empty")
     return data
+
+
+def allow_private_webhooks(cfg: Config) -> bool:
+    """``[notify] allow_private_webhooks`` alone, for commands (``controllers import``) that
+    must not need the secrets the rest of ``[notify]`` names."""
+    table: Any = cfg.raw.get("notify", {})
+    value = table.get("allow_private_webhooks", False) if isinstance(table, dict) else False
+    if not isinstance(value, bool):
+        raise ConfigError(f"{cfg.source or 'config'}: [notify].allow_private_webhooks: must be "
+                          f"true or false, not {value!r}")
+    return value
 
 
 def notify_settings(cfg: Config) -> NotifySettings:
@@ -148,6 +167,11 @@ def notify_settings(cfg: Config) -> NotifySettings:
                             ca_file=(base / ca).resolve() if ca else None,
                             timeout_s=float(get(smtp_t, "timeout_s", (int, float), "notify.smtp", 30)))
     secret_file = get(table, "secret_file", str, "notify")
+    ack_link_days = get(table, "ack_link_days", int, "notify", 90)
+    if not 1 <= ack_link_days <= 3660:
+        raise ConfigError(f"{where}: [notify].ack_link_days: must be from 1 to 3660, "
+                          f"not {ack_link_days}")
+    allow_private = allow_private_webhooks(cfg)
     return NotifySettings(
         sender=get(table, "from", str, "notify", "retentiond@localhost"),
         ig_email=get(table, "ig_email", str, "notify"),
@@ -159,4 +183,5 @@ def notify_settings(cfg: Config) -> NotifySettings:
         verify_url=get(table, "verify_url", str, "notify"),
         smtp=smtp,
         webhook_timeout_s=float(get(hook_t, "timeout_s", (int, float), "notify.webhook", 15)),
+        ack_link_days=ack_link_days, allow_private_webhooks=allow_private,
     )

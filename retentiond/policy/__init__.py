@@ -5,7 +5,7 @@ Nothing in this package reads a clock, a database or (apart from ``loader``) a f
 
 from __future__ import annotations
 
-from retentiond.policy.engine import Decision, RuleOutcome, citations, decide
+from retentiond.policy.engine import Decision, RuleOutcome, citations, decide, decide_safely
 from retentiond.policy.facts import Facts
 from retentiond.policy.loader import PolicyError, load_policy_set
 from retentiond.policy.model import (
@@ -36,5 +36,6 @@ __all__ = [
     "RuleOutcome",
     "citations",
     "decide",
+    "decide_safely",
     "load_policy_set",
 ]

@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any
 
-from retentiond.policy.dates import add_period, age_on, round_up
+from retentiond.policy.dates import DateOutOfRange, add_days, add_period, age_on, round_up
 from retentiond.policy.facts import Facts
 from retentiond.policy.model import ACTIONS, Alternative, Condition, Evidence, PolicySet, Rule
 
@@ -49,7 +49,8 @@ class RuleOutcome:
     rule_id: str
     citation: str
     #: ``applies`` (gave a due date), ``not_applicable`` (its conditions do not hold),
-    #: ``missing_trigger`` or ``undetermined`` (a fact it needs is missing: never due).
+    #: ``missing_trigger`` or ``undetermined`` (a fact it needs is missing: never due),
+    #: ``out_of_range`` (the due date would fall after 9999-12-31: never due).
     status: str
     reason: str
     due_on: dt.date | None = None
@@ -108,12 +109,15 @@ def _holds(cond: Condition, facts: Facts) -> tuple[bool | None, str | None]:
 
 
 def due_from(alt: Alternative, anchor: dt.date) -> dt.date:
-    """The due date an alternative gives for a trigger date (DESIGN.md section 3, rule 1)."""
+    """The due date an alternative gives for a trigger date (DESIGN.md section 3, rule 1).
+
+    Raises ``DateOutOfRange`` when it would fall after 9999-12-31 (an open-ended marker such
+    as 9999-12-31 used as a trigger date)."""
     due = add_period(anchor, alt.period, missing_day=alt.missing_day)
     if alt.round_to is not None:
         due = round_up(due, alt.round_to)
     if alt.after_period_end:
-        due += dt.timedelta(days=1)
+        due = add_days(due, 1)
     return due
 
 
@@ -149,7 +153,16 @@ def _evaluate_rule(rule: Rule, facts: Facts) -> RuleOutcome:
                 **base, **detail, status="missing_trigger",
                 reason=f"never due: the record has no {alt.trigger}",
             )
-        due = due_from(alt, anchor)
+        try:
+            due = due_from(alt, anchor)
+        except DateOutOfRange as exc:
+            # Never due rather than an error: one record with an open-ended date must not
+            # stop the decisions about every other (evaluation, recompute, import, preview).
+            return RuleOutcome(
+                **base, **detail, status="out_of_range", trigger_value=anchor,
+                reason=f"never due: {exc} ({alt.trigger} is {anchor.isoformat()}; is it a "
+                "placeholder for 'open-ended'?)",
+            )
         when = "" if alt.when.is_empty else f" because {alt.when.describe()}"
         return RuleOutcome(
             **base, **detail, status="applies", trigger_value=anchor, due_on=due,
@@ -164,7 +177,8 @@ def _by_rules(policy: PolicySet, facts: Facts) -> Decision:
     rules = policy.rules_for(facts.category)
     outcomes = tuple(_evaluate_rule(rule, facts) for rule in rules)
     applying = [(o, r) for o, r in zip(outcomes, rules, strict=True) if o.status == "applies"]
-    blocked = [o for o in outcomes if o.status in ("missing_trigger", "undetermined")]
+    blocked = [o for o in outcomes
+               if o.status in ("missing_trigger", "undetermined", "out_of_range")]
     never = Decision(
         due_on=None, action=None, rule_id=None, citation=None,
         approvals_required=max([r.approvals_required for r in rules] or [1]),
@@ -230,3 +244,22 @@ def decide(policy: PolicySet, facts: Facts) -> Decision:
         needs_attention=None,
         outcomes=outcomes,
     )
+
+
+def decide_safely(policy: PolicySet, facts: Facts) -> Decision:
+    """``decide``, but an unexpected error deciding one record makes that record never due,
+    needing attention with the error named, instead of stopping the evaluation, recompute,
+    import or preview of every other record. ``decide`` has no such error that is known
+    (out-of-range dates are a decision, ``out_of_range``); this is the last line."""
+    try:
+        return decide(policy, facts)
+    except Exception as exc:  # one record must never stop the others
+        rules = policy.rules_for(facts.category)
+        return Decision(
+            due_on=None, action=None, rule_id=None, citation=None,
+            approvals_required=max([r.approvals_required for r in rules] or [1]),
+            auto_approve=False, policy_version=policy.version,
+            needs_attention=f"could not be decided ({type(exc).__name__}: {exc}); never due "
+            "until this is fixed",
+            outcomes=(),
+        )

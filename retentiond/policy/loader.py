@@ -13,10 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from retentiond.policy.dates import longer_than
 from retentiond.policy.model import (
     ACTIONS,
     ALWAYS,
     BASES,
+    MAX_PERIOD_YEARS,
     MISSING_DAY,
     ROUNDINGS,
     TRIGGERS,
@@ -158,6 +160,11 @@ def _alternative(c: _Collector, where: str, table: Mapping[str, Any]) -> Alterna
             period = Period.parse(period_text)
         except ValueError as exc:
             c.add(f"{where}.period", str(exc))
+        else:
+            if longer_than(period, MAX_PERIOD_YEARS):
+                c.add(f"{where}.period", f"{period_text!r} is longer than {MAX_PERIOD_YEARS} "
+                      "years, the longest period a rule may have")
+                period = None
     round_to = table.get("round_to")
     # A list or table is unhashable: test the type first so that it is reported, not raised.
     if round_to is not None and (not isinstance(round_to, str) or round_to not in ROUNDINGS):

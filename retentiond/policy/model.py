@@ -34,6 +34,10 @@ MISSING_DAY: tuple[str, ...] = ("next_day", "last_day")
 #: made where the source leaves it open or could not be found; it must say why.
 BASES: tuple[str, ...] = ("statute", "statutory_guidance", "guidance", "agreement",
                           "local_reading")
+#: The longest period a rule may have. Nothing is kept longer (the longest statutory periods,
+#: such as a looked-after child's 75 years from birth, are half of it); a longer period in a
+#: pack is a typing slip ("9000y" for "90y"), refused by ``policies check``.
+MAX_PERIOD_YEARS = 150
 
 _PERIOD_RE = re.compile(r"^(?:(?P<y>\d+)y)?(?:(?P<m>\d+)m)?(?:(?P<d>\d+)d)?$")
 

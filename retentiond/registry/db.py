@@ -82,6 +82,19 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def write_lock_now(session: Session) -> None:
+    """On SQLite, take the database's write lock at once (``BEGIN IMMEDIATE``) instead of at
+    the transaction's first write, so that a read-then-write (count, then insert) cannot
+    interleave with another's. Call it before the transaction's first statement. Elsewhere a
+    no-op: PostgreSQL callers lock rows or take an advisory lock."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if raw is not None and not getattr(raw, "in_transaction", True):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""

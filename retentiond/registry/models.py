@@ -356,13 +356,17 @@ class WebUser(Base):
     """A person (or machine) who signs in to the review service, with their roles.
 
     ``roles`` is a comma-separated subset of ``retentiond.web.roles.ROLES``; a ``controller``
-    user is bound to one controller and sees only its records. A user without a password
-    hash signs in only through OpenID Connect.
+    user is bound to one controller and sees only its records. ``auth_method`` says how the
+    user signs in, and the only way: ``password`` or ``oidc`` (OpenID Connect).
+    ``username_key`` (``retentiond.web.usernames.username_key``: NFKC, case-folded) is unique,
+    so that no two accounts differ only in case, width or an invisible character.
     """
 
     __tablename__ = "web_users"
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(200), unique=True)
+    username_key: Mapped[str] = mapped_column(String(200), unique=True)
+    auth_method: Mapped[str] = mapped_column(String(20))
     display_name: Mapped[str | None] = mapped_column(String(200))
     roles: Mapped[str] = mapped_column(String(200))
     controller_id: Mapped[int | None] = mapped_column(ForeignKey("controllers.id"))

@@ -18,6 +18,10 @@ from retentiond.audit import record_event
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.registry.models import ApiToken, Controller, WebSession, WebUser
 from retentiond.web.roles import parse_roles
+from retentiond.web.usernames import UsernameError, check_username, username_key
+
+#: How a user signs in: the one way (``WebUser.auth_method``).
+AUTH_METHODS = ("password", "oidc")
 
 MIN_PASSWORD = 12
 _hasher = PasswordHasher()
@@ -60,13 +64,15 @@ class UserView:
     controller: str | None
     disabled: bool
     has_password: bool
+    #: ``password`` or ``oidc``: the one way the user signs in.
+    auth_method: str
     created_at: dt.datetime
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "username": self.username, "display_name": self.display_name,
                 "roles": list(self.roles), "controller": self.controller,
                 "disabled": self.disabled, "has_password": self.has_password,
-                "created_at": self.created_at.isoformat()}
+                "auth_method": self.auth_method, "created_at": self.created_at.isoformat()}
 
 
 def _view(session: Session, user: WebUser) -> UserView:
@@ -75,11 +81,19 @@ def _view(session: Session, user: WebUser) -> UserView:
     return UserView(id=user.id, username=user.username, display_name=user.display_name,
                     roles=tuple(sorted(user.roles.split(","))), controller=code,
                     disabled=user.disabled_at is not None,
-                    has_password=user.password_hash is not None, created_at=user.created_at)
+                    has_password=user.password_hash is not None, auth_method=user.auth_method,
+                    created_at=user.created_at)
+
+
+def find_user(session: Session, name: str, *, lock: bool = False) -> WebUser | None:
+    """The user whose name is ``name`` up to case, width and invisible characters (the same
+    person however the name is typed), or None."""
+    query = select(WebUser).where(WebUser.username_key == username_key(name))
+    return session.scalar(query.with_for_update() if lock else query)
 
 
 def _get(session: Session, username: str) -> WebUser:
-    user = session.scalar(select(WebUser).where(WebUser.username == username).with_for_update())
+    user = find_user(session, username, lock=True)
     if user is None:
         raise LifecycleError(f"no user {username!r}")
     return user
@@ -87,10 +101,13 @@ def _get(session: Session, username: str) -> WebUser:
 
 def add_user(ctx: Context, *, username: str, roles: str, password: str | None,
              controller: str | None = None, display_name: str | None = None) -> UserView:
-    """Create a user. Without a password the user can sign in only through OpenID Connect."""
-    username = username.strip()
-    if not username or len(username) > 200 or any(c.isspace() for c in username):
-        raise LifecycleError("a user name is 1 to 200 characters without spaces")
+    """Create a user. With a password the user signs in with it, and only with it; without
+    one, only through OpenID Connect. The name must be allowed (``retentiond.web.usernames``)
+    and differ from every other user's by more than case, width or invisible characters."""
+    try:
+        username = check_username(username)
+    except UsernameError as exc:
+        raise LifecycleError(str(exc)) from None
     try:
         role_set = parse_roles(roles)
     except ValueError as exc:
@@ -102,14 +119,20 @@ def add_user(ctx: Context, *, username: str, roles: str, password: str | None,
         check_password_strength(password, username)
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
-        if session.scalar(select(WebUser.id).where(WebUser.username == username)):
-            raise LifecycleError(f"user {username!r} exists already")
+        # The unique key makes a second account impossible whatever the route; this says why.
+        same = find_user(session, username)
+        if same is not None:
+            also = "" if same.username == username else f" (as {same.username!r})"
+            raise LifecycleError(f"user {username!r} exists already{also}: names that differ "
+                                 "only in case or width are one person's")
         controller_id = None
         if controller is not None:
             controller_id = session.scalar(select(Controller.id).where(Controller.code == controller))
             if controller_id is None:
                 raise LifecycleError(f"no controller {controller!r}")
-        user = WebUser(username=username, display_name=display_name,
+        user = WebUser(username=username, username_key=username_key(username),
+                       auth_method="password" if password is not None else "oidc",
+                       display_name=display_name,
                        roles=",".join(sorted(role_set)), controller_id=controller_id,
                        password_hash=hash_password(password) if password else None,
                        created_at=now, updated_at=now)
@@ -117,7 +140,8 @@ def add_user(ctx: Context, *, username: str, roles: str, password: str | None,
         session.flush()
         record_event(session, kind="UserAdded", actor=ctx.actor, entity="user",
                      entity_id=username, at=now,
-                     data={"roles": sorted(role_set), "controller": controller})
+                     data={"roles": sorted(role_set), "controller": controller,
+                           "auth_method": user.auth_method})
         return _view(session, user)
 
 
@@ -139,20 +163,24 @@ def disable_user(ctx: Context, username: str) -> UserView:
                                                    ApiToken.revoked_at.is_(None))
                             .values(revoked_at=now))
             record_event(session, kind="UserDisabled", actor=ctx.actor, entity="user",
-                         entity_id=username, at=now)
+                         entity_id=user.username, at=now)
         return _view(session, user)
 
 
 def reset_password(ctx: Context, username: str, password: str) -> UserView:
-    """Set a new password (and enable the user again); their open sessions are revoked."""
+    """Set a new password (and enable the user again); their open sessions are revoked. A
+    user who signs in through OpenID Connect has no password here and gets none."""
     check_password_strength(password, username)
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
         user = _get(session, username)
+        if user.auth_method != "password":
+            raise LifecycleError(f"user {user.username!r} signs in through OpenID Connect, not "
+                                 "with a password: there is no password to reset")
         user.password_hash, user.disabled_at, user.updated_at = hash_password(password), None, now
         _revoke_all(session, user.id, now)
         record_event(session, kind="UserPasswordReset", actor=ctx.actor, entity="user",
-                     entity_id=username, at=now)
+                     entity_id=user.username, at=now)
         return _view(session, user)
 
 
@@ -166,7 +194,7 @@ def revoke_sessions(ctx: Context, username: str) -> int:
             .values(revoked_at=now))
         count = int(getattr(result, "rowcount", 0) or 0)
         record_event(session, kind="UserSessionsRevoked", actor=ctx.actor, entity="user",
-                     entity_id=username, at=now, data={"sessions": count})
+                     entity_id=user.username, at=now, data={"sessions": count})
         return count
 
 

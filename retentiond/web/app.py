@@ -32,6 +32,9 @@ from retentiond.web.auth import Denied, LoginRequired, WebState, authorise, is_a
 from retentiond.web.settings import WEB_DIR, WebSettings, load_web_settings
 
 log = get_logger("retentiond.web")
+#: Where the app serves static files (mounted below): the only responses a browser or proxy
+#: may keep. Everything else (pages, the API, errors) may carry personal data.
+STATIC_PREFIXES = ("/static/", "/govuk/", "/assets/")
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
@@ -186,6 +189,11 @@ def _install_handlers(app: FastAPI) -> None:
         response.headers.setdefault("Content-Security-Policy", CSP)
         if request.app.state.web.settings.cookie_secure:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        # Not kept by the browser's cache, a shared proxy or the back button's history: a
+        # signed-out user on a shared machine must not find a record page or API answer there.
+        # Routes that publish something (the key set, the CA) set their own.
+        if not request.url.path.startswith(STATIC_PREFIXES):
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -26,10 +25,11 @@ from retentiond.logs import get_logger
 from retentiond.policy import PolicySet
 from retentiond.registry.models import WebUser
 from retentiond.web import throttle
-from retentiond.web.accounts import hash_password, needs_rehash, verify_password
+from retentiond.web.accounts import find_user, hash_password, needs_rehash, verify_password
 from retentiond.web.roles import PUBLIC, ROUTE_RULES, SIGNED_IN_SESSION, Principal
 from retentiond.web.sessions import resolve_session, resolve_token, start_session
 from retentiond.web.settings import WebSettings
+from retentiond.web.usernames import username_key
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 CSRF_FIELD = "csrf_token"
@@ -166,25 +166,43 @@ class SignIn:
 
 
 def password_sign_in(request: Request, username: str, password: str) -> SignIn:
-    """Check a user name and password, with throttling; audit the outcome either way."""
+    """Check a user name and password, with throttling; audit the outcome either way.
+
+    The attempt is noted (as a failure, under the sign-in lock) before the password is
+    checked, so concurrent tries cannot all slip under the limit; the check itself (argon2,
+    slow on purpose) runs outside any transaction. The name is matched, and throttled, by its
+    key (``APPROVER1`` is ``approver1``); only a user created with a password signs in here.
+    """
     state = web_state(request)
     now = state.clock.now()
     client = client_address(request)
     username = username.strip()
+    key = username_key(username)[:200]
     with state.sessions.begin() as session:
-        wait = throttle.retry_after(session, username=username, client=client, now=now,
+        throttle.lock(session)
+        wait = throttle.retry_after(session, username=key, client=client, now=now,
                                     settings=state.settings)
         if wait is not None:
             minutes = max(1, int((wait - now).total_seconds() // 60) + 1)
             record_event(session, kind="SignInThrottled", actor=username or "-", entity="user",
                          entity_id=username or "-", at=now, data={"method": "password"})
             return SignIn(error=f"Too many failed attempts. Try again in {minutes} minutes.")
-        user = session.scalar(select(WebUser).where(WebUser.username == username))
-        ok = verify_password(user.password_hash if user else None, password)
-        if not ok or user is None or user.disabled_at is not None:
-            throttle.note_attempt(session, username=username, client=client, now=now,
-                                  succeeded=False, settings=state.settings)
-            why = "disabled" if ok and user is not None else "wrong user name or password"
+        attempt = throttle.note_attempt(session, username=key, client=client, now=now,
+                                        succeeded=False, settings=state.settings)
+        user = find_user(session, username)
+        user_id, stored, method = ((user.id, user.password_hash, user.auth_method)
+                                   if user is not None else (None, None, None))
+    # A user who signs in through OpenID Connect has no password here, whatever the column
+    # holds: checked against nothing (the same time as a wrong password), and refused.
+    ok = verify_password(stored if method == "password" else None, password)
+    with state.sessions.begin() as session:
+        user = session.get(WebUser, user_id) if user_id is not None else None
+        why = ("not a password user: signs in through OpenID Connect"
+               if user is not None and method != "password"
+               else "wrong user name or password" if not ok or user is None
+               else "disabled" if user.disabled_at is not None
+               else "password changed meanwhile" if user.password_hash != stored else None)
+        if why is not None or user is None:
             record_event(session, kind="SignInFailed", actor=username or "-", entity="user",
                          entity_id=username or "-", at=now,
                          data={"method": "password", "why": why})
@@ -193,29 +211,37 @@ def password_sign_in(request: Request, username: str, password: str) -> SignIn:
         assert user.password_hash is not None
         if needs_rehash(user.password_hash):
             user.password_hash = hash_password(password)
-        throttle.note_attempt(session, username=username, client=client, now=now,
-                              succeeded=True, settings=state.settings)
+        throttle.mark_succeeded(session, attempt)
         token = start_session(session, user, method="password", now=now, settings=state.settings)
-        record_event(session, kind="UserSignedIn", actor=username, entity="user",
-                     entity_id=username, at=now, data={"method": "password"})
+        record_event(session, kind="UserSignedIn", actor=user.username, entity="user",
+                     entity_id=user.username, at=now, data={"method": "password"})
     return SignIn(token=token)
 
 
 def sign_in_user(request: Request, username: str, method: str) -> SignIn:
-    """Open a session for a user an external provider vouched for (OpenID Connect)."""
+    """Open a session for a user an external provider vouched for (OpenID Connect): the
+    user whose name has the claim's key, created to sign in this way (a password user's
+    name in a provider's claim opens nothing)."""
     state = web_state(request)
     now = state.clock.now()
     with state.sessions.begin() as session:
-        user = session.scalar(select(WebUser).where(WebUser.username == username))
+        user = find_user(session, username)
+        if user is not None and user.auth_method != method and user.disabled_at is None:
+            record_event(session, kind="SignInFailed", actor=username[:200], entity="user",
+                         entity_id=username[:200], at=now,
+                         data={"method": method, "why": "the user signs in with a password"})
+            return SignIn(error=f"{username} signs in to this service with a password, not "
+                                "through your organisation. Use the password form, or ask an "
+                                "administrator.")
         if user is None or user.disabled_at is not None:
-            record_event(session, kind="SignInFailed", actor=username, entity="user",
-                         entity_id=username, at=now,
+            record_event(session, kind="SignInFailed", actor=username[:200], entity="user",
+                         entity_id=username[:200], at=now,
                          data={"method": method, "why": "no such user here, or disabled"})
             return SignIn(error=f"{username} has no account in this service, or it is "
                                 "disabled. Ask an administrator to add you.")
         token = start_session(session, user, method=method, now=now, settings=state.settings)
-        record_event(session, kind="UserSignedIn", actor=username, entity="user",
-                     entity_id=username, at=now, data={"method": method})
+        record_event(session, kind="UserSignedIn", actor=user.username, entity="user",
+                     entity_id=user.username, at=now, data={"method": method})
     return SignIn(token=token)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from retentiond.lifecycle.context import Context
 from retentiond.lifecycle.recompute import fact_query, facts_from_row
-from retentiond.policy import PolicySet, decide, load_policy_set
+from retentiond.policy import PolicySet, decide_safely, load_policy_set
 from retentiond.registry.models import Record
 
 BATCH = 5000
@@ -85,7 +85,7 @@ def preview(ctx: Context, proposed: PolicySet) -> PolicyPreview:
                 break
             for row in rows:
                 facts = facts_from_row(row)
-                old, new = decide(current, facts).due_on, decide(proposed, facts).due_on
+                old, new = decide_safely(current, facts).due_on, decide_safely(proposed, facts).due_on
                 move.records += 1
                 if old == new:
                     move.unchanged += 1

@@ -22,6 +22,10 @@ SIGNED_IN_SESSION = "signed_in_session"
 # Permissions. Read permissions never change anything.
 VIEW = "view"                      # dashboard, queue, records, certificates (a controller: its own)
 VIEW_HOLDS = "view_holds"          # the holds register (scopes name other controllers' records)
+#: A hold's type, reason, author and lift reason wherever they show (a record's holds and
+#: history, a case's reason, exports). Without it a user sees that a record is held, not why
+#: or by whom: those are the council's business (a police investigation, a complaint).
+VIEW_HOLD_DETAILS = "view_hold_details"
 VIEW_POLICY = "view_policy"        # the rules in force and their citations
 VIEW_AUDIT = "view_audit"          # the audit trail, and its export
 EXPORT = "export"                  # lists as CSV and password-protected XLSX
@@ -38,18 +42,22 @@ RESEND = "resend"                  # send a controller's notice again
 ACKNOWLEDGE = "acknowledge"        # a controller acknowledges or disputes its certificate
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({VIEW, VIEW_HOLDS, VIEW_FILTERS, VIEW_POLICY, VIEW_AUDIT, EXPORT,
-                        PREVIEW_POLICY, REVIEW, HOLD, MANAGE_FILTERS, RESEND, MANAGE_USERS}),
-    "ig_officer": frozenset({VIEW, VIEW_HOLDS, VIEW_FILTERS, VIEW_POLICY, VIEW_AUDIT, EXPORT,
-                             PREVIEW_POLICY, REVIEW, HOLD, MANAGE_FILTERS, RESEND}),
+    "admin": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
+                        VIEW_AUDIT, EXPORT, PREVIEW_POLICY, REVIEW, HOLD, MANAGE_FILTERS, RESEND,
+                        MANAGE_USERS}),
+    "ig_officer": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
+                             VIEW_AUDIT, EXPORT, PREVIEW_POLICY, REVIEW, HOLD, MANAGE_FILTERS,
+                             RESEND}),
     # Approval is its own role so that deciding and approving can be different people; one
     # person may hold both roles where an organisation allows it.
-    "approver": frozenset({VIEW, VIEW_HOLDS, VIEW_FILTERS, VIEW_POLICY, EXPORT, APPROVE}),
-    "auditor": frozenset({VIEW, VIEW_HOLDS, VIEW_FILTERS, VIEW_POLICY, VIEW_AUDIT, EXPORT,
-                          PREVIEW_POLICY}),
+    "approver": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
+                           EXPORT, APPROVE}),
+    "auditor": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
+                          VIEW_AUDIT, EXPORT, PREVIEW_POLICY}),
     # Everything a controller reads is filtered to its own organisation's records; saved
     # filters and holds are shared by the council's officers and name any controller, so a
-    # controller sees neither.
+    # controller sees neither. It sees that its record is held, never the hold's type,
+    # reason, author or lift reason (no VIEW_HOLD_DETAILS: retentiond/web/redact.py).
     "controller": frozenset({VIEW, VIEW_POLICY, EXPORT, ACKNOWLEDGE}),
 }
 

@@ -45,12 +45,11 @@ def base(ctx, tmp_path):
 
 
 #: Values that text COPY must escape, CSV must quote, or that look like COPY's own NULL marker.
+#: (Newlines and tabs inside a value are refused at import since issue 11, item 9: see
+#: ``test_line_breaks_and_tabs_are_refused`` and tests/integration/test_int_hostile_imports.py.)
 AWKWARD = {
     "comma": "box 1, shelf 2",
     "quotes": 'the "blue" file \'B\'',
-    "newline": "first line\nsecond line",
-    "crlf": "first\r\nsecond",
-    "tab": "left\tright",
     "backslash": r"C:\records\2019\n-not-a-newline",
     "null-marker": r"\N",
     "dot": "\\.",
@@ -81,6 +80,16 @@ def test_awkward_values_are_stored_exactly(base, tmp_path, suffix):
     with base.sessions() as session:
         refs = set(session.scalars(select(Subject.ref)))
     assert refs == {f"S\\{name}-ü" for name in AWKWARD}
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+@pytest.mark.parametrize("value", ["first line\nsecond line", "first\r\nsecond", "left\tright"])
+def test_line_breaks_and_tabs_are_refused(base, tmp_path, suffix, value):
+    """A line break or a tab inside a locator (which COPY and CSV could carry) is a control
+    character: the file is refused, naming the line and field."""
+    with pytest.raises(ImportRefused, match=r":\d: locator: holds U\+000[9AD] "):
+        load_records(base, tmp_path, [referral("R-1", "2019-02-28", locator=value)],
+                     suffix=suffix)
 
 
 def test_refusal_deep_in_a_large_file_leaves_the_registry_untouched(base, tmp_path,

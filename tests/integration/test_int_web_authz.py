@@ -131,6 +131,8 @@ def test_role_against_route(client: TestClient, estate: Estate, role: str, name:
     ("admin", "manage_users", True), ("admin", "approve", False),
     ("controller", "acknowledge", True), ("ig_officer", "acknowledge", False),
     ("auditor", "resend", False), ("ig_officer", "resend", True),
+    ("controller", "view_hold_details", False), ("approver", "view_hold_details", True),
+    ("auditor", "view_hold_details", True), ("ig_officer", "view_hold_details", True),
 ])
 def test_the_table_says_what_the_design_says(role: str, permission: str, expected: bool) -> None:
     """The key lines of the role table, written out so a careless edit of it is caught."""

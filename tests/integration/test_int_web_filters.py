@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from web_support import PASSWORD, Estate, seed, web_config
+from web_support import PASSWORD, Estate, seed, serve_app
 
 from retentiond.clock import FixedClock
 from retentiond.policy import PolicySet
 from retentiond.registry.models import AuditEvent, Controller, Disposal, Record, SavedFilter
-from retentiond.web.app import create_app
 
 PUPILS = "education.pupil_record"
 
@@ -29,9 +28,7 @@ def estate(database_url: str, policy: PolicySet, clock: FixedClock) -> Estate:
 @pytest.fixture
 def client(estate: Estate, policy: PolicySet, clock: FixedClock,
            tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(web_config(estate.url, tmp_path), policy=policy, clock=clock,
-                     sessions=estate.ctx.sessions)
-    with TestClient(app, base_url="https://testserver") as c:
+    with serve_app(estate, policy, clock, tmp_path) as c:
         yield c
 
 

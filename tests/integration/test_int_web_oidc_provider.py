@@ -441,3 +441,31 @@ def _id_token(issuer: str, who: Account, *, nonce: str) -> str:
         "code_verifier": verifier}, auth=(quote(CLIENT_ID, safe=""), quote(CLIENT_SECRET, safe="")))
     token.raise_for_status()
     return str(token.json()["id_token"])
+
+
+def test_a_password_user_cannot_sign_in_through_the_provider(site: Site) -> None:
+    """The provider vouches for someone whose name here belongs to a password user: no
+    session, a page that says to use the password form, and an audit event."""
+    c, ctx = site()
+    add_user(ctx, username=STRANGER.login, roles="ig_officer",
+             password="a long enough password")
+    done = finish(c, back_from_provider(c, STRANGER))
+    assert done.headers["location"] == "/login"
+    assert "signs in to this service with a password" in c.get("/login").text
+    assert c.get("/api/v1/me").status_code == 401
+    assert refusals(ctx)[-1] == {"method": "oidc", "why": "the user signs in with a password"}
+
+
+def test_the_claim_matches_the_user_whatever_its_case(site: Site) -> None:
+    """An OpenID Connect user added as ``Officer.X@...`` is the one the provider's lower-case
+    claim names (names are one person's up to case and width)."""
+    c, ctx = site()
+    with ctx.sessions.begin() as session:
+        from retentiond.registry.models import WebUser
+
+        session.execute(WebUser.__table__.delete())
+    add_user(ctx, username=OFFICER.login.upper(), roles="auditor", password=None)
+    done = finish(c, back_from_provider(c, OFFICER))
+    assert done.status_code == 303 and done.headers["location"] == "/queue"
+    me = c.get("/api/v1/me").json()
+    assert me["username"] == OFFICER.login.upper() and me["roles"] == ["auditor"]

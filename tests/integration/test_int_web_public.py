@@ -3,6 +3,7 @@ link from a disposal notice."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from retentiond.registry.models import Acknowledgement, AuditEvent, Certificate
 from retentiond.web.app import create_app
 
 SECRET = b"s" * 32
+#: The last day the tests' links work (the tests' today is 2026-11-22).
+LINK_UNTIL = dt.date(2027, 2, 20)
 
 
 @pytest.fixture
@@ -63,7 +66,7 @@ def test_published_keys_check_a_certificate(public, ctx):
 def test_opening_the_link_changes_nothing(public, ctx):
     """A GET of the link (as a mail scanner does) shows a form and records nothing."""
     c, serials, _ = public
-    r = c.get("/acknowledge", params={"token": make_token(SECRET, serials["SCH-01"])})
+    r = c.get("/acknowledge", params={"token": make_token(SECRET, serials["SCH-01"], expires_on=LINK_UNTIL)})
     assert r.status_code == 200 and serials["SCH-01"] in r.text and "Your name" in r.text
     with ctx.sessions() as session:
         assert session.scalars(select(Acknowledgement)).all() == []
@@ -74,7 +77,7 @@ def test_opening_the_link_changes_nothing(public, ctx):
 def test_confirming_the_link_records_it(public, ctx, kind, comment):
     """Posting the form records an acknowledgement or dispute, with the name given, audited."""
     c, serials, _ = public
-    token = make_token(SECRET, serials["SCH-01"])
+    token = make_token(SECRET, serials["SCH-01"], expires_on=LINK_UNTIL)
     r = c.post("/acknowledge", data={"token": token, "by": "A. Dpo", "kind": kind,
                                      "comment": comment})
     assert r.status_code == 200
@@ -101,7 +104,7 @@ def test_a_bad_link_is_refused_and_records_nothing(public, ctx, token):
 def test_a_dispute_needs_a_name_and_a_reason(public, ctx):
     """The form says what is missing, and records nothing until it is given."""
     c, serials, _ = public
-    token = make_token(SECRET, serials["SCH-01"])
+    token = make_token(SECRET, serials["SCH-01"], expires_on=LINK_UNTIL)
     r = c.post("/acknowledge", data={"token": token, "by": "", "kind": "disputed",
                                      "comment": ""})
     assert r.status_code == 400

@@ -3,6 +3,7 @@ config sections and the document's own consistency checks."""
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from pathlib import Path
 
@@ -47,11 +48,13 @@ def test_message_id_is_stable_per_key():
 
 def test_ack_token_round_trip_and_tamper():
     """A token names its serial; changed or foreign tokens are refused."""
-    token = make_token(b"secret", "SCH-01-000003")
+    until = dt.date(2027, 2, 20)
+    token = make_token(b"secret", "SCH-01-000003", expires_on=until)
     assert read_token(b"secret", token) == "SCH-01-000003"
-    other = make_token(b"secret", "SCH-01-000004")
-    forged = other.split(".")[0] + "." + token.split(".")[1]
-    for bad in (forged, token + "x", "nonsense", ""):
+    other = make_token(b"secret", "SCH-01-000004", expires_on=until)
+    forged = other.split(".")[0] + "." + ".".join(token.split(".")[1:])
+    extended = token.replace(".20270220.", ".20370220.")
+    for bad in (forged, extended, token + "x", "nonsense", ""):
         with pytest.raises(TokenInvalid):
             read_token(b"secret", bad)
     with pytest.raises(TokenInvalid):

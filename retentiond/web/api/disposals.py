@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from retentiond.lifecycle import review
 from retentiond.lifecycle.context import LifecycleError
-from retentiond.web import queries
+from retentiond.web import queries, redact
 from retentiond.web.api import ERRORS
 from retentiond.web.api.schemas import (
     ApproveRequest,
@@ -52,7 +52,8 @@ def api_disposals(
             page = queries.queue_page(session, f, controller_id=principal.controller_id)
     except QueryError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
-    return DisposalPage(items=[Disposal.model_validate(v.as_json()) for v in page.items],
+    return DisposalPage(items=[Disposal.model_validate(v.as_json())
+                               for v in redact.cases(principal, page.items)],
                         total=page.total, total_capped=page.total_capped,
                         next_cursor=page.next_cursor,
                         prev_cursor=page.prev_cursor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from retentiond.web import chart, queries
+from retentiond.web import chart, queries, redact
 from retentiond.web.auth import current, web_state
 from retentiond.web.pages.common import render
 
@@ -15,9 +15,12 @@ router = APIRouter(include_in_schema=False)
 def load_dashboard(request: Request) -> queries.Dashboard:
     state, principal = web_state(request), current(request)
     with state.sessions() as session:
-        return queries.dashboard(session, as_of=state.clock.today(),
-                                 overdue_days=state.settings.overdue_days,
-                                 controller_id=principal.controller_id)
+        d = queries.dashboard(session, as_of=state.clock.today(),
+                              overdue_days=state.settings.overdue_days,
+                              controller_id=principal.controller_id)
+    d.oldest_overdue = redact.cases(principal, d.oldest_overdue)
+    d.failed = redact.cases(principal, d.failed)
+    return d
 
 
 def load_notices(request: Request) -> dict[str, int]:

@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from retentiond.lifecycle.holds import list_holds
-from retentiond.web import exports, queries
+from retentiond.web import exports, queries, redact
 from retentiond.web.auth import audit, context_for, current, web_state
 from retentiond.web.pages.audit import audit_filter
 from retentiond.web.pages.common import FieldError
@@ -31,7 +31,7 @@ def _queue_rows(request: Request, f: QueueFilter) -> list[dict[str, object]]:
     state, principal = web_state(request), current(request)
     with state.sessions() as session:
         views = queries.queue_all(session, f, controller_id=principal.controller_id)
-    return [v.as_json() for v in views]
+    return [v.as_json() for v in redact.cases(principal, views)]
 
 
 @router.get("/queue/export.csv", name="queue_export_csv")

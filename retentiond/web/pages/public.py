@@ -8,6 +8,7 @@ records an acknowledgement or a dispute, with the name the person gives.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, HTTPException, Request
@@ -57,54 +58,66 @@ def public_ca(request: Request) -> Response:
                     headers={"Cache-Control": "public, max-age=3600"})
 
 
-def _secret(request: Request) -> bytes | None:
+def _link_settings(request: Request) -> tuple[bytes | None, int]:
     from retentiond.notify.settings import notify_settings
 
-    return notify_settings(web_state(request).cfg).secret
+    settings = notify_settings(web_state(request).cfg)
+    return settings.secret, settings.ack_link_days
 
 
-def _serial(request: Request, token: str) -> str | None:
-    from retentiond.notify.ack import read_token
+def _serial(request: Request, token: str) -> tuple[str | None, dt.date | None]:
+    """The certificate a link names, or None; and the day it expired after, when it has."""
+    from retentiond.notify.ack import TokenExpired, check_link
 
-    secret = _secret(request)
+    secret, days = _link_settings(request)
     if not secret or not token:
-        return None
+        return None, None
+    state = web_state(request)
     try:
-        return read_token(secret, token)
+        with state.sessions() as session:
+            return check_link(session, secret, token, today=state.clock.today(),
+                              link_days=days), None
+    except TokenExpired as exc:
+        return exc.serial, exc.expires_on
     except LifecycleError:
-        return None
+        return None, None
 
 
 def _form(request: Request, *, token: str, serial: str | None, dispute: bool,
           errors: list[FieldError] | None = None, by: str = "", comment: str = "",
-          done: str | None = None, status_code: int = 200) -> HTMLResponse:
+          done: str | None = None, expired: dt.date | None = None,
+          status_code: int = 200) -> HTMLResponse:
+    if expired is not None:
+        status_code = 410
     return render(request, "acknowledge.html", title="Acknowledge a disposal certificate",
                   token=token, serial=serial, dispute=dispute, errors=errors or [],
-                  error_summary=errors or None, by=by,
+                  error_summary=errors or None, by=by, expired=expired,
                   comment=comment, done=done, status_code=status_code)
 
 
 @router.get("/acknowledge", name="ack_form")
 def ack_form(request: Request, token: str = "", action: str = "") -> HTMLResponse:
-    """The page an acknowledgement link opens: it says which certificate, and asks."""
-    serial = _serial(request, token)
+    """The page an acknowledgement link opens: it says which certificate, and asks (or says
+    the link has expired)."""
+    serial, expired = _serial(request, token)
     return _form(request, token=token, serial=serial, dispute=action == "dispute",
-                 status_code=200 if serial else 400)
+                 expired=expired, status_code=200 if serial else 400)
 
 
 @router.post("/acknowledge", name="ack_submit")
 async def ack_submit(request: Request) -> HTMLResponse:
     """Record the acknowledgement or dispute the person confirmed."""
-    from retentiond.notify.ack import acknowledge_with_token
+    from retentiond.notify.ack import TokenExpired, acknowledge_with_token
 
     form = await request.form()
     token = str(form.get("token") or "")
     by = str(form.get("by") or "").strip()
     comment = str(form.get("comment") or "").strip()
     dispute = form.get("kind") == "disputed"
-    serial = _serial(request, token)
-    if serial is None:
-        return _form(request, token=token, serial=None, dispute=dispute, status_code=400)
+    serial, expired = await run_in_threadpool(_serial, request, token)
+    if serial is None or expired is not None:
+        return _form(request, token=token, serial=serial, dispute=dispute, expired=expired,
+                     status_code=400)
     errors = []
     if not has_visible(by):
         errors.append(FieldError("by", "Enter your name, so the issuer knows who confirmed"))
@@ -114,8 +127,17 @@ async def ack_submit(request: Request) -> HTMLResponse:
         return _form(request, token=token, serial=serial, dispute=dispute, errors=errors, by=by,
                      comment=comment, status_code=400)
     ctx = web_state(request).context(f"link:{serial}")
-    secret = _secret(request)
+    secret, days = _link_settings(request)
     assert secret is not None  # _serial checked it
-    view = await run_in_threadpool(acknowledge_with_token, ctx, secret, token, by=by,
-                                   dispute=dispute, comment=comment or None)
+    try:
+        view = await run_in_threadpool(lambda: acknowledge_with_token(
+            ctx, secret, token, by=by, dispute=dispute, comment=comment or None,
+            link_days=days))
+    except TokenExpired as exc:  # expired between the two checks (midnight)
+        return _form(request, token=token, serial=serial, dispute=dispute,
+                     expired=exc.expires_on)
+    except LifecycleError as exc:
+        errors = [FieldError("comment", str(exc))]
+        return _form(request, token=token, serial=serial, dispute=dispute, errors=errors,
+                     by=by, comment=comment, status_code=400)
     return _form(request, token=token, serial=serial, dispute=dispute, done=view.kind)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 from urllib.parse import parse_qsl
@@ -15,7 +16,7 @@ from retentiond.lifecycle.context import LifecycleError
 from retentiond.lifecycle.holds import place_hold
 from retentiond.registry.models import DISPOSAL_STATES, HOLD_TYPES
 from retentiond.text import has_visible
-from retentiond.web import queries
+from retentiond.web import queries, redact
 from retentiond.web.auth import context_for, current, web_state
 from retentiond.web.pages.common import (
     FieldError,
@@ -63,6 +64,7 @@ def _queue_view(request: Request, f: QueueFilter, *, errors: list[FieldError] | 
     with state.sessions() as session:
         page = queries.queue_page(session, f, controller_id=principal.controller_id)
         choices = queries.filter_choices(session, state.policy, controller_id=principal.controller_id)
+    page = dataclasses.replace(page, items=redact.cases(principal, page.items))
     base = f.params(after="", before="")
     next_href = "/queue?" + query_string(f.params(after=page.next_cursor, before="")) \
         if page.next_cursor else None

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 from retentiond.lifecycle.context import LifecycleError
 from retentiond.lifecycle.explain import explain
 from retentiond.registry.models import HOLD_TYPES
-from retentiond.web import queries
+from retentiond.web import queries, redact
 from retentiond.web.auth import audit, context_for, current, web_state
 from retentiond.web.pages.common import render
 from retentiond.web.wording import headline, rule_sentence
@@ -16,7 +16,8 @@ from retentiond.web.wording import headline, rule_sentence
 
 def load_record(request: Request, record_key: str) -> dict:  # type: ignore[type-arg]
     """The explanation of one record the user may see; 404 for any other (a controller is
-    not told whether another controller's record exists). The view is audited."""
+    not told whether another controller's record exists). The view is audited. A user without
+    hold details (a controller) sees that the record is held, not why or by whom."""
     state, principal = web_state(request), current(request)
     with state.sessions() as session:
         owner = queries.record_controller(session, record_key)
@@ -34,7 +35,7 @@ def load_record(request: Request, record_key: str) -> dict:  # type: ignore[type
         {"at": e.occurred_at.isoformat(), "event": e.kind, "actor": e.actor, "reason": e.reason}
         for e in history
     ]
-    return doc
+    return redact.record(principal, doc)
 
 
 router = APIRouter(include_in_schema=False)
