@@ -146,12 +146,19 @@ def cmd_agreements_terminate(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_records_import(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.connectors import LocatorCheck, load_connectors
     from retentiond.ingest.reader import Progress, detect_format
     from retentiond.ingest.records import import_records
 
     path = Path(args.file)
-    result = import_records(make_context(cfg), path, fmt=detect_format(path, args.format),
-                            progress=Progress(path))
+    ctx = make_context(cfg)
+    # Each locator is checked by its system's connector, where one is configured.
+    connectors = load_connectors(cfg)
+    try:
+        result = import_records(ctx, path, fmt=detect_format(path, args.format),
+                                progress=Progress(path), locators=LocatorCheck(connectors))
+    finally:
+        connectors.close()
     print(f"{path}: {result.rows} rows: {result.created} created, {result.updated} updated, "
           f"{result.due_dates_changed} due dates changed, {result.cases_withdrawn} cases withdrawn")
     return 0
