@@ -45,7 +45,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
@@ -64,7 +64,16 @@ from retentiond.connectors import (
 from retentiond.lifecycle.context import Context
 from retentiond.lifecycle.sql import hold_covers_record
 from retentiond.logs import get_logger
-from retentiond.registry.models import Approval, Controller, Disposal, DisposalExecution, Record
+from retentiond.registry.models import (
+    AdvanceNoticeItem,
+    Approval,
+    Controller,
+    ControllerSettings,
+    Disposal,
+    DisposalExecution,
+    Notification,
+    Record,
+)
 
 log = get_logger("retentiond.execute")
 
@@ -90,6 +99,8 @@ class ExecuteResult:
     released: int = 0
     #: The lease was lost (reaped, and perhaps claimed by another instance) mid-way.
     lease_lost: int = 0
+    #: Approved and ready, but their controller's advance notice has not run its course.
+    waiting_for_notice: int = 0
     stopped: bool = False
 
     def as_json(self) -> dict[str, Any]:
@@ -233,15 +244,60 @@ def _recheck(ctx: Context, session: Session, cases: list[Disposal],
 
 # --- transactions ---------------------------------------------------------------------------
 
+def notice_given(session: Session, now: dt.datetime) -> ColumnElement[bool]:
+    """True for a case whose controller asked for no advance notice, or to whom an advance
+    notice naming the case's record and due date was **delivered** (outbox state
+    ``delivered``, not merely queued) at least the controller's notice period before ``now``.
+    A controller's notice period is a wait (issue 10, class 7): nothing of theirs is carried
+    out before it has run.
+
+    The notice periods in use are few (7, 30, ...): one clause per period, each with its own
+    cut-off instant, so no date arithmetic is done in SQL."""
+    days = sorted(int(n) for n in session.scalars(
+        select(ControllerSettings.advance_notice_days)
+        .where(ControllerSettings.advance_notice_days > 0).distinct()) if n is not None)
+    if not days:
+        return true()
+
+    def wants(*extra: ColumnElement[bool]) -> Any:
+        return exists().where(ControllerSettings.controller_id == Record.controller_id,
+                              Record.id == Disposal.record_id,
+                              ControllerSettings.advance_notice_days > 0, *extra)
+
+    clauses: list[ColumnElement[bool]] = [~wants()]
+    for n in days:
+        delivered = exists().where(
+            AdvanceNoticeItem.record_id == Disposal.record_id,
+            AdvanceNoticeItem.due_on == Disposal.due_on,
+            Notification.advance_notice_id == AdvanceNoticeItem.notice_id,
+            Notification.state == "delivered",
+            Notification.delivered_at <= now - dt.timedelta(days=n))
+        clauses.append(and_(wants(ControllerSettings.advance_notice_days == n), delivered))
+    return or_(*clauses)
+
+
+def _ready(now: dt.datetime) -> ColumnElement[bool]:
+    return and_(Disposal.state == "approved",
+                or_(Disposal.next_attempt_at.is_(None), Disposal.next_attempt_at <= now))
+
+
+def waiting_for_notice(ctx: Context) -> int:
+    """Approved cases ready to be carried out but for their controller's advance notice."""
+    now = ctx.clock.now()
+    with ctx.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(Disposal).where(
+            _ready(now), ~notice_given(session, now))) or 0)
+
+
 def _claim(ctx: Context, *, owner: str, batch_size: int, lease_s: int,
            exclude: set[int]) -> tuple[list[int], int, int]:
-    """Claim up to ``batch_size`` approved cases: (claimed ids, held, withdrawn)."""
+    """Claim up to ``batch_size`` approved cases whose advance notice, if their controller
+    wants one, has run its course: (claimed ids, held, withdrawn)."""
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
         query = (
             select(Disposal.id)
-            .where(Disposal.state == "approved",
-                   or_(Disposal.next_attempt_at.is_(None), Disposal.next_attempt_at <= now))
+            .where(_ready(now), notice_given(session, now))
             .order_by(Disposal.id).limit(batch_size)
             .with_for_update(skip_locked=True)
         )
@@ -778,7 +834,7 @@ def execute_due(ctx: Context, connectors: ConnectorRegistry, *, owner: str, batc
                 break
         if len(ids) + held + withdrawn < batch_size:
             break
-    return ExecuteResult(stopped=stopped, **counts)
+    return ExecuteResult(stopped=stopped, waiting_for_notice=waiting_for_notice(ctx), **counts)
 
 
 def reap_leases(ctx: Context, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> int:
