@@ -22,6 +22,7 @@ from typing import Any
 
 from retentiond.config import Config, ConfigError
 from retentiond.connectors.base import (
+    UNDECLARED,
     Anonymiser,
     BatchConnector,
     Connector,
@@ -216,6 +217,7 @@ def load_connectors(cfg: Config) -> ConnectorRegistry:
 __all__ = [
     "BUILTIN",
     "ENTRY_POINT_GROUP",
+    "UNDECLARED",
     "Anonymiser",
     "BatchConnector",
     "Connector",

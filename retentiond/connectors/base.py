@@ -181,13 +181,17 @@ class RemainingCopy:
     basis: str
 
     @classmethod
-    def backups(cls, kept_days: int | None, executed_on: dt.date, key: str) -> RemainingCopy:
-        """Backup copies: gone ``kept_days`` after the delete, when the operator stated it."""
+    def backups(cls, kept_days: int | None, executed_on: dt.date,
+                key: str) -> tuple[RemainingCopy, ...]:
+        """Backup copies: gone ``kept_days`` after the delete, when the operator stated it
+        (0: the system keeps none; not stated: they are said to exist, with no date)."""
         if kept_days is None:
-            return cls(what="backup copies (how long backups are kept is not configured)",
-                       expire_by=None, basis=f"{key} is not set")
-        return cls(what="backup copies", expire_by=executed_on + dt.timedelta(days=kept_days),
-                   basis=f"{key} = {kept_days}")
+            return (cls(what="backup copies (how long backups are kept is not configured)",
+                        expire_by=None, basis=f"{key} is not set"),)
+        if kept_days == 0:
+            return ()
+        return (cls(what="backup copies", expire_by=executed_on + dt.timedelta(days=kept_days),
+                    basis=f"{key} = {kept_days}"),)
 
     def as_json(self) -> dict[str, Any]:
         return {"what": self.what,

@@ -239,7 +239,7 @@ class FilesystemConnector:
     def remaining_copies(self, executed_on: dt.date) -> tuple[RemainingCopy, ...]:
         """What of a deleted file outlives the delete, and until when."""
         where = f"[connectors.{self.name}]"
-        copies = [RemainingCopy.backups(self.backups_kept_days, executed_on,
+        copies = [*RemainingCopy.backups(self.backups_kept_days, executed_on,
                                         f"{where}.backups_kept_days")]
         if self.snapshots_kept_days is not None:
             copies.append(RemainingCopy(

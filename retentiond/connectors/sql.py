@@ -461,7 +461,7 @@ class SqlConnector:
 
     def remaining_copies(self, executed_on: dt.date) -> tuple[RemainingCopy, ...]:
         """What of a deleted record outlives the delete in this system, and until when."""
-        copies = [RemainingCopy.backups(self.backups_kept_days, executed_on,
+        copies = [*RemainingCopy.backups(self.backups_kept_days, executed_on,
                                         f"[connectors.{self.name}].backups_kept_days")]
         if self.backend == "sqlite":
             copies.append(RemainingCopy(
