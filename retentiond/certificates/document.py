@@ -69,6 +69,17 @@ class ItemFacts:
     evidence: Evidence | None
     executed_at: dt.datetime
     approved_by: tuple[str, ...]
+    #: What the service states was done (:data:`OUTCOMES`); None: said by the action, as
+    #: before outcomes were recorded.
+    outcome: str | None = None
+    #: For ``confirmed_not_found``: the person's evidence, in their words.
+    outcome_note: str | None = None
+
+
+#: What a certificate may state of a record (docs/certificates.md, "Outcomes"): ``deleted``
+#: only where this service deleted exactly the record's data and then saw it gone.
+OUTCOMES = ("deleted", "returned", "anonymised", "transferred", "destroyed_by_hand",
+            "confirmed_not_found")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,10 +98,20 @@ def _iso(t: dt.datetime) -> str:
 
 
 def action_word(item: ItemFacts) -> str:
-    """What the certificate says was done: deleted, returned, anonymised, transferred, manual."""
+    """What the certificate says was done: deleted, returned, anonymised, transferred, manual,
+    or confirmed_not_found (never "deleted" for data this service did not find)."""
+    if item.outcome == "confirmed_not_found":
+        return "confirmed_not_found"
     if item.manual:
         return "manual"
     return ACTION_WORDS.get(item.action, item.action)
+
+
+def item_outcome(item: ItemFacts) -> str:
+    """The item's outcome: as recorded, else what its action did (executions before 0009)."""
+    if item.outcome is not None:
+        return item.outcome
+    return "destroyed_by_hand" if item.manual else ACTION_WORDS.get(item.action, item.action)
 
 
 def item_json(item: ItemFacts) -> dict[str, Any]:
@@ -109,6 +130,8 @@ def item_json(item: ItemFacts) -> dict[str, Any]:
         "executed_at": _iso(item.executed_at),
         "approved_by": list(item.approved_by),
         "disposal_id": item.disposal_id,
+        "outcome": item_outcome(item),
+        "outcome_note": item.outcome_note,
     }
     if item.package_sha256 is not None:
         doc["package_sha256"] = item.package_sha256
@@ -138,8 +161,11 @@ def build_document(*, serial: str, sequence: int, batch: str, issued_at: dt.date
                    issuer: str, issuer_contact: str | None, controller_code: str,
                    controller_name: str, agreements: dict[str, str],
                    items: Sequence[ItemFacts], previous: ChainLink | None,
-                   audit_head: tuple[int, str] | None, software: str) -> dict[str, Any]:
-    """The certificate as a JSON-ready dict (records in the order given)."""
+                   audit_head: tuple[int, str] | None, software: str,
+                   remaining_copies: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The certificate as a JSON-ready dict (records in the order given). ``remaining_copies``
+    (``[{"system", "what", "expire_by", "basis"}]``) says what outlives the disposals in the
+    holding systems, and until when; it is always stated, never left out."""
     records = [item_json(i) for i in items]
     return {
         "type": DOCUMENT_TYPE,
@@ -153,6 +179,7 @@ def build_document(*, serial: str, sequence: int, batch: str, issued_at: dt.date
         "agreements": [{"code": c, "title": t} for c, t in sorted(agreements.items())],
         "statement": STATEMENT,
         "records": records,
+        "remaining_copies": list(remaining_copies),
         "totals": totals(records),
         "previous": None if previous is None else {
             "serial": previous.serial, "sequence": previous.sequence, "sha256": previous.sha256,

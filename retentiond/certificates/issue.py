@@ -23,6 +23,7 @@ locked while its certificate is issued, so two daemons cannot fork a controller'
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,7 +119,7 @@ def _audit_head(session: Session) -> tuple[int, str] | None:
 
 
 def _items(ctx: Context, session: Session, controller_id: int, limit: int) -> tuple[
-        list[ItemFacts], dict[str, str]]:
+        list[ItemFacts], dict[str, str], list[dict[str, Any]]]:
     rows = session.execute(
         select(Disposal, Record, DisposalExecution, Agreement)
         .join(Record, Record.id == Disposal.record_id)
@@ -141,6 +142,7 @@ def _items(ctx: Context, session: Session, controller_id: int, limit: int) -> tu
     citations = rule_citations(ctx.policy)
     agreements: dict[str, str] = {}
     items = []
+    remaining: list[tuple[str | None, Any]] = []
     for case, record, ex, agreement in rows:
         if agreement is not None:
             agreements[agreement.code] = agreement.title
@@ -164,9 +166,32 @@ def _items(ctx: Context, session: Session, controller_id: int, limit: int) -> tu
             evidence=evidence,
             executed_at=(ex.executed_at if ex is not None and ex.executed_at else case.updated_at),
             approved_by=tuple(approvers.get(case.id, ())),
+            outcome=ex.outcome if ex is not None else None,
+            outcome_note=ex.outcome_note if ex is not None else None,
         ))
+        remaining.append((system, ex.remaining if ex is not None else None))
     items.sort(key=lambda i: (i.executed_at, i.disposal_id))
-    return items, agreements
+    return items, agreements, remaining_statement(remaining)
+
+
+#: Said of a disposal executed before what remains was recorded (before migration 0009).
+NOT_RECORDED = {"what": "copies this service did not record for the disposal (backups, "
+                "journals)", "expire_by": None, "basis": "not recorded at the time"}
+
+
+def remaining_statement(per_item: Sequence[tuple[str | None, Any]]) -> list[dict[str, Any]]:
+    """What outlives a certificate's disposals, per system and kind of copy, with the latest
+    date by which it expires (no date if any of its disposals has none)."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for system, copies in per_item:
+        for copy in (copies if copies is not None else [NOT_RECORDED]):
+            key = (system or "-", str(copy.get("what")))
+            entry = merged.setdefault(key, {"system": key[0], "what": key[1],
+                                            "expire_by": copy.get("expire_by"),
+                                            "basis": copy.get("basis")})
+            have, new = entry["expire_by"], copy.get("expire_by")
+            entry["expire_by"] = None if have is None or new is None else max(have, new)
+    return [merged[k] for k in sorted(merged)]
 
 
 def _issue_one(ctx: Context, signer: Signer, controller_id: int, label: str,
@@ -180,7 +205,7 @@ def _issue_one(ctx: Context, signer: Signer, controller_id: int, label: str,
         if session.scalar(select(Certificate.id).where(
                 Certificate.controller_id == controller_id, Certificate.batch == label)):
             return None  # this batch's certificate is out already (daily mode)
-        items, agreements = _items(ctx, session, controller_id, limit)
+        items, agreements, remaining = _items(ctx, session, controller_id, limit)
         if not items:
             return None
         prev = session.scalars(
@@ -195,6 +220,7 @@ def _issue_one(ctx: Context, signer: Signer, controller_id: int, label: str,
             previous=None if prev is None else ChainLink(serial=prev.serial, sequence=prev.sequence,
                                                          sha256=prev.sha256),
             audit_head=_audit_head(session), software=f"retentiond {__version__}",
+            remaining_copies=remaining,
         )
         signed = sign_document(doc, jwk=signer.jwk, kid=signer.kid, chain_der=signer.jws_chain_der)
         sha = document_hash(doc)

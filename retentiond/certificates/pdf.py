@@ -23,6 +23,7 @@ _ACTION_LABELS = {
     "anonymised": "Anonymised",
     "transferred": "Transferred",
     "manual": "Destroyed by hand",
+    "confirmed_not_found": "Not found (confirmed by a person)",
 }
 
 # The core PDF fonts cover Latin-1 only: map common typography, replace anything else.
@@ -165,6 +166,8 @@ def render_pdf(doc: dict[str, Any], signed_json: str, *, kid: str, sha256: str) 
             rows.append(("How it was checked", r["verification"]))
         if r.get("package_sha256"):
             rows.append(("Returned package SHA-256", r["package_sha256"]))
+        if r.get("outcome") == "confirmed_not_found":
+            rows.append(("What a person confirmed", r.get("outcome_note") or "-"))
         if r.get("evidence"):
             e = r["evidence"]
             rows.append(("Evidence of destruction",
@@ -183,6 +186,15 @@ def render_pdf(doc: dict[str, Any], signed_json: str, *, kid: str, sha256: str) 
             pdf.multi_cell(width - 46, 4.4, _t(value), align="L", new_x=XPos.LMARGIN,
                            new_y=YPos.NEXT)
         pdf.ln(1.5)
+
+    heading("What remains, and until when")
+    pdf.set_font("Helvetica", size=8.5)
+    for c in doc.get("remaining_copies") or []:
+        until = f"expire by {_day(c['expire_by'])}" if c.get("expire_by") else \
+            "no date by which they expire can be stated"
+        pdf.multi_cell(width, 4.5, _t(f"{c['what'][:1].upper()}{c['what'][1:]} held by "
+                                      f"{c['system']}: {until}."),
+                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     if pdf.will_page_break(75):
         pdf.add_page()

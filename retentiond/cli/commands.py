@@ -290,8 +290,9 @@ def show_tasks(tasks: Sequence[TaskView], fmt: str) -> int:
     if fmt == "json":
         print_json([t.as_json() for t in tasks])
     else:
-        print_table(("id", "record_id", "controller", "action", "system", "locator", "due_on",
-                     "state", "destroyed_on", "certificate"),
-                    [(t.disposal_id, t.record_id, t.controller, t.action, t.system, t.locator,
-                      t.due_on, t.state, t.destroyed_on, t.certificate_no) for t in tasks])
+        print_table(("id", "kind", "record_id", "controller", "action", "system", "locator",
+                     "due_on", "state", "destroyed_on", "certificate"),
+                    [(t.disposal_id, t.kind, t.record_id, t.controller, t.action, t.system,
+                      t.locator, t.due_on, t.state, t.destroyed_on, t.certificate_no)
+                     for t in tasks])
     return 0

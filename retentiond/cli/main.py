@@ -176,12 +176,19 @@ def cmd_agreements_terminate(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_records_import(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.connectors import LocatorCheck, load_connectors
     from retentiond.ingest.reader import Progress, detect_format
     from retentiond.ingest.records import import_records
 
     path = Path(args.file)
-    result = import_records(make_context(cfg), path, fmt=detect_format(path, args.format),
-                            progress=Progress(path))
+    ctx = make_context(cfg)
+    # Each locator is checked by its system's connector, where one is configured.
+    connectors = load_connectors(cfg)
+    try:
+        result = import_records(ctx, path, fmt=detect_format(path, args.format),
+                                progress=Progress(path), locators=LocatorCheck(connectors))
+    finally:
+        connectors.close()
     print(f"{path}: {result.rows} rows: {result.created} created, {result.updated} updated, "
           f"{result.due_dates_changed} due dates changed, {result.cases_withdrawn} cases withdrawn")
     return 0
@@ -289,6 +296,7 @@ def cmd_disposals_execute(args: argparse.Namespace, cfg: Config) -> int:
     else:
         print(f"{result.claimed} claimed: {result.executed} executed, "
               f"{result.pending_confirmation} pending confirmation, "
+              f"{result.not_found} not found (for a person to look into), "
               f"{result.retry_scheduled} to retry, {result.failed} failed, {result.held} held, "
               f"{result.withdrawn} withdrawn; {reaped} expired leases reaped")
     return 1 if result.failed else 0
@@ -303,12 +311,56 @@ def cmd_disposals_tasks(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_disposals_confirm(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.cli.commands import show_tasks
-    from retentiond.lifecycle.tasks import confirm_destruction
+    from retentiond.connectors import load_connectors
+    from retentiond.lifecycle.context import LifecycleError
+    from retentiond.lifecycle.tasks import confirm_destruction, confirm_not_found
 
-    task = confirm_destruction(make_context(cfg), args.id, destroyed_by=args.destroyed_by,
-                               destroyed_on=args.destroyed_on, method=args.method,
-                               certificate_no=args.certificate)
+    manual = (args.destroyed_by, args.destroyed_on, args.method)
+    if args.evidence is not None:
+        if any(v is not None for v in (*manual, args.certificate)):
+            raise LifecycleError("--evidence confirms data not found; --destroyed-by, "
+                                 "--destroyed-on, --method and --certificate confirm a manual "
+                                 "destruction: give one or the other")
+    elif any(v is None for v in manual):
+        raise LifecycleError("give --destroyed-by, --destroyed-on and --method (a manual "
+                             "destruction), or --evidence (data not found)")
+    ctx = make_context(cfg)
+    connectors = load_connectors(cfg)
+    try:
+        if args.evidence is not None:
+            task = confirm_not_found(ctx, args.id, evidence=args.evidence, connectors=connectors)
+        else:
+            task = confirm_destruction(ctx, args.id, destroyed_by=args.destroyed_by,
+                                       destroyed_on=args.destroyed_on, method=args.method,
+                                       certificate_no=args.certificate, connectors=connectors)
+    finally:
+        connectors.close()
     return show_tasks([task], args.format)
+
+
+def cmd_disposals_check(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.output import print_json
+    from retentiond.connectors import load_connectors
+    from retentiond.lifecycle.presence import check_presence
+
+    connectors = load_connectors(cfg)
+    try:
+        result = check_presence(make_context(cfg), connectors, max_age_s=args.max_age_s)
+    finally:
+        connectors.close()
+    if args.format == "json":
+        print_json(result.as_json())
+    else:
+        print(f"{result.checked} checked: {result.found} found, {result.not_found} not found in "
+              f"their holding system; {result.unchecked} could not be checked")
+    return 0
+
+
+def cmd_disposals_send_back(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.commands import show_tasks
+    from retentiond.lifecycle.tasks import send_back
+
+    return show_tasks([send_back(make_context(cfg), args.id, reason=args.reason)], args.format)
 
 
 def cmd_disposals_list(args: argparse.Namespace, cfg: Config) -> int:
@@ -326,7 +378,8 @@ def cmd_disposals_act(args: argparse.Namespace, cfg: Config) -> int:
     ctx = acting_context(cfg, "approving") if args.verb == "approve" else make_context(cfg)
     ids = _positive_ids(args.ids)
     if args.verb == "approve":
-        rows = review.approve(ctx, ids, reason=args.reason)
+        rows = review.approve(ctx, ids, reason=args.reason,
+                              acknowledge_not_found=args.acknowledge_not_found)
         log_override(ctx, "approving")
     elif args.verb == "defer":
         rows = review.defer(ctx, ids, reason=args.reason, until=args.until)
@@ -627,15 +680,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long a claimed case is leased (longer than the slowest single connector call)")
     leaf(dis, "tasks", "manual disposal tasks pending confirmation", cmd_disposals_tasks,
          ("table", "json"))
-    p = leaf(dis, "confirm", "confirm a manual destruction with its evidence",
-             cmd_disposals_confirm, ("table", "json"))
+    p = leaf(dis, "confirm", "confirm a manual destruction with its evidence, or what became "
+             "of data not found", cmd_disposals_confirm, ("table", "json"))
     p.add_argument("id", type=int, metavar="ID")
-    p.add_argument("--destroyed-by", required=True, metavar="NAME",
+    p.add_argument("--destroyed-by", default=None, metavar="NAME",
                    help="who destroyed it (person or contractor)")
-    p.add_argument("--destroyed-on", type=_date, required=True, metavar="DATE")
-    p.add_argument("--method", required=True, metavar="TEXT", help="e.g. cross-cut shredding")
+    p.add_argument("--destroyed-on", type=_date, default=None, metavar="DATE")
+    p.add_argument("--method", default=None, metavar="TEXT", help="e.g. cross-cut shredding")
     p.add_argument("--certificate", default=None, metavar="NO",
                    help="the contractor's certificate of destruction number")
+    p.add_argument("--evidence", default=None, metavar="TEXT",
+                   help="data not found: what became of it, in your words (e.g. 'destroyed "
+                   "earlier by the school's MIS clean-up of March 2024, its log ref 118'); "
+                   "the certificate quotes it")
+    p = leaf(dis, "send-back", "send a case whose data was not found back to review (after "
+             "correcting its locator with 'records import')", cmd_disposals_send_back,
+             ("table", "json"))
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--reason", required=True)
     for verb, help in (("approve", "approve cases"), ("defer", "defer cases to a later date"),
                        ("reject", "reject cases: the records are retained")):
         p = leaf(dis, verb, help, cmd_disposals_act, ("table", "json"))
@@ -644,6 +706,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reason", required=True)
         if verb == "defer":
             p.add_argument("--until", type=_date, required=True, metavar="DATE")
+        if verb == "approve":
+            p.add_argument("--acknowledge-not-found", action="store_true",
+                           help="approve cases whose data their holding system did not find "
+                           "when last checked (the executor still looks again first)")
+    p = leaf(dis, "check", "look for the data of cases awaiting review or execution in their "
+             "holding systems (the daemon does this after each evaluation)",
+             cmd_disposals_check, ("text", "json"))
+    p.add_argument("--max-age-s", type=float, default=0, metavar="SECONDS",
+                   help="do not ask again about findings younger than this (default: ask all)")
 
     aud = group("audit", "the hash-chained audit trail")
     p = leaf(aud, "verify", "walk the hash chain; report the first altered, removed or inserted "

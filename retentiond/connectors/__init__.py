@@ -22,21 +22,27 @@ from typing import Any
 
 from retentiond.config import Config, ConfigError
 from retentiond.connectors.base import (
+    UNDECLARED,
     Anonymiser,
     BatchConnector,
     Connector,
     ConnectorConfigError,
     ConnectorError,
     ConnectorRef,
+    CopyKeeper,
     Export,
     ExportedFile,
     ExportedTable,
     LocatorRefused,
+    LocatorValidator,
     PermanentConnectorError,
+    RemainingCopy,
     Transferrer,
     TransientConnectorError,
     delete_each,
     exists_each,
+    locator_problem,
+    remaining_copies,
     systems_option,
 )
 from retentiond.connectors.filesystem import FilesystemConnector
@@ -51,9 +57,11 @@ Factory = Callable[..., Connector]
 #: Built-in kinds and the options each accepts (an unknown option is refused, not ignored).
 BUILTIN: dict[str, tuple[Any, frozenset[str]]] = {
     "sql": (SqlConnector, frozenset({"url", "url_file", "url_credential", "table", "key_column",
-                                     "children"})),
-    "filesystem": (FilesystemConnector, frozenset({"root"})),
-    "manual": (ManualConnector, frozenset({"instructions"})),
+                                     "children", "key_type", "backups_kept_days",
+                                     "vacuum_after_delete"})),
+    "filesystem": (FilesystemConnector, frozenset({"root", "backups_kept_days",
+                                                   "snapshots_kept_days"})),
+    "manual": (ManualConnector, frozenset({"instructions", "backups_kept_days"})),
     "return": (ReturnConnector, frozenset({"drop_dir", "password_dir", "format", "controllers"})),
 }
 
@@ -107,6 +115,33 @@ class ConnectorRegistry:
     def close(self) -> None:
         for connector in self._by_name.values():
             connector.close()
+
+
+class LocatorCheck:
+    """``(system, locator) -> problem or None`` for ``records import``: whether the connector
+    of a record's system can name its locator exactly. A system with no connector configured
+    is not checked (its records cannot be executed until one is). A connector that cannot be
+    asked (its database is down) makes each of its system's locators a problem, with the
+    reason, asked once per import."""
+
+    def __init__(self, registry: ConnectorRegistry) -> None:
+        self._registry = registry
+        self._systems = registry.systems()
+        self._broken: dict[str, str] = {}
+
+    def __call__(self, system: str | None, locator: str) -> str | None:
+        if not system or system not in self._systems:
+            return None
+        if system in self._broken:
+            return self._broken[system]
+        connector = self._registry.for_system(system)
+        try:
+            problem = locator_problem(connector, locator)
+        except ConnectorError as exc:
+            self._broken[system] = f"cannot be checked by connector {connector.name}: {exc}"
+            return self._broken[system]
+        return None if problem is None else \
+            f"connector {connector.name} cannot name this locator exactly: {problem}"
 
 
 def _plugin(kind: str) -> Any:
@@ -182,6 +217,7 @@ def load_connectors(cfg: Config) -> ConnectorRegistry:
 __all__ = [
     "BUILTIN",
     "ENTRY_POINT_GROUP",
+    "UNDECLARED",
     "Anonymiser",
     "BatchConnector",
     "Connector",
@@ -189,13 +225,17 @@ __all__ = [
     "ConnectorError",
     "ConnectorRef",
     "ConnectorRegistry",
+    "CopyKeeper",
     "Export",
     "ExportedFile",
     "ExportedTable",
     "FilesystemConnector",
+    "LocatorCheck",
     "LocatorRefused",
+    "LocatorValidator",
     "ManualConnector",
     "PermanentConnectorError",
+    "RemainingCopy",
     "ReturnConnector",
     "SqlConnector",
     "Transferrer",
@@ -204,4 +244,6 @@ __all__ = [
     "delete_each",
     "exists_each",
     "load_connectors",
+    "locator_problem",
+    "remaining_copies",
 ]

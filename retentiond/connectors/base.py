@@ -18,6 +18,17 @@ checks the built-in ones):
   the same for a batch of records at once: the executor sends a claimed batch's deletes
   through them. A connector without them keeps working: :func:`delete_each` and
   :func:`exists_each` loop over ``delete`` and ``exists`` for it, one record at a time.
+- ``delete`` may be called on a first attempt only for data the executor has just seen
+  present (``exists``): "already absent" is success only on a retry of this service's own
+  delete; data not there on a first attempt is a finding for a person (DESIGN.md section 4).
+- Optionally, ``validate_locator(locator)`` (:class:`LocatorValidator`) says why the connector
+  cannot name a locator exactly (``None`` when it can): ``records import`` refuses such a row,
+  with file, line and field. A connector without it accepts every locator at import and
+  refuses at execution what it cannot act on.
+- Optionally, ``remaining_copies(executed_on)`` (:class:`CopyKeeper`) states what of a record
+  outlives the delete in that system (backups, journals, dead row versions, recycle bins) and
+  until when, from the connector's configuration. A connector without it is taken to keep
+  copies it does not declare, with no date: a certificate never says nothing remains.
 - Errors are a :class:`TransientConnectorError` (try again later: the system is down, locked,
   unreachable) or a :class:`PermanentConnectorError` (trying again cannot help: the locator is
   refused, the table does not exist, permission is denied). Anything else is taken as transient.
@@ -27,6 +38,7 @@ checks the built-in ones):
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -146,6 +158,78 @@ class Transferrer(Protocol):
 
 
 @runtime_checkable
+class LocatorValidator(Protocol):
+    """A connector that can say, before anything is done, whether a locator names exactly one
+    thing it can act on (optional; used by ``records import``)."""
+
+    def validate_locator(self, locator: str) -> str | None:
+        """Why ``locator`` cannot be represented exactly (no personal data, never the locator
+        itself), or None when it can. May raise a :class:`ConnectorError` when the holding
+        system must be asked and cannot be."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemainingCopy:
+    """Something of a deleted record that outlives the delete in its system.
+
+    ``what`` is in words for a certificate; ``expire_by`` the date by which it is gone (None:
+    no date can be stated); ``basis`` the configuration or fact the statement rests on."""
+
+    what: str
+    expire_by: dt.date | None
+    basis: str
+
+    @classmethod
+    def backups(cls, kept_days: int | None, executed_on: dt.date,
+                key: str) -> tuple[RemainingCopy, ...]:
+        """Backup copies: gone ``kept_days`` after the delete, when the operator stated it
+        (0: the system keeps none; not stated: they are said to exist, with no date)."""
+        if kept_days is None:
+            return (cls(what="backup copies (how long backups are kept is not configured)",
+                        expire_by=None, basis=f"{key} is not set"),)
+        if kept_days == 0:
+            return ()
+        return (cls(what="backup copies", expire_by=executed_on + dt.timedelta(days=kept_days),
+                    basis=f"{key} = {kept_days}"),)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"what": self.what,
+                "expire_by": self.expire_by.isoformat() if self.expire_by else None,
+                "basis": self.basis}
+
+
+@runtime_checkable
+class CopyKeeper(Protocol):
+    """A connector that states what outlives its deletes (optional)."""
+
+    def remaining_copies(self, executed_on: dt.date) -> tuple[RemainingCopy, ...]:
+        """What remains of a record deleted on ``executed_on``, and until when."""
+        ...
+
+
+#: Said of a connector that declares nothing: it is not taken to keep nothing.
+UNDECLARED = RemainingCopy(
+    what="copies the connector does not declare (backups, versions, recycle bins)",
+    expire_by=None, basis="the connector states no remaining copies")
+
+
+def remaining_copies(connector: Connector, executed_on: dt.date) -> tuple[RemainingCopy, ...]:
+    """What outlives a delete through ``connector`` (:data:`UNDECLARED` if it does not say)."""
+    if isinstance(connector, CopyKeeper):
+        return tuple(connector.remaining_copies(executed_on))
+    return (UNDECLARED,)
+
+
+def locator_problem(connector: Connector, locator: str) -> str | None:
+    """Why ``connector`` cannot name ``locator`` exactly, or None (also for a connector that
+    does not validate locators)."""
+    if isinstance(connector, LocatorValidator):
+        return connector.validate_locator(locator)
+    return None
+
+
+@runtime_checkable
 class BatchConnector(Protocol):
     """A connector that can delete, and check, a batch of records at once (optional).
 
@@ -236,6 +320,19 @@ def option(table: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wh
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise ConnectorConfigError(f"{where}.{key}: must be a {names}")
     return value
+
+
+#: The longest retention of copies a configuration may state (100 years).
+MAX_KEPT_DAYS = 36_525
+
+
+def remaining_option(table: Mapping[str, Any], key: str, where: str) -> int | None:
+    """A number of days copies are kept (``backups_kept_days`` and the like), or None."""
+    value = option(table, key, int, where)
+    if value is not None and not 0 <= value <= MAX_KEPT_DAYS:
+        raise ConnectorConfigError(f"{where}.{key}: must be a number of days from 0 to "
+                                   f"{MAX_KEPT_DAYS}")
+    return value  # type: ignore[no-any-return]
 
 
 def identifier(value: Any, where: str) -> str:

@@ -9,11 +9,19 @@ does it count as executed.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from retentiond.connectors.base import ConnectorRef, Export, PermanentConnectorError, option
+from retentiond.connectors.base import (
+    ConnectorRef,
+    Export,
+    PermanentConnectorError,
+    RemainingCopy,
+    option,
+    remaining_option,
+)
 
 
 class ManualConnector:
@@ -23,14 +31,23 @@ class ManualConnector:
     #: The executor opens a task instead of calling ``delete``.
     requires_confirmation = True
 
-    def __init__(self, name: str, instructions: str = "") -> None:
+    def __init__(self, name: str, instructions: str = "", *,
+                 backups_kept_days: int | None = None) -> None:
         self.name = name
         self.instructions = instructions
+        self.backups_kept_days = backups_kept_days
 
     @classmethod
     def from_config(cls, name: str, table: Mapping[str, Any], *, base_dir: Path) -> ManualConnector:
         where = f"[connectors.{name}]"
-        return cls(name, option(table, "instructions", str, where, default=""))
+        return cls(name, option(table, "instructions", str, where, default=""),
+                   backups_kept_days=remaining_option(table, "backups_kept_days", where))
+
+    def remaining_copies(self, executed_on: dt.date) -> tuple[RemainingCopy, ...]:
+        """Backup copies of the system, as configured (``backups_kept_days = 0`` for paper,
+        which has none); not configured, they are stated with no date."""
+        return RemainingCopy.backups(self.backups_kept_days, executed_on,
+                                     f"[connectors.{self.name}].backups_kept_days")
 
     def _refuse(self) -> PermanentConnectorError:
         return PermanentConnectorError(

@@ -228,11 +228,20 @@ def job_evaluate(env: JobEnv) -> JobOutcome:
         if not slot.claimed:
             return JobOutcome(status="skipped", note=slot.reason)
         result = evaluate(ctx, as_of)
-    return JobOutcome(counts={
+    counts = {
         "evaluation_id": result.evaluation_id, "queued": result.queued,
         "auto_approved": result.auto_approved, "holds_expired": result.holds_expired,
         "recomputed": result.recompute.recomputed, "cases_withdrawn": result.recompute.withdrawn,
-    }, note=f"as of {as_of.isoformat()}, policy {result.policy_version}")
+    }
+    connectors = env.wiring.pipeline.connectors
+    if connectors is not None:
+        # What was queued is looked for in its holding system before anyone reviews it.
+        from retentiond.lifecycle.presence import check_presence
+
+        presence = check_presence(ctx, connectors)
+        counts |= {"presence_checked": presence.checked, "not_found": presence.not_found}
+    return JobOutcome(counts=counts,
+                      note=f"as of {as_of.isoformat()}, policy {result.policy_version}")
 
 
 def job_execute(env: JobEnv) -> JobOutcome:

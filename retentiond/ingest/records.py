@@ -21,7 +21,7 @@ import json
 import queue
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,9 +130,16 @@ _DATE_FIELDS = ("date_of_birth", "date_of_death", "opened_on", "closed_on", "eve
 _DATE_MEMO = 100_000
 
 
+#: ``(system, locator) -> problem or None``: whether the connector of a record's system can
+#: name its locator exactly (``retentiond.connectors.LocatorCheck``).
+LocatorCheck = Callable[[str | None, str], str | None]
+
+
 class _Validator:
-    def __init__(self, session: Session, categories: frozenset[str]) -> None:
+    def __init__(self, session: Session, categories: frozenset[str],
+                 locators: LocatorCheck | None = None) -> None:
         self.categories = categories
+        self.locators = locators
         self.controllers = {code: cid for code, cid in session.execute(
             select(Controller.code, Controller.id))}
         self.agreements = {code: aid for code, aid in session.execute(
@@ -209,6 +216,10 @@ class _Validator:
             raise RowError("closed_on", "is before opened_on")
         system = _clean(get("system"), "system", 100)
         locator = _clean(get("locator"), "locator", 2000)
+        if locator is not None and self.locators is not None:
+            problem = self.locators(system, locator)
+            if problem is not None:
+                raise RowError("locator", problem)
         flags = get("flags")
         return _Row(line, key, category, controller_id, agreement_id, system, locator,
                     subject_ref, dob, dod, opened_on, closed_on, event_on,
@@ -749,8 +760,12 @@ class _Reader:
 
 
 def import_records(ctx: Context, path: Path, *, fmt: str = "csv",
-                   progress: Progress | None = None) -> RecordImport:
-    """Import a file of record facts; refuse it whole (``ImportRefused``) if any row is wrong."""
+                   progress: Progress | None = None,
+                   locators: LocatorCheck | None = None) -> RecordImport:
+    """Import a file of record facts; refuse it whole (``ImportRefused``) if any row is wrong.
+
+    ``locators``, when given, checks each row's locator with its system's connector: a
+    locator the connector cannot name exactly is a wrong row (field ``locator``)."""
     name = str(path)
     problems: list[str] = []
     more = 0
@@ -769,7 +784,7 @@ def import_records(ctx: Context, path: Path, *, fmt: str = "csv",
                                 actor=ctx.actor, started_at=ctx.clock.now())
                 session.add(run)
                 session.flush()
-                validator = _Validator(session, ctx.policy.categories)
+                validator = _Validator(session, ctx.policy.categories, locators)
                 writer = _Writer(ctx, session, run, validator.terminated)
                 count = 0
                 reader = _Reader(path, fmt, name, validator, progress)

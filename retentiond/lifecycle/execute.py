@@ -45,7 +45,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
@@ -60,11 +60,21 @@ from retentiond.connectors import (
     TransientConnectorError,
     delete_each,
     exists_each,
+    remaining_copies,
 )
 from retentiond.lifecycle.context import Context
 from retentiond.lifecycle.sql import hold_covers_record, short_of_approvers
 from retentiond.logs import get_logger
-from retentiond.registry.models import Approval, Controller, Disposal, DisposalExecution, Record
+from retentiond.registry.models import (
+    AdvanceNoticeItem,
+    Approval,
+    Controller,
+    ControllerSettings,
+    Disposal,
+    DisposalExecution,
+    Notification,
+    Record,
+)
 
 log = get_logger("retentiond.execute")
 
@@ -82,6 +92,9 @@ class ExecuteResult:
     claimed: int = 0
     executed: int = 0
     pending_confirmation: int = 0
+    #: Not found in the holding system on the first attempt: waiting for a person, in
+    #: ``pending_confirmation`` (counted here, not there).
+    not_found: int = 0
     retry_scheduled: int = 0
     failed: int = 0
     held: int = 0
@@ -90,6 +103,8 @@ class ExecuteResult:
     released: int = 0
     #: The lease was lost (reaped, and perhaps claimed by another instance) mid-way.
     lease_lost: int = 0
+    #: Approved and ready, but their controller's advance notice has not run its course.
+    waiting_for_notice: int = 0
     stopped: bool = False
 
     def as_json(self) -> dict[str, Any]:
@@ -109,6 +124,8 @@ class _Work:
     attempts: int
     package_name: str | None
     package_sha256: str | None
+    #: The action was sent on an earlier attempt, after the data was seen present.
+    sent: bool = False
 
     @property
     def key(self) -> str:
@@ -126,6 +143,15 @@ class _Done:
     method: str
     verification: str
     package: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _NotFound:
+    """The data was not in the holding system on the first attempt: a finding for a person,
+    never a deletion (DESIGN.md section 4)."""
+
+    connector: Connector
+    system: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,7 +186,13 @@ class _Stopped:
 
 
 _LOST = _Lost()
-_Outcome = _Done | _Task | _Failed | _Lost | _Stopped
+_Outcome = _Done | _Task | _NotFound | _Failed | _Lost | _Stopped
+
+#: The action -> the outcome a certificate states for it once carried out and verified.
+OUTCOMES = {"delete": "deleted", "return": "returned", "anonymise": "anonymised",
+            "transfer": "transferred"}
+#: Actions sent to a holding system, whose data must be seen there on a first attempt.
+CONNECTOR_ACTIONS = tuple(OUTCOMES)
 
 
 # --- checks ---------------------------------------------------------------------------------
@@ -235,15 +267,60 @@ def _recheck(ctx: Context, session: Session, cases: list[Disposal],
 
 # --- transactions ---------------------------------------------------------------------------
 
+def notice_given(session: Session, now: dt.datetime) -> ColumnElement[bool]:
+    """True for a case whose controller asked for no advance notice, or to whom an advance
+    notice naming the case's record and due date was **delivered** (outbox state
+    ``delivered``, not merely queued) at least the controller's notice period before ``now``.
+    A controller's notice period is a wait (issue 10, class 7): nothing of theirs is carried
+    out before it has run.
+
+    The notice periods in use are few (7, 30, ...): one clause per period, each with its own
+    cut-off instant, so no date arithmetic is done in SQL."""
+    days = sorted(int(n) for n in session.scalars(
+        select(ControllerSettings.advance_notice_days)
+        .where(ControllerSettings.advance_notice_days > 0).distinct()) if n is not None)
+    if not days:
+        return true()
+
+    def wants(*extra: ColumnElement[bool]) -> Any:
+        return exists().where(ControllerSettings.controller_id == Record.controller_id,
+                              Record.id == Disposal.record_id,
+                              ControllerSettings.advance_notice_days > 0, *extra)
+
+    clauses: list[ColumnElement[bool]] = [~wants()]
+    for n in days:
+        delivered = exists().where(
+            AdvanceNoticeItem.record_id == Disposal.record_id,
+            AdvanceNoticeItem.due_on == Disposal.due_on,
+            Notification.advance_notice_id == AdvanceNoticeItem.notice_id,
+            Notification.state == "delivered",
+            Notification.delivered_at <= now - dt.timedelta(days=n))
+        clauses.append(and_(wants(ControllerSettings.advance_notice_days == n), delivered))
+    return or_(*clauses)
+
+
+def _ready(now: dt.datetime) -> ColumnElement[bool]:
+    return and_(Disposal.state == "approved",
+                or_(Disposal.next_attempt_at.is_(None), Disposal.next_attempt_at <= now))
+
+
+def waiting_for_notice(ctx: Context) -> int:
+    """Approved cases ready to be carried out but for their controller's advance notice."""
+    now = ctx.clock.now()
+    with ctx.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(Disposal).where(
+            _ready(now), ~notice_given(session, now))) or 0)
+
+
 def _claim(ctx: Context, *, owner: str, batch_size: int, lease_s: int,
            exclude: set[int]) -> tuple[list[int], int, int]:
-    """Claim up to ``batch_size`` approved cases: (claimed ids, held, withdrawn)."""
+    """Claim up to ``batch_size`` approved cases whose advance notice, if their controller
+    wants one, has run its course: (claimed ids, held, withdrawn)."""
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
         query = (
             select(Disposal.id)
-            .where(Disposal.state == "approved",
-                   or_(Disposal.next_attempt_at.is_(None), Disposal.next_attempt_at <= now))
+            .where(_ready(now), notice_given(session, now))
             .order_by(Disposal.id).limit(batch_size)
             .with_for_update(skip_locked=True)
         )
@@ -328,17 +405,18 @@ def _start_batch(ctx: Context, ids: list[int], *, owner: str,
                               Controller.code)
                        .join(Controller, Controller.id == Record.controller_id)
                        .where(Record.id.in_([c.record_id for c in ok])))}
-        packages = {did: (name, sha) for did, name, sha in session.execute(
+        packages = {did: (name, sha, sent) for did, name, sha, sent in session.execute(
             select(DisposalExecution.disposal_id, DisposalExecution.package_name,
-                   DisposalExecution.package_sha256)
+                   DisposalExecution.package_sha256, DisposalExecution.action_sent_at)
             .where(DisposalExecution.disposal_id.in_(list(going))))}
         works = []
         for case in ok:
             system, locator, key, controller = records[case.record_id]
-            name, sha = packages.get(case.id, (None, None))
+            name, sha, sent = packages.get(case.id, (None, None, None))
             works.append(_Work(id=case.id, action=case.action, system=system, locator=locator,
                                record_key=key, controller=controller, attempts=case.attempts,
-                               package_name=name, package_sha256=sha))
+                               package_name=name, package_sha256=sha,
+                               sent=sent is not None or name is not None))
         return works, early
 
 
@@ -357,6 +435,26 @@ def _renew(ctx: Context, ids: list[int], owner: str, lease_s: int) -> set[int]:
             .values(lease_until=now + dt.timedelta(seconds=lease_s))
             .returning(Disposal.id)
         ))
+
+
+def _mark_sent(ctx: Context, ids: list[int], owner: str, lease_s: int) -> set[int]:
+    """Record, for the cases this owner still holds, that their action is about to be sent,
+    their data having just been seen present (and renew their leases). Returns those ids.
+    Committed before the holding system is touched, so that a retry after a crash knows that
+    data now absent is this service's own work, and a first attempt knows it is not."""
+    if not ids:
+        return set()
+    now = ctx.clock.now()
+    with ctx.sessions.begin() as session:
+        marked = set()
+        for case in _lock_batch(session, ids).values():
+            if case.state != "executing" or case.lease_owner != owner:
+                continue
+            row = _execution_row(session, case, now)
+            row.action_sent_at = row.action_sent_at or now
+            case.lease_until = now + dt.timedelta(seconds=lease_s)
+            marked.add(case.id)
+        return marked
 
 
 def _precheck(ctx: Context, work: _Work, batch: list[int], owner: str,
@@ -439,8 +537,9 @@ def _finish_batch(ctx: Context, works: list[_Work], outcomes: dict[int, _Outcome
 
 
 def _record_done(ctx: Context, session: Session, case: Disposal, row: DisposalExecution,
-                 work: _Work, outcome: _Done | _Task, now: dt.datetime) -> str:
-    """``executed`` (or ``pending_confirmation``) with its execution row and audit event."""
+                 work: _Work, outcome: _Done | _Task | _NotFound, now: dt.datetime) -> str:
+    """``executed`` (or ``pending_confirmation``, or ``not_found``: a finding that also
+    waits in ``pending_confirmation``) with its execution row and audit event."""
     connector = outcome.connector
     row.action, row.updated_at = case.action, now
     row.system = work.system
@@ -457,13 +556,27 @@ def _record_done(ctx: Context, session: Session, case: Disposal, row: DisposalEx
                      data={"system": work.system, "connector": row.connector,
                            "action": work.action})
         return "pending_confirmation"
+    if isinstance(outcome, _NotFound):
+        case.state = "pending_confirmation"
+        case.reason = f"not found in {work.system} on the first attempt"
+        row.not_found_at = row.task_created_at = now
+        record_event(session, kind="DisposalNotFound", actor=ACTOR, entity="disposal",
+                     entity_id=case.id, at=now, policy_version=ctx.policy.version,
+                     reason=case.reason,
+                     data={"system": work.system, "connector": row.connector,
+                           "action": work.action, "attempt": work.attempts,
+                           "checked": f"{row.connector}.exists() was false before anything "
+                                      "was sent"})
+        return "not_found"
     case.state = "executed"
     row.method, row.verification, row.executed_at = outcome.method, outcome.verification, now
+    row.outcome = OUTCOMES.get(work.action, work.action)
+    row.remaining = [c.as_json() for c in remaining_copies(outcome.connector, ctx.clock.today())]
     data: dict[str, Any] = {
         "system": work.system, "connector": connector.name if connector else None,
         "connector_kind": connector.kind if connector else None, "action": work.action,
         "method": outcome.method, "verification": outcome.verification,
-        "attempts": work.attempts,
+        "attempts": work.attempts, "outcome": row.outcome, "remaining": row.remaining,
     }
     if outcome.package is not None:
         data["package"], data["package_sha256"] = outcome.package
@@ -532,8 +645,8 @@ def _verify_gone(connector: Connector, work: _Work) -> str:
     return f"{connector.name}.exists() is false after the {work.action}"
 
 
-def _perform(ctx: Context, connectors: ConnectorRegistry, work: _Work,
-             owner: str) -> _Done | _Task:
+def _perform(ctx: Context, connectors: ConnectorRegistry, work: _Work, owner: str,
+             lease_s: int) -> _Done | _Task | _NotFound:
     """Carry out the case's action through its connector (outside any registry transaction)."""
     if work.action == "review":
         return _Task(connector=None, why="the rule's action is review: a person must decide "
@@ -547,6 +660,11 @@ def _perform(ctx: Context, connectors: ConnectorRegistry, work: _Work,
     if not work.locator:
         raise PermanentConnectorError("the record has no locator: the connector cannot find it")
     ref = work.ref()
+    if not work.sent:
+        if not connector.exists(ref):
+            return _NotFound(connector=connector, system=work.system)
+        if work.id not in _mark_sent(ctx, [work.id], owner, lease_s):
+            raise _LeaseLost()
     if work.action == "delete":
         method = connector.delete(ref, work.key)
         return _Done(connector=connector, method=method,
@@ -594,16 +712,36 @@ def _failure(exc: Exception) -> _Failed:
                    permanent=False, error_type=type(exc).__name__)
 
 
-def _delete_group(connector: Connector, group: list[_Work],
-                  stop: threading.Event | None) -> dict[int, _Outcome]:
+def _delete_group(ctx: Context, connector: Connector, group: list[_Work], owner: str,
+                  lease_s: int, stop: threading.Event | None) -> dict[int, _Outcome]:
     """Delete a group of cases through one connector (``delete_many``, or ``delete`` one at a
-    time), then verify with ``exists_many`` (or ``exists``) that the data is gone. A case
-    left out because ``stop`` was set is absent from the result."""
-    deleted = delete_each(connector, [(w.ref(), w.key) for w in group],
-                          stop=stop.is_set if stop is not None else None)
+    time), then verify with ``exists_many`` (or ``exists``) that the data is gone.
+
+    On a case's first attempt its data must be there: it is looked for first (one
+    ``exists_many``), a case whose data is not found is a finding (:class:`_NotFound`), never
+    a deletion, and the cases found are marked sent (:func:`_mark_sent`) before the delete. A
+    case marked sent on an earlier attempt is deleted straight away: its data already absent
+    is this service's own delete. A case left out because ``stop`` was set is absent from the
+    result."""
     outcomes: dict[int, _Outcome] = {}
+    fresh = [w for w in group if not w.sent]
+    seen = exists_each(connector, [(w.ref(), w.key) for w in fresh])
+    present = []
+    for work in fresh:
+        there = seen[work.key]
+        if isinstance(there, Exception):
+            outcomes[work.id] = _failure(there)
+        elif not there:
+            outcomes[work.id] = _NotFound(connector=connector, system=work.system)
+        else:
+            present.append(work)
+    marked = _mark_sent(ctx, [w.id for w in present], owner, lease_s)
+    outcomes.update({w.id: _LOST for w in present if w.id not in marked})
+    going = [w for w in group if w.sent or w.id in marked]
+    deleted = delete_each(connector, [(w.ref(), w.key) for w in going],
+                          stop=stop.is_set if stop is not None else None)
     done: list[_Work] = []
-    for work in group:
+    for work in going:
         result = deleted.get(work.key)
         if isinstance(result, Exception):
             outcomes[work.id] = _failure(result)
@@ -661,7 +799,7 @@ def _perform_batch(ctx: Context, connectors: ConnectorRegistry, works: list[_Wor
             outcomes.update({w.id: _LOST for w in works if w.id not in kept})
         group = [w for w in group if not isinstance(outcomes.get(w.id), _Lost)]
         if group:
-            outcomes.update(_delete_group(connector, group, stop))
+            outcomes.update(_delete_group(ctx, connector, group, owner, lease_s, stop))
     batch = [w.id for w in works]
     for work in single:
         if stop is not None and stop.is_set():
@@ -673,7 +811,7 @@ def _perform_batch(ctx: Context, connectors: ConnectorRegistry, works: list[_Wor
             outcomes[work.id] = checked
             continue
         try:
-            outcomes[work.id] = _perform(ctx, connectors, work, owner)
+            outcomes[work.id] = _perform(ctx, connectors, work, owner, lease_s)
         except _LeaseLost:
             outcomes[work.id] = _LOST
         except Exception as exc:
@@ -725,6 +863,8 @@ def _execute_batch(ctx: Context, connectors: ConnectorRegistry, ids: list[int], 
             log.info("disposal_stopped_before_action", state=result, **fields)
         elif result == "pending_confirmation":
             log.info("disposal_task_created", **fields)
+        elif result == "not_found":
+            log.warning("disposal_not_found", **fields)
         elif result == "executed" and isinstance(outcome, _Done):
             log.info("disposal_executed", connector=outcome.connector.name, **fields)
     results.update(finished)
@@ -754,8 +894,8 @@ def execute_due(ctx: Context, connectors: ConnectorRegistry, *, owner: str, batc
     if batch_size < 1 or lease_s < 1:
         raise ValueError("batch_size and lease_s must be at least 1")
     counts: dict[str, int] = dict.fromkeys(
-        ("claimed", "executed", "pending_confirmation", "retry_scheduled", "failed", "held",
-         "withdrawn", "released", "lease_lost"), 0)
+        ("claimed", "executed", "pending_confirmation", "not_found", "retry_scheduled", "failed",
+         "held", "withdrawn", "released", "lease_lost"), 0)
     retried: set[int] = set()
     stopped = False
     while True:
@@ -780,7 +920,7 @@ def execute_due(ctx: Context, connectors: ConnectorRegistry, *, owner: str, batc
                 break
         if len(ids) + held + withdrawn < batch_size:
             break
-    return ExecuteResult(stopped=stopped, **counts)
+    return ExecuteResult(stopped=stopped, waiting_for_notice=waiting_for_notice(ctx), **counts)
 
 
 def reap_leases(ctx: Context, *, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> int:

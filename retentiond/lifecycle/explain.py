@@ -9,6 +9,7 @@ from sqlalchemy import and_, select
 
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.holds import covered_by
+from retentiond.lifecycle.presence import findings
 from retentiond.lifecycle.recompute import fact_query, facts_from_row
 from retentiond.lifecycle.sql import hold_is_active
 from retentiond.policy import decide_safely
@@ -56,6 +57,7 @@ def explain(ctx: Context, record_key: str, *, as_of: dt.date) -> dict[str, Any]:
                 AuditEvent.entity_id.in_([str(c.id) for c in cases]),
             ).order_by(AuditEvent.id)
         )) if cases else []
+        finding = findings(session, [record.id]).get(record.id)
     if holds:
         state = "held"
     elif live is not None:
@@ -71,6 +73,10 @@ def explain(ctx: Context, record_key: str, *, as_of: dt.date) -> dict[str, Any]:
         "agreement": agreement.code if agreement else None,
         "system": record.system,
         "locator": record.locator,
+        # Whether the holding system had the data when last asked (None: not asked).
+        "holding_check": None if finding is None else {
+            "system": finding.system, "found": finding.found,
+            "checked_at": finding.checked_at.isoformat()},
         "as_of": as_of.isoformat(),
         "policy_version": decision.policy_version,
         "stored_policy_version": record.policy_version,

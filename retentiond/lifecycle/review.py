@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
 from retentiond.lifecycle.context import Context, LifecycleError, required_text
+from retentiond.lifecycle.presence import findings
 from retentiond.lifecycle.sql import hold_covers_record, move_cases
 from retentiond.registry.db import write_transaction
 from retentiond.registry.models import (
@@ -44,6 +45,8 @@ class DisposalView:
     approved_by: tuple[str, ...]
     reason: str | None
     updated_at: dt.datetime
+    #: The holding system that did not find the record's data when last asked, if any.
+    not_found_in: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -53,7 +56,7 @@ class DisposalView:
             "policy_version": self.policy_version,
             "approvals_required": self.approvals_required,
             "approved_by": list(self.approved_by), "reason": self.reason,
-            "updated_at": self.updated_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(), "not_found_in": self.not_found_in,
         }
 
 
@@ -101,18 +104,25 @@ def _require_reason(reason: str) -> str:
     return required_text(reason, "a reason is required")
 
 
-def approve(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
+def approve(ctx: Context, ids: list[int], *, reason: str,
+            acknowledge_not_found: bool = False) -> list[DisposalView]:
     """Record the actor's approval; a case becomes ``approved`` once enough different
     people have approved it (the rule's ``approvals_required``).
 
     One person counts once however many sessions, tokens or processes they approve from: the
     checks run under the write lock (SQLite) or the case's row lock (PostgreSQL), and the
     database holds at most one live approval per case and person (``uq_approvals_live``).
+
+    A case whose data its holding system did not find when last asked
+    (``lifecycle.presence``) is refused unless ``acknowledge_not_found``; the acknowledgement
+    is recorded with the approval.
     """
     reason = _require_reason(reason)
     now, today = ctx.clock.now(), ctx.clock.today()
     with write_transaction(ctx.sessions) as session:
         cases = _load(session, ids)
+        absent = {rid: f for rid, f in findings(session, [c.record_id for c in cases]).items()
+                  if not f.found}
         covered = hold_covers_record(session, today)
         for case in cases:
             approvers = _approvers(session, case.id)
@@ -128,6 +138,12 @@ def approve(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
                 raise LifecycleError(f"disposal {case.id} is not due until {case.due_on}")
             if ctx.actor in approvers:
                 raise _already(case, ctx.actor)
+            finding = absent.get(case.record_id)
+            if finding is not None and not acknowledge_not_found:
+                raise LifecycleError(
+                    f"disposal {case.id}: its data was not found in {finding.system} when last "
+                    f"checked ({finding.checked_at.date().isoformat()}): check the record's "
+                    "locator first, or acknowledge that it is not there to approve it anyway")
             session.add(Approval(disposal_id=case.id, approver=ctx.actor, reason=reason,
                                  approved_at=now))
             try:
@@ -142,12 +158,15 @@ def approve(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
                               state="approved" if complete else "pending_review",
                               updated_at=now):
                 raise _changed(session, case, "approved")
+            data: dict[str, Any] = {"approvals": len(approvers),
+                                    "approvals_required": case.approvals_required,
+                                    **ctx.sod_data()}
+            if finding is not None:
+                data["acknowledged_not_found"] = finding.system
             record_event(
                 session, kind="DisposalApproved" if complete else "DisposalApprovalRecorded",
                 actor=ctx.actor, entity="disposal", entity_id=case.id, at=now, reason=reason,
-                policy_version=ctx.policy.version,
-                data={"approvals": len(approvers), "approvals_required": case.approvals_required,
-                      **ctx.sod_data()},
+                policy_version=ctx.policy.version, data=data,
             )
         session.flush()
         return _view_ids(session, cases)
@@ -240,13 +259,15 @@ def _views(session: Session, query: Any) -> list[DisposalView]:
             people = approvers.setdefault(disposal_id, [])
             if approver not in people:
                 people.append(approver)
+    absent = {rid: f.system for rid, f in findings(
+        session, [row[0].record_id for row in rows]).items() if not f.found}
     return [
         DisposalView(
             id=case.id, record_id=key, category=category, controller=controller,
             state=case.state, due_on=case.due_on, action=case.action, rule=case.rule_id,
             policy_version=case.policy_version, approvals_required=case.approvals_required,
             approved_by=tuple(approvers.get(case.id, ())), reason=case.reason,
-            updated_at=case.updated_at,
+            updated_at=case.updated_at, not_found_in=absent.get(case.record_id),
         )
         for case, key, category, controller in rows
     ]

@@ -1,25 +1,44 @@
-"""Manual disposal tasks: paper, systems with no interface, and the action ``review``.
+"""Tasks for a person: manual disposals, the action ``review``, and data not found.
 
-The executor opens a task (the case moves to ``pending_confirmation``); a person carries
-out the destruction; an IG officer confirms it with evidence (who destroyed it, on which date,
-by what method, the contractor's certificate number). Only then is the case ``executed``.
-A hold placed meanwhile moves the case to ``held`` and so cancels the task.
+The executor opens a task (the case moves to ``pending_confirmation``) of one of three kinds:
+
+- ``manual`` (paper, systems with no interface) and ``review`` (the rule's action): a person
+  carries out the destruction and an IG officer confirms it with evidence (who destroyed it, on
+  which date, by what method, the contractor's certificate number): :func:`confirm_destruction`.
+- ``not_found``: the record's data was not in its holding system on the first attempt (a
+  mistyped or stale locator, or data destroyed earlier by someone else). It is a finding, not
+  a deletion (DESIGN.md section 4). A person either confirms, in their own words, what
+  happened to it (:func:`confirm_not_found`: "destroyed earlier by ...", checked again to be
+  absent, and certified as ``confirmed_not_found`` with those words, never "deleted"), or
+  sends the case back to review (:func:`send_back`) once the locator is corrected.
+
+Only then is the case ``executed``. A hold placed meanwhile moves the case to ``held`` and so
+cancels the task.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from retentiond.audit import record_event
 from retentiond.clock import LONDON
 from retentiond.lifecycle.context import Context, LifecycleError, required_text
 from retentiond.lifecycle.sql import hold_covers_record, move_cases
 from retentiond.registry.db import write_transaction
-from retentiond.registry.models import Controller, Disposal, DisposalExecution, Record
+from retentiond.registry.models import Approval, Controller, Disposal, DisposalExecution, Record
+from retentiond.text import is_visible
+
+if TYPE_CHECKING:
+    from retentiond.connectors import ConnectorRegistry
+
+#: The fewest visible characters a person's evidence may have ("destroyed earlier by ...").
+MIN_EVIDENCE = 10
+MAX_EVIDENCE = 2000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,9 +61,13 @@ class TaskView:
     method: str | None = None
     certificate_no: str | None = None
     confirmed_by: str | None = None
+    #: ``manual``, ``review`` or ``not_found``.
+    kind: str = "manual"
+    reason: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "kind": self.kind, "reason": self.reason,
             "disposal_id": self.disposal_id, "record_id": self.record_id,
             "category": self.category, "controller": self.controller, "action": self.action,
             "system": self.system, "locator": self.locator, "connector": self.connector,
@@ -66,9 +89,18 @@ def _query() -> Any:
     )
 
 
+def task_kind(case: Disposal, row: DisposalExecution | None) -> str:
+    """What a person is asked to do for a case pending confirmation."""
+    if row is not None and row.not_found_at is not None:
+        return "not_found"
+    return "review" if case.action == "review" else "manual"
+
+
 def _view(case: Disposal, record: Record, controller: str,
           row: DisposalExecution | None) -> TaskView:
     return TaskView(
+        kind=task_kind(case, row), reason=case.reason if case.state == "pending_confirmation"
+        else None,
         disposal_id=case.id, record_id=record.record_key, category=record.category,
         controller=controller, action=case.action, system=record.system,
         locator=record.locator, connector=row.connector if row else None, due_on=case.due_on,
@@ -92,7 +124,8 @@ def list_tasks(ctx: Context) -> list[TaskView]:
 
 def confirm_destruction(ctx: Context, disposal_id: int, *, destroyed_by: str,
                         destroyed_on: dt.date, method: str,
-                        certificate_no: str | None = None) -> TaskView:
+                        certificate_no: str | None = None,
+                        connectors: ConnectorRegistry | None = None) -> TaskView:
     """Record the evidence of destruction; the case becomes ``executed``. Confirming again
     with the same evidence changes nothing; with different evidence it is refused."""
     destroyed_by = required_text(destroyed_by, "--destroyed-by is required: who destroyed the record")
@@ -119,6 +152,11 @@ def confirm_destruction(ctx: Context, disposal_id: int, *, destroyed_by: str,
         if case.state != "pending_confirmation" or row is None:
             raise LifecycleError(f"disposal {disposal_id} is {case.state}: only a case pending "
                                  "confirmation can be confirmed")
+        if task_kind(case, row) == "not_found":
+            raise LifecycleError(
+                f"disposal {disposal_id}: its data was not found in {record.system}, so nothing "
+                "was destroyed by this task: confirm what happened to it with --evidence, or "
+                "send it back for review (disposals send-back) once its locator is corrected")
         if session.scalar(select(Record.id).where(Record.id == record.id,
                                                   hold_covers_record(session, today))) is not None:
             raise LifecycleError(f"disposal {disposal_id}: the record is under a hold: it must "
@@ -141,6 +179,8 @@ def confirm_destruction(ctx: Context, disposal_id: int, *, destroyed_by: str,
             f" (certificate {certificate_no})" if certificate_no else "")
         row.verification = f"confirmed by {ctx.actor} with evidence of destruction"
         row.executed_at = row.updated_at = now
+        row.outcome = "destroyed_by_hand"
+        row.remaining = _remaining(connectors, record.system, destroyed_on)
         if not move_cases(session, [case.id], expected=("pending_confirmation",),
                           state="executed", updated_at=now):
             raise LifecycleError(f"disposal {disposal_id} changed while its destruction was "
@@ -153,5 +193,134 @@ def confirm_destruction(ctx: Context, disposal_id: int, *, destroyed_by: str,
                            "method": row.method, "verification": row.verification,
                            "destroyed_by": destroyed_by, "destroyed_on": destroyed_on.isoformat(),
                            "destruction_method": method, "certificate_no": certificate_no})
+        session.flush()
+        return _view(case, record, controller, row)
+
+
+def _remaining(connectors: ConnectorRegistry | None, system: str | None,
+               on: dt.date) -> list[dict[str, Any]]:
+    """What the record's system keeps after the destruction (its connector's statement; an
+    undeclared statement when no connector is at hand)."""
+    from retentiond.connectors import UNDECLARED, ConnectorError, remaining_copies
+
+    if connectors is not None and system:
+        try:
+            return [c.as_json() for c in remaining_copies(connectors.for_system(system), on)]
+        except ConnectorError:
+            pass
+    return [UNDECLARED.as_json()]
+
+
+def _evidence_text(value: str, what: str, *, minimum: int = 1,
+                   maximum: int = MAX_EVIDENCE) -> str:
+    """``value`` stripped, refused when it has fewer than ``minimum`` characters a reader
+    sees (``retentiond.text.is_visible``: zero-width, format and blank characters do not
+    count), more than ``maximum``, or a control character (a line break is allowed)."""
+    text = value.strip()
+    if len(text) > maximum:
+        raise LifecycleError(f"{what} is longer than {maximum} characters")
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\t" for c in text):
+        raise LifecycleError(f"{what} contains a control character")
+    if sum(1 for c in text if is_visible(c)) < minimum:
+        raise LifecycleError(f"{what} is required: at least {minimum} visible characters")
+    return text
+
+
+def _not_found_case(session: Any, disposal_id: int) -> tuple[Disposal, Record, str,
+                                                              DisposalExecution]:
+    found = session.execute(
+        _query().where(Disposal.id == disposal_id).with_for_update(of=Disposal)).one_or_none()
+    if found is None:
+        raise LifecycleError(f"no disposal {disposal_id}")
+    case, record, controller, row = found
+    if case.state != "pending_confirmation" or row is None or row.not_found_at is None:
+        raise LifecycleError(f"disposal {disposal_id} is not a finding of data not found (it is "
+                             f"{case.state})")
+    return case, record, controller, row
+
+
+def confirm_not_found(ctx: Context, disposal_id: int, *, evidence: str,
+                      connectors: ConnectorRegistry) -> TaskView:
+    """A person confirms, in their own words, what became of data not found on the first
+    attempt ("destroyed earlier by the school's MIS clean-up on ..."). The holding system is
+    asked once more: data found now is refused (the locator names present data: send the case
+    back instead). The case becomes ``executed`` with the outcome ``confirmed_not_found`` and
+    the person's words as its note; a certificate says that, never "deleted". Confirming
+    again with the same words changes nothing."""
+    from retentiond.connectors import ConnectorError, ConnectorRef
+
+    evidence = _evidence_text(evidence, "--evidence", minimum=MIN_EVIDENCE)
+    with ctx.sessions() as session:
+        found = session.execute(_query().where(Disposal.id == disposal_id)).one_or_none()
+        if found is None:
+            raise LifecycleError(f"no disposal {disposal_id}")
+        case, record, controller, row = found
+        if case.state == "executed" and row is not None and row.outcome == "confirmed_not_found" \
+                and row.outcome_note == evidence:
+            return _view(case, record, controller, row)
+        _not_found_case(session, disposal_id)
+        system, locator, key = record.system, record.locator, record.record_key
+    try:
+        connector = connectors.for_system(system)
+        present = bool(locator) and connector.exists(ConnectorRef(str(system), str(locator), key,
+                                                                  controller=controller))
+    except ConnectorError as exc:
+        raise LifecycleError(f"disposal {disposal_id}: cannot check {system} again: {exc}") \
+            from exc
+    if present:
+        raise LifecycleError(
+            f"disposal {disposal_id}: the data is in {system} now: it was not destroyed earlier; "
+            "send the case back for review (disposals send-back) instead")
+    now, today = ctx.clock.now(), ctx.clock.today()
+    with write_transaction(ctx.sessions) as session:
+        case, record, controller, row = _not_found_case(session, disposal_id)
+        if record.system != system or record.locator != locator:
+            raise LifecycleError(f"disposal {disposal_id}: the record's locator changed while "
+                                 "it was checked: try again")
+        if session.scalar(select(Record.id).where(Record.id == record.id,
+                                                  hold_covers_record(session, today))) is not None:
+            raise LifecycleError(f"disposal {disposal_id}: the record is under a hold")
+        since = row.not_found_at.astimezone(LONDON).date() if row.not_found_at else today
+        row.outcome, row.outcome_note = "confirmed_not_found", evidence
+        row.method = f"not found in {system}; a person confirmed what happened to it: {evidence}"
+        row.verification = (f"{connector.name}.exists() was false on the first attempt "
+                            f"({since.isoformat()}) and again when {ctx.actor} confirmed it")
+        row.confirmed_by, row.confirmed_at = ctx.actor, now
+        row.executed_at = row.updated_at = now
+        row.remaining = _remaining(connectors, system, today)
+        if not move_cases(session, [case.id], expected=("pending_confirmation",),
+                          state="executed", updated_at=now):
+            raise LifecycleError(f"disposal {disposal_id} changed while it was being "
+                                 "confirmed: nothing was changed; look at it again")
+        record_event(session, kind="DisposalNotFoundConfirmed", actor=ctx.actor,
+                     entity="disposal", entity_id=case.id, at=now,
+                     policy_version=ctx.policy.version, reason=evidence,
+                     data={"system": system, "connector": connector.name,
+                           "outcome": row.outcome, "verification": row.verification})
+        session.flush()
+        return _view(case, record, controller, row)
+
+
+def send_back(ctx: Context, disposal_id: int, *, reason: str) -> TaskView:
+    """Data not found: send the case back to ``pending_review`` (after its locator has been
+    corrected, by ``records import``). Its approvals are voided, since they were given for a
+    locator that named nothing; the next attempt is a first attempt again."""
+    reason = _evidence_text(reason, "--reason")
+    now = ctx.clock.now()
+    with write_transaction(ctx.sessions) as session:
+        case, record, controller, row = _not_found_case(session, disposal_id)
+        session.execute(update(Approval)
+                        .where(Approval.disposal_id == case.id, Approval.voided_at.is_(None))
+                        .values(voided_at=now))
+        row.not_found_at = row.task_created_at = row.action_sent_at = None
+        row.updated_at = now
+        if not move_cases(session, [case.id], expected=("pending_confirmation",),
+                          state="pending_review", reason=reason, updated_at=now, attempts=0,
+                          last_error=None):
+            raise LifecycleError(f"disposal {disposal_id} changed while it was being sent "
+                                 "back: nothing was changed; look at it again")
+        record_event(session, kind="DisposalSentBack", actor=ctx.actor, entity="disposal",
+                     entity_id=case.id, at=now, policy_version=ctx.policy.version,
+                     reason=reason, data={"from": "not_found", "system": record.system})
         session.flush()
         return _view(case, record, controller, row)

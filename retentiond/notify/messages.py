@@ -125,8 +125,9 @@ def advance_text(doc: dict[str, Any]) -> tuple[str, str]:
         lines.append(f"  ... and {n - INLINE_RECORDS} more: every record is in the attached file.")
     lines += [
         "",
-        "Each will be reviewed by our information governance officers before anything is "
-        "disposed of, and you will receive a signed certificate afterwards. If any of these "
+        f"None of them will be disposed of until {doc['window_days']} days after this notice "
+        "has been delivered to you, and each is reviewed by our information governance "
+        "officers first; you will receive a signed certificate afterwards. If any of these "
         "must be kept longer (a legal hold, a subject access request, an inquiry), tell us "
         "before the due date.",
         "",

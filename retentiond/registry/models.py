@@ -265,6 +265,33 @@ class DisposalExecution(Base):
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     executed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    #: When this service first sent the action to the holding system, having just seen the
+    #: data there. Data absent on a later attempt is then this service's own earlier delete
+    #: ("already absent" is success only on such a retry, DESIGN.md section 4).
+    action_sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    #: When the data was not found on the first attempt (the case went to a person).
+    not_found_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    #: What the certificate states: ``deleted``, ``returned``, ``anonymised``,
+    #: ``transferred``, ``destroyed_by_hand`` or ``confirmed_not_found`` (None before 0009:
+    #: the action's word).
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    #: For ``confirmed_not_found``: the person's evidence, in their words.
+    outcome_note: Mapped[str | None] = mapped_column(Text)
+    #: What outlives the action in the holding system: ``[{"what", "expire_by", "basis"}]``.
+    remaining: Mapped[Any | None] = mapped_column(JSON)
+
+
+class RecordPresence(Base):
+    """Whether a record's data was found in its holding system when last asked (before
+    review: the queue and the record page show data that is not there)."""
+
+    __tablename__ = "record_presence"
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id"), primary_key=True)
+    system: Mapped[str] = mapped_column(String(100))
+    #: SHA-256 of the locator asked about: a finding holds only while the locator is the same.
+    locator_sha256: Mapped[str] = mapped_column(String(64))
+    found: Mapped[bool] = mapped_column(Boolean)
+    checked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
 class Approval(Base):
@@ -601,6 +628,7 @@ __all__ = [
     "Notification",
     "PolicyVersion",
     "Record",
+    "RecordPresence",
     "SavedFilter",
     "Subject",
     "WebSession",

@@ -17,10 +17,11 @@ EVALUATE_KEYS = {"evaluation_id", "as_of", "policy_version", "queued", "auto_app
                  "holds_expired", "recomputed", "due_dates_changed", "cases_withdrawn"}
 DISPOSAL_KEYS = {"id", "record_id", "category", "controller", "state", "due_on", "action",
                  "rule", "policy_version", "approvals_required", "approved_by", "reason",
-                 "updated_at"}
+                 "updated_at", "not_found_in"}
 HOLD_KEYS = {"id", "scope", "type", "reason", "placed_by", "placed_at", "until", "lifted_at",
              "lifted_by", "lift_reason", "active", "records_covered", "covers", "criteria"}
-EXPLAIN_KEYS = {"record_id", "category", "controller", "agreement", "system", "locator", "as_of",
+EXPLAIN_KEYS = {"record_id", "category", "controller", "agreement", "system", "locator",
+                "holding_check", "as_of",
                 "policy_version", "stored_policy_version", "facts", "rules", "due_on", "is_due",
                 "action", "rule", "citation", "approvals_required", "auto_approve",
                 "needs_attention", "deferred_until", "holds", "state", "disposal", "history"}

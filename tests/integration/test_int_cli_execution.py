@@ -124,19 +124,19 @@ def test_manual_task_confirmed_from_the_command_line(cli, tmp_path, holding_url)
     cli("controllers", "import", _write(tmp_path / "c.csv", ("code", "name", "email"),
                                         [("SCH-01", "School One", "dpo@sch01.example")]))
     old = (today - relativedelta(years=26)).isoformat()
-    cli("records", "import", _write(
-        tmp_path / "r.csv",
-        ("record_id", "category", "controller", "system", "locator", "subject_ref",
-         "date_of_birth"),
-        [("P1", "education.pupil_record", "SCH-01", "paper", "box 7", "S-1", old),
-         ("F1", "education.pupil_record", "SCH-01", "files", "../../etc", "S-2", old)]))
+    header = ("record_id", "category", "controller", "system", "locator", "subject_ref",
+              "date_of_birth")
+    paper = ("P1", "education.pupil_record", "SCH-01", "paper", "box 7", "S-1", old)
+    # A locator the files connector cannot name is refused at import, the file whole.
+    assert cli("records", "import", _write(tmp_path / "r.csv", header, [
+        paper, ("F1", "education.pupil_record", "SCH-01", "files", "../../etc", "S-2", old)]
+    ))[0] != 0
+    assert cli("records", "import", _write(tmp_path / "r.csv", header, [paper]))[0] == 0
     cli("evaluate")
     ids = [c["id"] for c in json.loads(cli("disposals", "list", "--format", "json")[1])]
     cli("disposals", "approve", *map(str, ids), "--reason", "due")
     status, out = cli("disposals", "execute")
-    assert status == 1 and "1 pending confirmation" in out and "1 failed" in out
-    failed = json.loads(cli("disposals", "list", "--state", "failed", "--format", "json")[1])
-    assert [c["record_id"] for c in failed] == ["F1"]
+    assert status == 0 and "1 pending confirmation" in out
     tasks = json.loads(cli("disposals", "tasks", "--format", "json")[1])
     assert [(t["record_id"], t["locator"]) for t in tasks] == [("P1", "box 7")]
     status, out = cli("disposals", "confirm", str(tasks[0]["disposal_id"]),

@@ -160,8 +160,9 @@ def test_mixed_batch_each_case_gets_its_own_outcome(ctx, clock, tmp_path, holdin
                                          stop=None, max_attempts=8, backoff_s=10,
                                          max_backoff_s=3600)
     real.close()
-    # The start and the finish; the hold was found in the start transaction.
-    assert commits.n == 2
+    # The start, one "about to be sent" mark per connector group (after its data was seen
+    # present), and the finish; the hold was found in the start transaction.
+    assert commits.n == 4
     by_key = {k: results[cases[k]] for k in cases}
     assert by_key == {"R1": "executed", "R2": "executed", "R6": "executed", "F1": "executed",
                       "R3": "retry_scheduled", "R4": "failed", "R5": "held"}
@@ -181,7 +182,11 @@ def test_mixed_batch_each_case_gets_its_own_outcome(ctx, clock, tmp_path, holdin
         assert "row locked" in r3.last_error and r3.lease_owner is None
         assert "delete refused" in session.get(Disposal, cases["R4"]).last_error
         rows = {r.disposal_id: r for r in session.scalars(select(DisposalExecution))}
-        assert set(rows) == {cases[k] for k in ("R1", "R2", "R6", "F1")}
+        assert {d for d, r in rows.items() if r.executed_at} == \
+            {cases[k] for k in ("R1", "R2", "R6", "F1")}
+        # R3 and R4 were seen present and their deletes sent: a retry may count them absent.
+        assert {d for d, r in rows.items() if r.action_sent_at} == \
+            {cases[k] for k in ("R1", "R2", "R3", "R4", "R6", "F1")}
         r1 = rows[cases["R1"]]
         assert r1.method.startswith("deleted 3 rows (2 from pupil_marks, 1 from pupils) in one "
                                     "transaction") and "U1" not in r1.method
@@ -192,9 +197,10 @@ def test_mixed_batch_each_case_gets_its_own_outcome(ctx, clock, tmp_path, holdin
     assert len(executed) == 4 and {d["connector"] for d in executed} == {"mis", "casefiles"}
 
 
-def test_a_whole_batch_goes_through_execute_due_in_three_commits_a_batch(ctx, tmp_path,
-                                                                         holding_url):
-    """Through the entry point: claim, start and finish per batch, whatever its size."""
+def test_a_whole_batch_goes_through_execute_due_in_four_commits_a_batch(ctx, tmp_path,
+                                                                        holding_url):
+    """Through the entry point: claim, start, the sent mark of its one connector group, and
+    finish per batch, whatever its size."""
     make_holding(holding_url, [f"U{i}" for i in range(8)])
     seed(ctx, tmp_path, [{"record_id": f"R{i}", "system": "mis", "locator": f"U{i}",
                           "date_of_birth": DUE_DOB} for i in range(8)])
@@ -204,8 +210,8 @@ def test_a_whole_batch_goes_through_execute_due_in_three_commits_a_batch(ctx, tm
         result = execute.execute_due(ctx, registry, owner=OWNER, batch_size=4, lease_s=60)
     registry.close()
     assert (result.claimed, result.executed) == (8, 8)
-    # Two full batches of three commits, and the claim that finds nothing left.
-    assert commits.n == 3 * 2 + 1
+    # Two full batches of four commits, and the claim that finds nothing left.
+    assert commits.n == 4 * 2 + 1
     assert holding_upns(holding_url) == (set(), set())
     with ctx.sessions() as session:
         kinds = session.scalars(select(AuditEvent.entity_id).where(
@@ -229,7 +235,9 @@ def test_connector_without_batch_methods_is_looped_one_record_at_a_time(ctx, tmp
     real.close()
     assert (result.executed, result.retry_scheduled) == (2, 1)
     assert plain.deleted == [f"disposal-{cases[k]}" for k in ("R1", "R2", "R3")]
-    assert sorted(plain.checked) == ["U1", "U3"]  # verified only what was deleted
+    # Each looked for before anything was sent (a first attempt), then verified gone only
+    # where deleted.
+    assert sorted(plain.checked) == ["U1", "U1", "U2", "U3", "U3"]
     assert holding_upns(holding_url)[0] == {"U2"}
     s = states(ctx)
     assert (s["R1"], s["R2"], s["R3"]) == ("executed", "approved", "executed")

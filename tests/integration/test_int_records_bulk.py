@@ -250,8 +250,8 @@ def test_a_failing_write_stops_the_reader(base, tmp_path, monkeypatch):
     threads = threading.active_count()
     real = records_mod._Validator.__init__
 
-    def vanishing_controller(self, session, categories):
-        real(self, session, categories)
+    def vanishing_controller(self, session, categories, locators=None):
+        real(self, session, categories, locators)
         self.controllers["GHOST-01"] = 10_000_000  # no such row: the foreign key refuses it
 
     monkeypatch.setattr(records_mod._Validator, "__init__", vanishing_controller)

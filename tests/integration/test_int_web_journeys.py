@@ -277,3 +277,38 @@ def test_dashboard_chart_is_an_svg_with_a_text_alternative(app_client: TestClien
     assert '<desc id="chart-desc">' in text and "records fall due from" in text
     svg = app_client.get("/dashboard/chart.svg")
     assert svg.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_data_not_found_is_shown_and_approving_it_must_be_acknowledged(
+        app_client: TestClient, estate: Estate, clock: FixedClock) -> None:
+    """A case whose data its holding system did not find is tagged on the queue and warned of
+    on the record page; approving it without the acknowledgement is refused (nothing
+    applied), with it the approval is recorded and says so."""
+    from retentiond.lifecycle.presence import locator_digest
+    from retentiond.registry.models import RecordPresence
+
+    case = pending(estate, approvals=1)[0]
+    with estate.ctx.sessions.begin() as s:
+        record = s.get_one(Record, s.get_one(Disposal, case).record_id)
+        s.add(RecordPresence(record_id=record.id, system=record.system or "mis",
+                             locator_sha256=locator_digest(record.system or "mis",
+                                                           record.locator),
+                             found=False, checked_at=clock.now()))
+        if record.system is None:
+            record.system = "mis"
+        key = record.record_key
+    csrf = sign_in(app_client, "approver1")
+    assert "Not found in the holding system" in app_client.get("/queue").text
+    assert "Not found in the holding system" in app_client.get(f"/records/{key}").text
+    r = app_client.post("/queue/approve", data={"ids": [case], "reason": "due",
+                                                "csrf_token": csrf})
+    assert r.status_code == 400 and "not found in" in r.text
+    assert case in pending(estate, approvals=1)
+    r = app_client.post("/queue/approve", data={"ids": [case], "reason": "due; checked",
+                                                "acknowledge_not_found": "yes",
+                                                "csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 303 and case not in pending(estate, approvals=1)
+    with estate.ctx.sessions() as s:
+        data = s.scalars(select(AuditEvent.data).where(
+            AuditEvent.kind == "DisposalApproved", AuditEvent.entity_id == str(case))).one()
+    assert "acknowledged_not_found" in data

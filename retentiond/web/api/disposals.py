@@ -77,8 +77,9 @@ async def api_disposals_approve(request: Request, body: ApproveRequest) -> Dispo
     """Record the caller's approval; a case is approved once enough different people have."""
     await run_in_threadpool(_check_ids, request, body.ids)
     try:
-        return _result(await run_in_threadpool(review.approve, context_for(request), body.ids,
-                                               reason=body.reason))
+        return _result(await run_in_threadpool(
+            review.approve, context_for(request), body.ids, reason=body.reason,
+            acknowledge_not_found=body.acknowledge_not_found))
     except LifecycleError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
 

@@ -89,6 +89,9 @@ class Disposal(BaseModel):
     approved_by: list[str]
     reason: str | None
     updated_at: dt.datetime
+    not_found_in: str | None = Field(
+        default=None, description="the holding system that did not find the record's data "
+        "when last asked; approving needs acknowledge_not_found")
 
 
 class DisposalPage(BaseModel):
@@ -109,13 +112,18 @@ class ApproveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ids: list[DbId] = Field(min_length=1, max_length=500)
     reason: Reason
+    acknowledge_not_found: bool = Field(
+        default=False, description="approve cases whose data was not found in their holding "
+        "system when last asked (refused otherwise)")
 
 
-class RejectRequest(ApproveRequest):
-    pass
+class RejectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[DbId] = Field(min_length=1, max_length=500)
+    reason: Reason
 
 
-class DeferRequest(ApproveRequest):
+class DeferRequest(RejectRequest):
     until: dt.date
 
 

@@ -122,7 +122,9 @@ async def _act(request: Request, verb: str) -> Response:
     if not errors:
         try:
             if verb == "approve":
-                done = await run_in_threadpool(review.approve, ctx, ids, reason=reason)
+                done = await run_in_threadpool(
+                    review.approve, ctx, ids, reason=reason,
+                    acknowledge_not_found=form.get("acknowledge_not_found") == "yes")
                 approved = sum(1 for d in done if d.state == "approved")
                 message = (f"Approval recorded for {len(done)} case(s); {approved} now approved, "
                            f"{len(done) - approved} need another approver.")

@@ -1,7 +1,7 @@
 """web_users: a unique, normalised user-name key and the one way each user signs in
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-23 10:00:00
 
 ``username_key`` is the user name NFKC-normalised and case-folded, without invisible
@@ -25,7 +25,7 @@ from alembic import op
 
 
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
