@@ -281,13 +281,13 @@ def cmd_notifications_advance(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_notifications_webhook_secret(args: argparse.Namespace, cfg: Config) -> int:
-    from retentiond.notify.ack import derive_key
+    from retentiond.notify.ack import webhook_secret
     from retentiond.notify.settings import notify_settings
 
     secret = notify_settings(cfg).secret
     if secret is None:
         raise ConfigError(f"{cfg.source or 'config'}: [notify].secret_file is not set")
-    print(derive_key(secret, f"webhook:{args.code}").hex())
+    print(webhook_secret(secret, args.code))
     return 0
 
 

@@ -51,6 +51,13 @@ def derive_key(secret: bytes, purpose: str) -> bytes:
     return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
 
 
+def webhook_secret(secret: bytes, controller: str) -> str:
+    """A controller's webhook secret, as ``retentiond notifications webhook-secret CODE`` prints
+    it. The HMAC key of its webhook signatures is exactly this text (its ASCII bytes), so a
+    receiver uses what it was handed as it is: no decoding step to guess."""
+    return derive_key(secret, f"webhook:{controller}").hex()
+
+
 def make_token(secret: bytes, serial: str) -> str:
     """The token in a certificate's acknowledgement link."""
     mac = hmac.new(derive_key(secret, "ack"), b"ack:" + serial.encode(), hashlib.sha256).digest()

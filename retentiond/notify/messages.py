@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from retentiond.notify.ack import ack_links, derive_key
+from retentiond.notify.ack import ack_links, webhook_secret
 from retentiond.notify.channels import Attachment, Outgoing
 from retentiond.notify.settings import NotifySettings
 from retentiond.registry.models import AdvanceNotice, Certificate, Controller, Notification
@@ -143,7 +143,7 @@ def build_outgoing(session: Session, n: Notification, settings: NotifySettings, 
     if n.controller_id is not None:
         controller = session.get(Controller, n.controller_id)
         code = controller.code if controller else None
-    hmac_key = derive_key(settings.secret, f"webhook:{code}") if settings.secret and code else None
+    hmac_key = webhook_secret(settings.secret, code).encode() if settings.secret and code else None
     common = {"notification_id": n.id, "channel": n.channel, "target": n.target,
               "idempotency_key": n.idempotency_key, "hmac_key": hmac_key, "timestamp": stamp}
     if n.kind == "certificate":
