@@ -14,7 +14,9 @@ from retentiond.policy.facts import Facts
 from retentiond.policy.model import ACTIONS, Alternative, Condition, PolicySet, Rule
 
 TERMINATION_RULE_ID = "agreement.termination"
-TERMINATION_CITATION = "Data Sharing Agreement, clause 13.1 (termination on notice)"
+TERMINATION_CITATION = "Information Sharing Agreement, clause 13.1 (termination)"
+TERMINATION_TITLE = ("Agreement terminated: the data comes back (or is disposed of) at the end "
+                     "of the notice period")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

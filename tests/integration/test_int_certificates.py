@@ -205,7 +205,8 @@ def issued(chain) -> m.Certificate:
     return chain[0]
 
 
-def _flat(cert: m.Certificate) -> dict[str, str]:
+def _file(cert: m.Certificate) -> dict:
+    """The signed certificate file: its numbered parts, each a flattened JWS."""
     return json.loads(cert.jws)
 
 
@@ -231,21 +232,23 @@ def test_sign_and_verify_both_ways(issued, public):
 
 def test_changed_byte_in_json_is_altered(issued, public):
     """A byte changed in the signed payload: altered."""
-    flat = _flat(issued)
+    signed = _file(issued)
+    flat = signed["parts"][0]
     p = flat["payload"]
     i = len(p) // 2
     flat["payload"] = p[:i] + ("A" if p[i] != "A" else "B") + p[i + 1:]
-    report = verify_bytes(json.dumps(flat).encode(), ca_pem=public["ca"])
+    report = verify_bytes(json.dumps(signed).encode(), ca_pem=public["ca"])
     assert (report.ok, report.kind) == (False, "altered"), report.message
 
 
 def test_swapped_records_are_altered(issued, public):
     """Two records swapped (same content, other order) no longer match the signature."""
-    flat = _flat(issued)
+    signed = _file(issued)
+    flat = signed["parts"][0]
     doc = _payload(flat)
     doc["records"][0], doc["records"][1] = doc["records"][1], doc["records"][0]
     flat["payload"] = _encode(doc)
-    report = verify_bytes(json.dumps(flat).encode(), jwks=load_jwks(public["jwks"], "j"))
+    report = verify_bytes(json.dumps(signed).encode(), jwks=load_jwks(public["jwks"], "j"))
     assert (report.ok, report.kind) == (False, "altered")
     assert "changed after it was signed" in report.message
 
