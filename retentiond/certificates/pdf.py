@@ -157,9 +157,9 @@ def render_pdf(doc: dict[str, Any], signed_json: str, *, kid: str, sha256: str) 
             if a.get("terminated_on"):
                 labelled("Termination", f"{a['title']} ({a['code']}) ended on "
                          f"{w.long_date(a['terminated_on'])}. Under clause "
-                         f"{a.get('clause') or '13.1'} of the agreement, the data provided under "
-                         "it is returned to you (or disposed of, where the agreement says so) "
-                         "at the end of the notice period.")
+                         f"{a.get('clause') or '13.1'} of the agreement (termination), the "
+                         "information provided under it is securely returned at the end of the "
+                         "notice period.")
 
     heading("What remains, and until when")
     left = w.remaining(doc)

@@ -9,6 +9,9 @@
     secret_file = "notify-secret"           # HMAC key: webhook signatures, acknowledgement links
     ack_url = "https://retentiond.council.example/acknowledge"   # page that takes ?token=
     verify_url = "https://council.example/retentiond/"   # where the CA / key set are published
+    # Told to a school whose data comes back (termination notices, certificates with returns):
+    return_collection = "from your school's folder on the council's secure file transfer site"
+    return_password_method = "we agree it with your data protection officer by telephone"
 
     [notify.smtp]
     host = "smtp.council.example"
@@ -36,7 +39,8 @@ from typing import Any
 from retentiond.config import Config, ConfigError
 
 _TOP = {"from", "ig_email", "max_attempts", "backoff_s", "backoff_max_s", "secret_file",
-        "ack_url", "verify_url", "smtp", "webhook", "lease_s"}
+        "ack_url", "verify_url", "smtp", "webhook", "lease_s", "return_collection",
+        "return_password_method"}
 _SMTP = {"host", "port", "security", "username", "password_file", "ca_file", "timeout_s"}
 _WEBHOOK = {"timeout_s"}
 
@@ -68,6 +72,24 @@ class NotifySettings:
     verify_url: str | None = None
     smtp: SmtpSettings | None = None
     webhook_timeout_s: float = 15.0
+    #: Where a school collects returned packages, and how their password reaches it, in words
+    #: for the school (None: not configured; the notice says to ask the issuer).
+    return_collection: str | None = None
+    return_password_method: str | None = None
+    #: The return connector's package format (``auto``, ``xlsx``, ``zip``); None: no return
+    #: connector is configured.
+    return_format: str | None = None
+
+
+def _return_format(cfg: Config) -> str | None:
+    """The package format of the configured ``kind = "return"`` connector, if any (the
+    connector itself checks the value when it is loaded)."""
+    tables = cfg.raw.get("connectors", {})
+    for table in tables.values() if isinstance(tables, dict) else ():
+        if isinstance(table, dict) and table.get("kind") == "return":
+            fmt = table.get("format", "auto")
+            return fmt if isinstance(fmt, str) else None
+    return None
 
 
 def _secret_path(p: str, base: Path) -> Path:
@@ -159,4 +181,7 @@ def notify_settings(cfg: Config) -> NotifySettings:
         verify_url=get(table, "verify_url", str, "notify"),
         smtp=smtp,
         webhook_timeout_s=float(get(hook_t, "timeout_s", (int, float), "notify.webhook", 15)),
+        return_collection=get(table, "return_collection", str, "notify"),
+        return_password_method=get(table, "return_password_method", str, "notify"),
+        return_format=_return_format(cfg),
     )

@@ -15,8 +15,7 @@ from retentiond.policy.model import ACTIONS, Alternative, Condition, PolicySet, 
 
 TERMINATION_RULE_ID = "agreement.termination"
 TERMINATION_CITATION = "Information Sharing Agreement, clause 13.1 (termination)"
-TERMINATION_TITLE = ("Agreement terminated: the data comes back (or is disposed of) at the end "
-                     "of the notice period")
+TERMINATION_TITLE = "Agreement terminated: due at the end of the notice period"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -69,7 +69,7 @@ def test_certificate_email_is_delivered_with_both_files(issued, keys):
     by_to = {str(msg["To"]): msg for msg in smtp.received.all}
     assert set(by_to) == {"dpo@sch01.example", "ig@la01.example"}
     msg = by_to["dpo@sch01.example"]
-    assert msg["Subject"].startswith("Disposal certificate SCH-01-000001: 3 records")
+    assert msg["Subject"].startswith("Certificate of return and disposal SCH-01-000001: 3 records")
     assert msg["Idempotency-Key"] == "certificate:SCH-01-000001:email"
     files = attachments(msg)
     assert set(files) == {"SCH-01-000001.pdf", "SCH-01-000001.json"}
