@@ -1,7 +1,9 @@
 """Render the sample certificate shown in docs/certificates.md (synthetic data only).
 
     .venv/bin/python docs/img/make_certificate_sample.py /tmp/sample
-    pdftoppm -png -r 70 /tmp/sample/SCH-01-000002.pdf docs/img/certificate-sample
+    pdftoppm -png -r 70 -f 1 -l 1 -singlefile /tmp/sample/SCH-01-000002.pdf docs/img/certificate-sample
+    pdftoppm -png -r 70 -f 3 -l 3 -singlefile /tmp/sample/SCH-01-000002.pdf \
+        docs/img/certificate-sample-annex
 """
 
 from __future__ import annotations
