@@ -83,9 +83,10 @@ def terminate_agreement(ctx: Context, code: str, *, on: dt.date, notice: str | N
         withdraw_stale_cases(ctx, session)
         session.flush()
         notices = queue_termination_notices(ctx, session, agreement, issuer=issuer, now=now)
-        record_event(session, kind="NotificationsQueued", actor=ctx.actor, entity="agreement",
-                     entity_id=code, at=now, reason="termination notices (clause 13.1)",
-                     data={"notices": notices})
+        if notices:
+            record_event(session, kind="NotificationsQueued", actor=ctx.actor,
+                         entity="agreement", entity_id=code, at=now,
+                         reason="termination notices (clause 13.1)", data={"notices": notices})
         count = session.scalar(select(func.count()).select_from(Record)
                                .where(Record.agreement_id == agreement.id))
     return Termination(records=int(count or 0), due_on=due_on, changed=changed)
