@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 DOCUMENT_TYPE = "retentiond.disposal-certificate"
-DOCUMENT_VERSION = 1
+#: 1: one JWS, per-record due dates and times (no longer issued; still verified).
+#: 2: numbered parts, no date that follows from a child's facts (docs/certificates.md).
+DOCUMENT_VERSION = 2
 
 #: The action a disposal asked for -> the word the certificate states.
 ACTION_WORDS = {
@@ -29,10 +31,14 @@ ACTION_WORDS = {
     "transfer": "transferred",
 }
 
+#: The clause of the agreement that governs termination (seed 003, clause 13.1).
+TERMINATION_CLAUSE = "13.1"
+
 STATEMENT = (
-    "The issuer certifies that each record listed below was disposed of as stated, from the "
-    "systems named, on the date and time shown, on the authority of the named approvers and "
-    "under the retention rule and policy version given."
+    "The issuer certifies that it dealt with each record listed in this certificate as stated "
+    "against it, in the period shown, under the retention rule and policy version given for "
+    "it, and with the approvals recorded for it. Copies that outlive a deletion are stated "
+    "where the holding system declares them; nothing is said of copies beyond those."
 )
 
 
@@ -50,25 +56,31 @@ class Evidence:
 
 @dataclass(frozen=True, kw_only=True)
 class ItemFacts:
-    """One executed disposal, as the registry knows it."""
+    """One executed disposal, as the registry knows it.
+
+    It holds no date that follows from the child's facts: not the due date (a pupil record's
+    is the 25th birthday), and the time of execution only for the certificate's period."""
 
     disposal_id: int
     record: str
     category: str
     agreement: str | None
     rule_id: str
+    rule_title: str | None = None
     citation: str | None
     policy_version: str
-    due_on: dt.date
     action: str
     manual: bool
     method: str | None
     verification: str | None
     systems: tuple[str, ...]
+    package_name: str | None = None
     package_sha256: str | None
     evidence: Evidence | None
     executed_at: dt.datetime
     approved_by: tuple[str, ...]
+    #: The role each approver acted in, in the order of ``approved_by``.
+    approver_roles: tuple[str, ...] = ()
     #: What the service states was done (:data:`OUTCOMES`); None: said by the action, as
     #: before outcomes were recorded.
     outcome: str | None = None
@@ -80,6 +92,15 @@ class ItemFacts:
 #: only where this service deleted exactly the record's data and then saw it gone.
 OUTCOMES = ("deleted", "returned", "anonymised", "transferred", "destroyed_by_hand",
             "confirmed_not_found")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgreementFacts:
+    """An agreement a certificate's records were provided under."""
+
+    code: str
+    title: str
+    terminated_on: dt.date | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,22 +140,22 @@ def item_json(item: ItemFacts) -> dict[str, Any]:
         "record": item.record,
         "category": item.category,
         "agreement": item.agreement,
-        "rule": {"id": item.rule_id, "citation": item.citation},
+        "rule": {"id": item.rule_id, "title": item.rule_title, "citation": item.citation},
         "policy_version": item.policy_version,
-        "due_on": item.due_on.isoformat(),
         "action": action_word(item),
         "requested_action": item.action,
         "method": item.method,
         "verification": item.verification,
         "systems": list(item.systems),
-        "executed_at": _iso(item.executed_at),
         "approved_by": list(item.approved_by),
+        "approver_roles": list(item.approver_roles),
         "disposal_id": item.disposal_id,
         "outcome": item_outcome(item),
         "outcome_note": item.outcome_note,
     }
     if item.package_sha256 is not None:
         doc["package_sha256"] = item.package_sha256
+        doc["package_name"] = item.package_name
     if item.evidence is not None:
         e = item.evidence
         doc["evidence"] = {
@@ -148,6 +169,12 @@ def item_json(item: ItemFacts) -> dict[str, Any]:
     return doc
 
 
+def record_order(record: dict[str, Any]) -> tuple[str, str]:
+    """The order records are listed in, on every page and in every part: by category, then
+    by reference (stable whatever order they were executed in)."""
+    return (str(record.get("category")), str(record.get("record")))
+
+
 def totals(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Counts a reader can check against the list."""
     return {
@@ -157,16 +184,32 @@ def totals(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _agreement_json(a: AgreementFacts) -> dict[str, Any]:
+    doc: dict[str, Any] = {"code": a.code, "title": a.title}
+    if a.terminated_on is not None:
+        doc["terminated_on"] = a.terminated_on.isoformat()
+        doc["clause"] = TERMINATION_CLAUSE
+    return doc
+
+
 def build_document(*, serial: str, sequence: int, batch: str, issued_at: dt.datetime,
                    issuer: str, issuer_contact: str | None, controller_code: str,
-                   controller_name: str, agreements: dict[str, str],
-                   items: Sequence[ItemFacts], previous: ChainLink | None,
-                   audit_head: tuple[int, str] | None, software: str,
-                   remaining_copies: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-    """The certificate as a JSON-ready dict (records in the order given). ``remaining_copies``
-    (``[{"system", "what", "expire_by", "basis"}]``) says what outlives the disposals in the
-    holding systems, and until when; it is always stated, never left out."""
-    records = [item_json(i) for i in items]
+                   controller_name: str, agreements: Sequence[AgreementFacts],
+                   items: Sequence[ItemFacts], categories: dict[str, str] | None = None,
+                   previous: ChainLink | None, audit_head: tuple[int, str] | None,
+                   software: str,
+                   remaining_copies: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The whole certificate as a JSON-ready dict, records in :func:`record_order`.
+
+    ``categories`` gives each category code its name in words (for the page). The period
+    ``carried_out`` spans the executions; no record carries a date of its own that follows
+    from the child's facts (docs/certificates.md, "What a reader cannot work out").
+    ``remaining_copies`` (``[{"system", "what", "expire_by", "basis"}]``) says what outlives
+    the disposals in the holding systems, and until when; it is always stated, never left
+    out."""
+    records = sorted((item_json(i) for i in items), key=record_order)
+    times = sorted(i.executed_at for i in items)
+    used = {r["category"] for r in records}
     return {
         "type": DOCUMENT_TYPE,
         "version": DOCUMENT_VERSION,
@@ -176,8 +219,10 @@ def build_document(*, serial: str, sequence: int, batch: str, issued_at: dt.date
         "issued_at": _iso(issued_at),
         "issuer": {"name": issuer, "contact": issuer_contact, "software": software},
         "controller": {"code": controller_code, "name": controller_name},
-        "agreements": [{"code": c, "title": t} for c, t in sorted(agreements.items())],
+        "agreements": [_agreement_json(a) for a in sorted(agreements, key=lambda a: a.code)],
         "statement": STATEMENT,
+        "carried_out": {"from": _iso(times[0]), "to": _iso(times[-1])} if times else None,
+        "categories": {c: w for c, w in sorted((categories or {}).items()) if c in used},
         "records": records,
         "remaining_copies": list(remaining_copies),
         "totals": totals(records),

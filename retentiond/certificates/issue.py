@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from retentiond import __version__
 from retentiond.audit import record_event
 from retentiond.certificates.document import (
+    AgreementFacts,
     ChainLink,
     Evidence,
     ItemFacts,
@@ -47,7 +48,8 @@ from retentiond.certificates.settings import BATCH_MODES
 from retentiond.clock import Clock
 from retentiond.lifecycle.context import Context
 from retentiond.logs import get_logger
-from retentiond.policy.engine import citations as rule_citations
+from retentiond.policy import PolicySet
+from retentiond.policy.engine import TERMINATION_CITATION, TERMINATION_RULE_ID, TERMINATION_TITLE
 from retentiond.registry.models import (
     Agreement,
     Approval,
@@ -60,6 +62,7 @@ from retentiond.registry.models import (
     DisposalExecution,
     Notification,
     Record,
+    WebUser,
 )
 
 log = get_logger("retentiond.certificates")
@@ -118,8 +121,32 @@ def _audit_head(session: Session) -> tuple[int, str] | None:
     return head(session)
 
 
+def category_words(policy: PolicySet) -> dict[str, str]:
+    """Each category's name in words, for a school: the first part of its rule's title
+    ("Education data: until ..." -> "Education data"), else the code made readable."""
+    words: dict[str, str] = {}
+    for rule in sorted(policy.rules, key=lambda r: r.id):
+        if rule.category not in words and rule.title:
+            words[rule.category] = rule.title.split(":", 1)[0].strip()
+    return words
+
+
+def _readable(code: str) -> str:
+    family, _, kind = code.partition(".")
+    text = (kind or family).replace("_", " ")
+    return f"{text[:1].upper()}{text[1:]}" + (f" ({family.replace('_', ' ')})" if kind else "")
+
+
+def approver_role(roles: str | None) -> str:
+    """The role an approver acted in, as far as the service knows it: an account of the
+    review service holding the approver role, or (no such account) the command line."""
+    if roles is not None and "approver" in roles.split(","):
+        return "approver"
+    return "officer using the command line"
+
+
 def _items(ctx: Context, session: Session, controller_id: int, limit: int) -> tuple[
-        list[ItemFacts], dict[str, str], list[dict[str, Any]]]:
+        list[ItemFacts], list[AgreementFacts], dict[str, str], list[dict[str, Any]]]:
     rows = session.execute(
         select(Disposal, Record, DisposalExecution, Agreement)
         .join(Record, Record.id == Disposal.record_id)
@@ -139,13 +166,24 @@ def _items(ctx: Context, session: Session, controller_id: int, limit: int) -> tu
             .order_by(Approval.id)
         ):
             approvers[did].append(who)
-    citations = rule_citations(ctx.policy)
-    agreements: dict[str, str] = {}
+    names = sorted({n for ns in approvers.values() for n in ns})
+    roles: dict[str, str] = {}
+    for start in range(0, len(names), 5000):
+        roles.update(session.execute(select(WebUser.username, WebUser.roles)
+                                     .where(WebUser.username.in_(names[start:start + 5000]))).all())
+    rules = {r.id: (r.title, r.citation) for r in ctx.policy.rules}
+    rules[TERMINATION_RULE_ID] = (TERMINATION_TITLE, TERMINATION_CITATION)
+    words = category_words(ctx.policy)
+    agreements: dict[str, AgreementFacts] = {}
+    categories: dict[str, str] = {}
     items = []
     remaining: list[tuple[str | None, Any]] = []
     for case, record, ex, agreement in rows:
         if agreement is not None:
-            agreements[agreement.code] = agreement.title
+            agreements[agreement.code] = AgreementFacts(
+                code=agreement.code, title=agreement.title,
+                terminated_on=agreement.terminated_on if agreement.status == "terminated" else None)
+        categories[record.category] = words.get(record.category) or _readable(record.category)
         manual = ex is not None and (ex.connector_kind == "manual" or ex.destroyed_by is not None)
         evidence = None
         if manual and ex is not None:
@@ -153,25 +191,28 @@ def _items(ctx: Context, session: Session, controller_id: int, limit: int) -> tu
                                 method=ex.destruction_method, certificate_no=ex.certificate_no,
                                 confirmed_by=ex.confirmed_by, confirmed_at=ex.confirmed_at)
         system = (ex.system if ex is not None else None) or record.system
+        title, citation = rules.get(case.rule_id, (None, None))
+        returned = ex is not None and case.action == "return"
+        approved = tuple(approvers.get(case.id, ()))
         items.append(ItemFacts(
             disposal_id=case.id, record=record.record_key, category=record.category,
             agreement=agreement.code if agreement is not None else None,
-            rule_id=case.rule_id,
-            citation=citations.get(case.rule_id),
-            policy_version=case.policy_version, due_on=case.due_on, action=case.action,
+            rule_id=case.rule_id, rule_title=title, citation=citation,
+            policy_version=case.policy_version, action=case.action,
             manual=manual, method=ex.method if ex is not None else None,
             verification=ex.verification if ex is not None else None,
             systems=(system,) if system else (),
-            package_sha256=ex.package_sha256 if ex is not None and case.action == "return" else None,
+            package_name=ex.package_name if returned and ex is not None else None,
+            package_sha256=ex.package_sha256 if returned and ex is not None else None,
             evidence=evidence,
             executed_at=(ex.executed_at if ex is not None and ex.executed_at else case.updated_at),
-            approved_by=tuple(approvers.get(case.id, ())),
+            approved_by=approved,
+            approver_roles=tuple(approver_role(roles.get(n)) for n in approved),
             outcome=ex.outcome if ex is not None else None,
             outcome_note=ex.outcome_note if ex is not None else None,
         ))
         remaining.append((system, ex.remaining if ex is not None else None))
-    items.sort(key=lambda i: (i.executed_at, i.disposal_id))
-    return items, agreements, remaining_statement(remaining)
+    return items, list(agreements.values()), categories, remaining_statement(remaining)
 
 
 #: Said of a disposal executed before what remains was recorded (before migration 0009).
@@ -205,7 +246,7 @@ def _issue_one(ctx: Context, signer: Signer, controller_id: int, label: str,
         if session.scalar(select(Certificate.id).where(
                 Certificate.controller_id == controller_id, Certificate.batch == label)):
             return None  # this batch's certificate is out already (daily mode)
-        items, agreements, remaining = _items(ctx, session, controller_id, limit)
+        items, agreements, categories, remaining = _items(ctx, session, controller_id, limit)
         if not items:
             return None
         prev = session.scalars(
@@ -217,6 +258,7 @@ def _issue_one(ctx: Context, signer: Signer, controller_id: int, label: str,
             serial=serial, sequence=sequence, batch=label, issued_at=now, issuer=signer.issuer,
             issuer_contact=signer.issuer_contact, controller_code=controller.code,
             controller_name=controller.name, agreements=agreements, items=items,
+            categories=categories,
             previous=None if prev is None else ChainLink(serial=prev.serial, sequence=prev.sequence,
                                                          sha256=prev.sha256),
             audit_head=_audit_head(session), software=f"retentiond {__version__}",
@@ -235,7 +277,7 @@ def _issue_one(ctx: Context, signer: Signer, controller_id: int, label: str,
         )
         session.add(cert)
         session.flush()
-        ids = [i.disposal_id for i in items]
+        ids = [int(r["disposal_id"]) for r in doc["records"]]
         session.execute(insert(CertificateItem), [
             {"certificate_id": cert.id, "disposal_id": did, "position": n}
             for n, did in enumerate(ids, start=1)])

@@ -205,7 +205,7 @@ def init_keys(directory: Path, *, issuer: str, now: dt.datetime, force: bool = F
     ed = ed25519.Ed25519PrivateKey.generate()
     ed_pem = _pem_key(ed)
     kid = OKPKey.import_key(ed_pem).thumbprint()
-    jwk = OKPKey.import_key(ed_pem, {"kid": kid, "use": "sig", "alg": "EdDSA"}).as_dict(private=True)
+    jwk = OKPKey.import_key(ed_pem, {"kid": kid, "use": "sig"}).as_dict(private=True)
     jws_cert = _issue(_name(f"{issuer} certificate signing key {kid[:12]}", issuer),
                       ed.public_key(), ca, ca_private, now, days)
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
@@ -240,8 +240,10 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def public_jwk(settings: CertificateSettings) -> dict[str, Any]:
-    """The public half of the JWS key, with its ``kid``."""
-    return {k: v for k, v in _private_jwk(settings).items() if k != "d"}
+    """The public half of the JWS key, with its ``kid`` and no ``alg``: one Ed25519 key
+    checks signatures named ``Ed25519`` (RFC 9864, since version 2) and ``EdDSA`` (version
+    1), and libraries that match a key's ``alg`` to the signature's would refuse one of them."""
+    return {k: v for k, v in _private_jwk(settings).items() if k not in ("d", "alg")}
 
 
 def _private_jwk(settings: CertificateSettings) -> dict[str, Any]:
@@ -307,7 +309,7 @@ def publish(settings: CertificateSettings, out: Path, *,
         for key in doc.get("keys", []) if isinstance(doc, dict) else []:
             if isinstance(key, dict) and "d" not in key and \
                     key.get("kid") not in {k["kid"] for k in keys}:
-                keys.append(key)
+                keys.append({k: v for k, v in key.items() if k != "alg"})
     out.mkdir(parents=True, exist_ok=True)
     jwks = out / "jwks.json"
     ca = out / "ca.pem"

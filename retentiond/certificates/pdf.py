@@ -1,8 +1,12 @@
 """The certificate for people: an A4 PDF rendered from the signed document (fpdf2), with the
 signed JSON attached, and a PAdES signature (pyHanko) over the whole file.
 
-The page layout is described, with a picture, in ``docs/certificates.md``. Everything on the
-page comes from the signed document, so the PDF says nothing the JSON does not.
+Written for the person at a school who reads it: what was done, how, on whose authority, and
+what remains, in words (``wording.py``); the service's codes (category codes, rule ids,
+policy versions, system names, the service's own account of each deletion and its check) are
+in Annex A, the hashes and keys in Annex B. Everything on the page comes from the signed
+document, so the PDF says nothing the JSON does not. The layout is in
+``docs/certificates.md``, with a picture.
 """
 
 from __future__ import annotations
@@ -11,25 +15,17 @@ import datetime as dt
 import functools
 import io
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from retentiond.certificates import wording as w
 from retentiond.certificates.keys import Signer
-
-LONDON = ZoneInfo("Europe/London")
-
-_ACTION_LABELS = {
-    "deleted": "Deleted",
-    "returned": "Returned",
-    "anonymised": "Anonymised",
-    "transferred": "Transferred",
-    "manual": "Destroyed by hand",
-    "confirmed_not_found": "Not found (confirmed by a person)",
-}
 
 # The core PDF fonts cover Latin-1 only: map common typography, replace anything else.
 _TRANSLATE = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
                             "\u2013": "-", "\u2014": "-", "\u2026": "...", "\u00a0": " ",
                             "\u2022": "*"})
+_BLUE = (0, 48, 120)
+_HEAD_FILL = (225, 232, 245)
+_ROW_FILL = (246, 247, 250)
 
 
 def _t(value: Any) -> str:
@@ -37,25 +33,8 @@ def _t(value: Any) -> str:
     return text.translate(_TRANSLATE).encode("latin-1", "replace").decode("latin-1")
 
 
-def _when(iso: str | None, *, time: bool = True) -> str:
-    """An ISO instant as UK local time, the way a person reads it."""
-    if not iso:
-        return "-"
-    t = dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(LONDON)
-    return t.strftime("%-d %b %Y %H:%M") + " UK time" if time else t.strftime("%-d %b %Y")
-
-
-def _day(iso: str | None) -> str:
-    if not iso:
-        return "-"
-    return dt.date.fromisoformat(iso).strftime("%-d %b %Y")
-
-
-def _summary(doc: dict[str, Any]) -> str:
-    by_action = doc["totals"]["by_action"]
-    parts = [f"{n} {_ACTION_LABELS.get(a, a).lower()}" for a, n in by_action.items()]
-    n = doc["totals"]["records"]
-    return f"{n} record{'s' if n != 1 else ''}: {', '.join(parts)}"
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def render_pdf(doc: dict[str, Any], signed_json: str, *, kid: str, sha256: str) -> bytes:
@@ -64,19 +43,20 @@ def render_pdf(doc: dict[str, Any], signed_json: str, *, kid: str, sha256: str) 
     from fpdf.enums import XPos, YPos
 
     serial = doc["serial"]
+    records = doc["records"]
 
     class _Pdf(FPDF):
         def footer(self) -> None:
             self.set_y(-12)
             self.set_font("Helvetica", size=7.5)
             self.set_text_color(90)
-            self.cell(0, 5, _t(f"Disposal certificate {serial}  |  page {self.page_no()} of "
+            self.cell(0, 5, _t(f"{w.title(doc)} {serial}  |  page {self.page_no()} of "
                                "{nb}  |  contains no personal data"), align="C")
 
     pdf = _Pdf(format="A4")
-    pdf.set_title(f"Disposal certificate {serial}")
+    pdf.set_title(f"{w.title(doc)} {serial}")
     pdf.set_author(_t(doc["issuer"]["name"]))
-    pdf.set_subject(f"Records disposed of for {_t(doc['controller']['name'])}")
+    pdf.set_subject(f"Records of {_t(doc['controller']['name'])}")
     pdf.set_creator(_t(doc["issuer"].get("software") or "retentiond"))
     pdf.set_creation_date(dt.datetime.fromisoformat(doc["issued_at"].replace("Z", "+00:00")))
     pdf.set_auto_page_break(True, margin=16)
@@ -84,147 +64,206 @@ def render_pdf(doc: dict[str, Any], signed_json: str, *, kid: str, sha256: str) 
     pdf.add_page()
     width = pdf.epw
 
-    def heading(text: str) -> None:
+    def heading(text: str, *, size: float = 12) -> None:
+        if pdf.will_page_break(22):
+            pdf.add_page()
         pdf.ln(3)
-        pdf.set_font("Helvetica", "B", 11.5)
-        pdf.set_text_color(0, 48, 120)
+        pdf.set_font("Helvetica", "B", size)
+        pdf.set_text_color(*_BLUE)
         pdf.cell(0, 7, _t(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        pdf.set_draw_color(0, 48, 120)
+        pdf.set_draw_color(*_BLUE)
         pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + width, pdf.get_y())
         pdf.ln(1.5)
         pdf.set_text_color(0)
 
-    def field(label: str, value: str, *, mono: bool = False) -> None:
+    def para(text: str, *, size: float = 9.5, style: str = "") -> None:
+        pdf.set_font("Helvetica", style, size)
+        pdf.multi_cell(width, 4.9, _t(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.ln(1)
+
+    def field(label: str, value: str, *, mono: bool = False, label_w: float = 44) -> None:
         pdf.set_font("Helvetica", "B", 9)
-        pdf.cell(46, 5.2, _t(label))
+        pdf.cell(label_w, 5.2, _t(label))
         pdf.set_font("Courier" if mono else "Helvetica", size=8.5 if mono else 9.5)
-        pdf.multi_cell(width - 46, 5.2, _t(value), align="L", new_x=XPos.LMARGIN,
+        pdf.multi_cell(width - label_w, 5.2, _t(value), align="L", new_x=XPos.LMARGIN,
                        new_y=YPos.NEXT)
 
-    # Title band
-    pdf.set_fill_color(0, 48, 120)
+    def labelled(label: str, text: str) -> None:
+        pdf.set_font("Helvetica", "B", 9.5)
+        pdf.multi_cell(width, 5, _t(label), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_x(pdf.l_margin + 4)
+        pdf.set_font("Helvetica", size=9.5)
+        pdf.multi_cell(width - 4, 4.8, _t(text), align="L", new_x=XPos.LMARGIN,
+                       new_y=YPos.NEXT)
+        pdf.ln(1.2)
+
+    def table(head: list[str], rows: list[list[str]], widths: tuple[float, ...], *,
+              size: float = 8.5, mono: tuple[int, ...] = ()) -> None:
+        pdf.set_font("Helvetica", size=size)
+        pdf.set_draw_color(150)
+        pdf.set_fill_color(255)
+        with pdf.table(col_widths=widths, text_align="LEFT", line_height=size * 0.53,
+                       headings_style=FontFace(emphasis="BOLD", fill_color=_HEAD_FILL),
+                       cell_fill_color=_ROW_FILL, cell_fill_mode="ROWS",
+                       padding=1.1) as t:
+            t.row([_t(h) for h in head])
+            for row in rows:
+                out = t.row()
+                for i, value in enumerate(row):
+                    style = FontFace(family="Courier", size_pt=size - 1) if i in mono else None
+                    out.cell(_t(value), style=style)
+        pdf.ln(2)
+
+    # --- first page: who, what, when -----------------------------------------------------
+    pdf.set_fill_color(*_BLUE)
     pdf.set_text_color(255)
     pdf.set_font("Helvetica", "B", 19)
-    pdf.cell(0, 13, "  Certificate of disposal", fill=True, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.cell(0, 13, _t(f"  {w.title(doc)}"), fill=True, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("Helvetica", size=10)
-    pdf.cell(0, 7, _t(f"  Serial {serial}  -  certificate number {doc['sequence']} for "
+    pdf.cell(0, 7, _t(f"  {serial}  -  certificate number {doc['sequence']} for "
                       f"{doc['controller']['name']}"), fill=True,
              new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_text_color(0)
     pdf.ln(3)
-
     issuer = doc["issuer"]["name"] + (f" ({doc['issuer']['contact']})"
                                       if doc["issuer"].get("contact") else "")
+    field("Issued to", doc["controller"]["name"])
     field("Issued by", issuer)
-    field("Issued to (controller)", f"{doc['controller']['name']} ({doc['controller']['code']})")
-    agreements = "; ".join(f"{a['code']}: {a['title']}" for a in doc["agreements"]) or \
-        "none recorded"
-    field("Agreement" + ("s" if len(doc["agreements"]) > 1 else ""), agreements)
-    field("Issued at", _when(doc["issued_at"]))
-    field("Records", _summary(doc))
+    agreements = doc.get("agreements") or []
+    field("Agreement" + ("s" if len(agreements) > 1 else ""),
+          "; ".join(w.agreement_line(a) for a in agreements) or "none recorded")
+    field("Issued on", w.local_time(doc["issued_at"]) + " (UK time)")
+    field("Carried out", _cap(w.period(doc)))
+    field("Records", w.summary(doc))
     pdf.ln(2)
-    pdf.set_font("Helvetica", "I", 9.5)
-    pdf.multi_cell(width, 5, _t(doc["statement"]), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    para(doc["statement"], style="I")
 
-    heading("Records disposed of")
-    pdf.set_font("Helvetica", size=8.5)
-    pdf.set_fill_color(255)
-    pdf.set_draw_color(150)
-    with pdf.table(col_widths=(6, 21, 25, 15, 16, 17), text_align="LEFT", line_height=4.6,
-                   headings_style=FontFace(emphasis="BOLD", fill_color=(225, 232, 245)),
-                   cell_fill_color=(246, 247, 250), cell_fill_mode="ROWS",
-                   padding=1.2) as table:
-        table.row(["#", "Record reference", "Category", "Action", "When (UK time)", "Approved by"])
-        for i, r in enumerate(doc["records"], start=1):
-            table.row([str(i), _t(r["record"]), _t(r["category"]),
-                       _t(_ACTION_LABELS.get(r["action"], r["action"])),
-                       _t(_when(r["executed_at"]).removesuffix(" UK time")),
-                       _t(", ".join(r["approved_by"]) or "-")])
+    heading("What was done")
+    table(["Kind of record", "Records", "What was done"],
+          [[row.category, f"{row.records:,}", _cap(row.done)] for row in w.by_category(doc)],
+          (34, 10, 56))
 
-    heading("Details of each record")
-    for i, r in enumerate(doc["records"], start=1):
-        if pdf.will_page_break(28):
-            pdf.add_page()
-        pdf.set_font("Helvetica", "B", 9.5)
-        pdf.cell(0, 5.5, _t(f"{i}. {r['record']}  ({r['category']})"),
-                 new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        rule = r["rule"]["id"] + (f" - {r['rule']['citation']}" if r["rule"].get("citation") else "")
-        label = _ACTION_LABELS.get(r["action"], r["action"])
-        action = label
-        if r["action"] == "manual":
-            action += f" (the rule's action: {r['requested_action']})"
-        if r.get("method") and r["method"].lower() != label.lower():
-            action += f": {r['method']}"
-        rows = [
-            ("Retention rule", rule),
-            ("Policy version", f"{r['policy_version']} (due on {_day(r['due_on'])})"),
-            ("Agreement", r.get("agreement") or "-"),
-            ("Action", action),
-            ("Removed from", ", ".join(r["systems"]) or "-"),
-        ]
-        if r.get("verification"):
-            rows.append(("How it was checked", r["verification"]))
-        if r.get("package_sha256"):
-            rows.append(("Returned package SHA-256", r["package_sha256"]))
-        if r.get("outcome") == "confirmed_not_found":
-            rows.append(("What a person confirmed", r.get("outcome_note") or "-"))
-        if r.get("evidence"):
-            e = r["evidence"]
-            rows.append(("Evidence of destruction",
-                         f"destroyed by {e.get('destroyed_by') or '-'} on "
-                         f"{_day(e.get('destroyed_on'))}, {e.get('method') or 'method not stated'}"
-                         + (f", certificate no. {e['certificate_no']}" if e.get("certificate_no") else "")
-                         + (f"; confirmed by {e['confirmed_by']}" if e.get("confirmed_by") else "")))
-        rows.append(("When", _when(r["executed_at"])))
-        rows.append(("Approved by", ", ".join(r["approved_by"]) or "-"))
-        for label, value in rows:
-            pdf.set_font("Helvetica", "B", 8)
-            pdf.set_x(pdf.l_margin + 4)
-            pdf.cell(42, 4.4, _t(label))
-            mono = label.endswith("SHA-256")
-            pdf.set_font("Courier" if mono else "Helvetica", size=8)
-            pdf.multi_cell(width - 46, 4.4, _t(value), align="L", new_x=XPos.LMARGIN,
-                           new_y=YPos.NEXT)
-        pdf.ln(1.5)
+    heading("How it was done")
+    for key in w.OUTCOME_WORDS:
+        if w.outcomes(doc)[key]:
+            labelled(_cap(w.OUTCOME_WORDS[key]), w.OUTCOME_HOW[key])
+
+    heading("On whose authority")
+    for rule in w.rules(doc):
+        labelled(rule.title, f"{rule.citation} ({w.plural(rule.records, 'record')})")
+    labelled("Approval", w.approvals(doc))
+    if any(a.get("terminated_on") for a in agreements):
+        for a in agreements:
+            if a.get("terminated_on"):
+                labelled("Termination", f"{a['title']} ({a['code']}) ended on "
+                         f"{w.long_date(a['terminated_on'])}. Under clause "
+                         f"{a.get('clause') or '13.1'} of the agreement (termination), the "
+                         "information provided under it is securely returned at the end of the "
+                         "notice period.")
 
     heading("What remains, and until when")
-    pdf.set_font("Helvetica", size=8.5)
-    for c in doc.get("remaining_copies") or []:
-        until = f"expire by {_day(c['expire_by'])}" if c.get("expire_by") else \
-            "no date by which they expire can be stated"
-        pdf.multi_cell(width, 4.5, _t(f"{c['what'][:1].upper()}{c['what'][1:]} held by "
-                                      f"{c['system']}: {until}."),
-                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    left = w.remaining(doc)
+    if left is None:
+        para("This certificate makes no statement about copies that may outlive the deletion "
+             "in the systems that held the records (such as backups).")
+    elif not left:
+        para("The systems that held these records declare no copies that outlive the "
+             "deletion.")
+    else:
+        for line in left:
+            para(f"- {line}.")
+    if w.outcomes(doc)["returned"]:
+        para("Returned packages are left for you to collect, as the notice that came with this "
+             "certificate says; they are listed below.")
 
-    if pdf.will_page_break(75):
+    packages = w.returned_packages(doc)
+    if packages:
+        heading("Returned to you")
+        para("Check each package you collect against its SHA-256 (for example with "
+             "'sha256sum FILE' or 'Get-FileHash FILE').", size=8.5)
+        table(["Record", "Package", "SHA-256"],
+              [[r["record"], r.get("package_name") or "-", r["package_sha256"]] for r in packages],
+              (17, 28, 55), size=8, mono=(2,))
+
+    manual = list(w.with_outcome(doc, "manual"))
+    if manual:
+        heading("Destroyed by hand: the evidence")
+        rows = []
+        for r in manual:
+            e = r.get("evidence") or {}
+            rows.append([r["record"], e.get("destroyed_by") or "-",
+                         w.long_date(e.get("destroyed_on")), e.get("method") or "not stated",
+                         e.get("certificate_no") or "-",
+                         w.local_time(e["confirmed_at"]) if e.get("confirmed_at") else "-"])
+        table(["Record", "Destroyed by", "On", "How", "Their certificate no.", "Confirmed"],
+              rows, (16, 20, 14, 18, 15, 17), size=8)
+
+    missing = list(w.with_outcome(doc, "confirmed_not_found"))
+    if missing:
+        heading("Not found: what a person confirmed")
+        table(["Record", "In their words"],
+              [[r["record"], r.get("outcome_note") or "-"] for r in missing], (20, 80), size=8)
+
+    heading("The records")
+    table(["#", "Record reference", "Kind of record", "What was done", "Agreement"],
+          [[str(i), r["record"], w.category_word(doc, r["category"]), _cap(w.outcome_word(r)),
+            r.get("agreement") or "-"] for i, r in enumerate(records, start=1)],
+          (6, 24, 30, 24, 16), size=8)
+
+    # --- Annex A: the service's codes -----------------------------------------------------
+    pdf.add_page()
+    heading("Annex A: the service's codes and references", size=12.5)
+    para("For the issuer's and your records officers: the codes the service uses, so that a "
+         "record on this certificate can be matched to the issuer's register.", size=8.5)
+    heading("Kinds of record", size=10.5)
+    table(["Code", "In words"], [[row.code, row.category] for row in w.by_category(doc)],
+          (45, 55), size=8, mono=(0,))
+    heading("Rules and policy versions", size=10.5)
+    table(["Rule", "Title", "Policy version(s)"],
+          [[rule.id, rule.title, ", ".join(rule.policy_versions)] for rule in w.rules(doc)],
+          (34, 46, 20), size=8, mono=(0, 2))
+    heading("Each record", size=10.5)
+    table(["#", "Record", "Kind (code)", "Rule", "System", "Approved by (user names)"],
+          [[str(i), r["record"], r["category"], r["rule"]["id"], ", ".join(r["systems"]) or "-",
+            ", ".join(r.get("approved_by") or ()) or "-"]
+           for i, r in enumerate(records, start=1)],
+          (6, 18, 22, 24, 12, 18), size=7.5)
+    heading("How each was done and checked, in the service's words", size=10.5)
+    table(["#", "Record", "Done", "Checked"],
+          [[str(i), r["record"], r.get("method") or "-", r.get("verification") or "-"]
+           for i, r in enumerate(records, start=1)],
+          (6, 18, 46, 30), size=7.5)
+
+    # --- Annex B: integrity ---------------------------------------------------------------
+    if pdf.will_page_break(80):
         pdf.add_page()
-    heading("Integrity: how to check this certificate")
+    heading("Annex B: how to check this certificate", size=12.5)
     prev = doc.get("previous")
-    field("This certificate's SHA-256", sha256, mono=True)
+    field("This certificate's SHA-256", sha256, mono=True, label_w=48)
     field("Previous certificate", f"{prev['serial']} (number {prev['sequence']})" if prev
-          else "none: this is the first certificate for this controller")
+          else "none: this is the first certificate for you", label_w=48)
     if prev:
-        field("Previous SHA-256", prev["sha256"], mono=True)
+        field("Previous SHA-256", prev["sha256"], mono=True, label_w=48)
     head = doc.get("audit_head")
-    field("Audit trail at issue", f"event {head['seq']}" if head else "not recorded")
+    field("Audit trail at issue", f"event {head['seq']}" if head else "not recorded", label_w=48)
     if head:
-        field("Audit head SHA-256", head["sha256"], mono=True)
-    field("Signing key id", kid, mono=True)
+        field("Audit head SHA-256", head["sha256"], mono=True, label_w=48)
+    field("Signing key id", kid, mono=True, label_w=48)
+    field("Batch", doc.get("batch") or "-", label_w=48)
     pdf.ln(2)
-    pdf.set_font("Helvetica", size=8.5)
-    pdf.multi_cell(width, 4.5, _t(
-        f"This PDF carries a digital signature (PAdES) by the issuer's certificate; a PDF reader "
-        f"shows whether it is intact. The same certificate, signed for machines (JWS, Ed25519), "
-        f"is attached to this PDF as {serial}.json. Either can be checked with the issuer's "
-        f"published CA certificate or public key set, for example with 'retentiond certificates "
-        f"verify {serial}.pdf --ca ca.pem', or with any JOSE library. The SHA-256 above is the "
-        f"hash of the signed JSON content; the next certificate for this controller quotes it, "
-        f"so a missing or replaced certificate shows as a broken chain. Records are named by "
-        f"their reference in the issuer's register only; this certificate holds no personal "
-        f"data."), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    para(f"This PDF carries a digital signature (PAdES) by the issuer's certificate; a PDF "
+         f"reader shows whether it is intact. The same certificate, signed for machines (JWS, "
+         f"Ed25519, in one or more numbered parts), is attached to this PDF as {serial}.json. "
+         f"Either can be checked with the issuer's published CA certificate or public key set, "
+         f"for example with 'retentiond certificates verify {serial}.pdf --ca ca.pem', or with "
+         f"any JOSE library. The SHA-256 above is the hash of the whole signed certificate; the "
+         f"next certificate for you quotes it, so a missing or replaced certificate shows as a "
+         f"broken chain. Records are named by their reference in the issuer's register only; "
+         f"this certificate holds no personal data, and no date that follows from a child's "
+         f"details.", size=8.5)
 
     pdf.embed_file(bytes=signed_json.encode(), basename=f"{serial}.json",
-                   desc="The signed certificate (JWS, flattened JSON serialisation)",
+                   desc="The signed certificate (JWS parts, flattened JSON serialisation)",
                    mime_type="application/json",
                    modification_date=dt.datetime.fromisoformat(
                        doc["issued_at"].replace("Z", "+00:00")))

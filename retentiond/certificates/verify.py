@@ -114,7 +114,8 @@ def _verify_one(data: bytes, *, jwks: dict[str, Any] | None, ca_pem: bytes | Non
     signed = _check_pdf(data, ca_pem, report) if is_pdf(data) else data
     verified = verify_jws(signed, jwks=jwks, ca_pem=ca_pem)
     how = "the key set" if verified.key_source == "jwks" else "the key the given CA certified"
-    report.checks.append(f"signed JSON verified with {how} (key id {verified.kid})")
+    parts = f" ({verified.parts} parts, all present)" if verified.parts > 1 else ""
+    report.checks.append(f"signed JSON verified with {how} (key id {verified.kid}){parts}")
     report.checks.append("totals match the records listed")
     return verified
 

@@ -125,14 +125,19 @@ def cmd_certificates_show(args: argparse.Namespace, cfg: Config) -> int:
     print(f"  issued      {v.issued_at.isoformat(timespec='seconds')} by {v.issued_by}; batch {v.batch}")
     print(f"  records     {v.records}: " + ", ".join(
         f"{n} {a}" for a, n in doc["totals"]["by_action"].items()))
+    span = doc.get("carried_out")
+    if span:
+        print(f"  carried out {span['from']} to {span['to']}")
     print(f"  sha256      {v.sha256}")
     print(f"  previous    {v.previous_sha256 or 'none (first of the chain)'}")
     print(f"  audit head  {v.audit_head or 'not recorded'}")
     print(f"  key id      {v.key_id}")
     print(f"  delivery    {v.delivery}")
     print("\nRecords:")
-    print_table(("record", "category", "action", "executed_at", "approved_by"),
-                [(r["record"], r["category"], r["action"], r["executed_at"],
+    # Version 1 certificates name each record's time; later ones only the period (no date
+    # that follows from a child's facts).
+    print_table(("record", "category", "action", "rule", "approved_by"),
+                [(r["record"], r["category"], r.get("outcome") or r["action"], r["rule"]["id"],
                   ", ".join(r["approved_by"])) for r in doc["records"]])
     print("\nNotices:")
     print_table(("id", "channel", "target", "state", "attempts", "last_error"),
@@ -281,13 +286,13 @@ def cmd_notifications_advance(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_notifications_webhook_secret(args: argparse.Namespace, cfg: Config) -> int:
-    from retentiond.notify.ack import derive_key
+    from retentiond.notify.ack import webhook_secret
     from retentiond.notify.settings import notify_settings
 
     secret = notify_settings(cfg).secret
     if secret is None:
         raise ConfigError(f"{cfg.source or 'config'}: [notify].secret_file is not set")
-    print(derive_key(secret, f"webhook:{args.code}").hex())
+    print(webhook_secret(secret, args.code))
     return 0
 
 

@@ -167,9 +167,11 @@ def cmd_agreements_list(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_agreements_terminate(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.certificates.settings import certificate_settings
     from retentiond.lifecycle.agreements import terminate_agreement
 
-    result = terminate_agreement(make_context(cfg), args.code, on=args.on, notice=args.notice)
+    result = terminate_agreement(make_context(cfg), args.code, on=args.on, notice=args.notice,
+                                 issuer=certificate_settings(cfg).issuer)
     print(f"agreement {args.code} terminated on {args.on}; its {result.records} records are "
           f"due on {result.due_on} ({result.changed} due dates changed)")
     return 0

@@ -9,7 +9,9 @@ Package formats (``format``):
 - ``xlsx``: a password-protected workbook (ECMA-376 agile encryption, AES-256), what the seed
   ISA asks for exports ("password-protected XLSX files"); one sheet per table, plus a first
   sheet ``retentiond`` naming the record and the package;
-- ``zip``: an AES-256 encrypted ZIP (WinZip AE-2), for records that are files;
+- ``zip``: an AES-256 encrypted ZIP (WinZip AE-2), for records that are files. AES zip
+  encrypts contents, not entry names, so entries are named ``files/0001.pdf`` and
+  ``tables/0001.csv``; ``manifest.json`` (encrypted) maps them to the original names;
 - ``auto`` (default): ``xlsx`` for table data, ``zip`` as soon as the record has files.
 
 Each controller has its own password, read from a file when a package is made and never
@@ -305,27 +307,56 @@ def encrypted_xlsx(export: Export, ref: ConnectorRef, key: str, password: str) -
     return out.getvalue()
 
 
+#: File extensions kept on a returned file's opaque entry name, so that it opens in the
+#: program a school expects; any other extension (which might be part of a name) becomes .bin.
+SAFE_EXTENSIONS = frozenset({
+    "pdf", "doc", "docx", "odt", "rtf", "txt", "xls", "xlsx", "ods", "csv", "ppt", "pptx",
+    "jpg", "jpeg", "png", "gif", "tif", "tiff", "bmp", "heic", "msg", "eml", "xml", "json",
+    "html", "htm", "mp3", "mp4", "wav", "zip",
+})
+
+
+def opaque_entry(folder: str, n: int, original: str) -> str:
+    """``files/0001.pdf``: a name that reveals nothing of the original (AES zip encrypts the
+    contents, not the names anyone can list without the password)."""
+    ext = PurePosixPath(original.replace("\\", "/")).suffix.lower().lstrip(".")
+    return f"{folder}/{n:04d}.{ext if ext in SAFE_EXTENSIONS else 'bin'}"
+
+
 def encrypted_zip(export: Export, ref: ConnectorRef, key: str, password: str) -> bytes:
-    """The export as an AES-256 encrypted ZIP: its files, and each table as CSV."""
+    """The export as an AES-256 encrypted ZIP: its files, and each table as CSV, under opaque
+    entry names (``tables/0001.csv``, ``files/0001.pdf``), with ``manifest.json``, encrypted
+    like the rest, mapping each entry back to its table or original file name."""
     import csv
+    import json
 
     import pyzipper
 
+    manifest: dict[str, Any] = {"record": ref.record_id, "system": ref.system, "package": key,
+                                "controller": ref.controller, "tables": [], "files": []}
+    entries: list[tuple[str, bytes]] = []
+    for n, table in enumerate(export.tables, start=1):
+        text = io.StringIO()
+        w = csv.writer(text)
+        w.writerow(table.columns)
+        w.writerows(tuple(_cell_value(v) for v in row) for row in table.rows)
+        entry = f"tables/{n:04d}.csv"
+        entries.append((entry, text.getvalue().encode("utf-8")))
+        manifest["tables"].append({"entry": entry, "table": table.name, "rows": len(table.rows)})
+    for n, f in enumerate(export.files, start=1):
+        entry = opaque_entry("files", n, f.path)
+        entries.append((entry, f.content))
+        manifest["files"].append({"entry": entry, "name": _safe_member(f.path),
+                                  "bytes": len(f.content),
+                                  "sha256": hashlib.sha256(f.content).hexdigest()})
     out = io.BytesIO()
     with pyzipper.AESZipFile(out, "w", compression=pyzipper.ZIP_DEFLATED,
                              encryption=pyzipper.WZ_AES) as zf:
         zf.setpassword(password.encode("utf-8"))
         zf.setencryption(pyzipper.WZ_AES, nbits=256)
-        manifest = f"record: {ref.record_id}\nsystem: {ref.system}\npackage: {key}\n"
-        zf.writestr("retentiond.txt", manifest)
-        for table in export.tables:
-            text = io.StringIO()
-            w = csv.writer(text)
-            w.writerow(table.columns)
-            w.writerows(tuple(_cell_value(v) for v in row) for row in table.rows)
-            zf.writestr(f"tables/{_safe_member(table.name)}.csv", text.getvalue())
-        for f in export.files:
-            zf.writestr(f"files/{_safe_member(f.path)}", f.content)
+        zf.writestr("manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
+        for entry, data in entries:
+            zf.writestr(entry, data)
     return out.getvalue()
 
 

@@ -331,6 +331,6 @@ JOBS: dict[str, Callable[[JobEnv], JobOutcome]] = {
     "reap_leases": job_reap_leases,
     "execute": job_execute,
     "certify": job_certify,
-    "deliver": job_deliver,
     "digest": job_digest,
+    "deliver": job_deliver,
 }

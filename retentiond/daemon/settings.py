@@ -14,9 +14,11 @@ from retentiond.config import Config, ConfigError
 
 #: The jobs the daemon knows, in the order ``run --once`` runs them: holds that ended are
 #: lifted before evaluation looks at what is due; execution runs after leases are reaped;
-#: what was executed is certified, and the certificates' notices delivered, in the same pass.
+#: what was executed is certified, and everything queued in the pass (the certificates'
+#: notices, the IG digest) is delivered by ``deliver`` last, in the same pass: a digest queued
+#: after the delivery would wait for the next run, a day later.
 JOB_NAMES = ("expire_holds", "evaluate", "advance_notice", "reap_leases", "execute", "certify",
-             "deliver", "digest")
+             "digest", "deliver")
 
 #: Defaults: cron expressions are Europe/London wall-clock times.
 DEFAULT_SCHEDULES: dict[str, dict[str, Any]] = {

@@ -47,10 +47,14 @@ def add_agreement(ctx: Context, *, code: str, title: str, notice: str = "1m",
                      at=now, data={"notice": notice, "termination_action": action})
 
 
-def terminate_agreement(ctx: Context, code: str, *, on: dt.date,
-                        notice: str | None = None) -> Termination:
+def terminate_agreement(ctx: Context, code: str, *, on: dt.date, notice: str | None = None,
+                        issuer: str | None = None) -> Termination:
     """Terminate: every record provided under it becomes due on ``on`` plus the notice, with
-    the agreement's action, unless a rule already makes it due sooner."""
+    the agreement's action, unless a rule already makes it due sooner. Each controller with
+    records under it is told at once what comes back, how and by when (clause 13.1): the
+    notices are queued in the same transaction, from ``issuer``."""
+    from retentiond.notify.termination import queue_termination_notices
+
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
         agreement = session.scalar(select(Agreement).where(Agreement.code == code)
@@ -80,6 +84,12 @@ def terminate_agreement(ctx: Context, code: str, *, on: dt.date,
         session.flush()
         changed = recompute_where(ctx, session, Record.agreement_id == agreement.id)
         withdraw_stale_cases(ctx, session)
+        session.flush()
+        notices = queue_termination_notices(ctx, session, agreement, issuer=issuer, now=now)
+        if notices:
+            record_event(session, kind="NotificationsQueued", actor=ctx.actor,
+                         entity="agreement", entity_id=code, at=now,
+                         reason="termination notices (clause 13.1)", data={"notices": notices})
         count = session.scalar(select(func.count()).select_from(Record)
                                .where(Record.agreement_id == agreement.id))
     return Termination(records=int(count or 0), due_on=due_on, changed=changed)

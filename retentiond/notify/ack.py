@@ -86,6 +86,13 @@ def _mac(secret: bytes, serial: str, expires: str | None) -> bytes:
     return hmac.new(derive_key(secret, "ack"), message.encode(), hashlib.sha256).digest()[:24]
 
 
+def webhook_secret(secret: bytes, controller: str) -> str:
+    """A controller's webhook secret, as ``retentiond notifications webhook-secret CODE`` prints
+    it. The HMAC key of its webhook signatures is exactly this text (its ASCII bytes), so a
+    receiver uses what it was handed as it is: no decoding step to guess."""
+    return derive_key(secret, f"webhook:{controller}").hex()
+
+
 def make_token(secret: bytes, serial: str, *, expires_on: dt.date) -> str:
     """The token in a certificate's acknowledgement link, working up to ``expires_on``."""
     expires = expires_on.strftime("%Y%m%d")

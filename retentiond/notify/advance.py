@@ -142,9 +142,10 @@ def _notice_one(ctx: Context, controller_id: int, days: int, as_of: dt.date,
         rows = _candidates(session, controller_id, as_of, until)
         if not rows:
             return None
-        records = [{"record": key, "category": cat, "due_on": due.isoformat(),
-                    "action": action or "review", "rule": rule}
-                   for _rid, key, cat, due, action, rule in rows]
+        # No record's own due date: a pupil record's is the 25th birthday (docs/certificates.md,
+        # "What a reader cannot work out"); the notice says they all fall due by ``until``.
+        records = [{"record": key, "category": cat, "action": action or "review", "rule": rule}
+                   for _rid, key, cat, _due, action, rule in rows]
         doc = {
             "type": "retentiond.advance-notice", "version": 1, "issuer": issuer,
             "controller": {"code": controller.code, "name": controller.name},

@@ -14,8 +14,9 @@ Webhook signature, for the controller to check::
 
     X-Retentiond-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
 
-where ``secret`` is the controller's webhook secret (``retentiond notifications
-webhook-secret CODE`` prints it) and ``body`` the raw request body.
+where ``secret`` is the controller's webhook secret exactly as ``retentiond notifications
+webhook-secret CODE`` prints it (the text is the key: no hex decoding) and ``body`` the raw
+request body. ``docs/certificates.md`` shows the check in Python and with openssl.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from retentiond.notify.ack import ack_links, derive_key
+from retentiond.notify.ack import ack_links, webhook_secret
 from retentiond.notify.channels import Attachment, Outgoing
 from retentiond.notify.settings import NotifySettings
 from retentiond.registry.models import AdvanceNotice, Certificate, Controller, Notification
@@ -38,7 +38,7 @@ def _plural(n: int, word: str) -> str:
 _ACTION_WORDS = {"manual": "destroyed by hand"}
 
 
-def _wrap(lines: list[str]) -> str:
+def wrap(lines: list[str]) -> str:
     """Paragraphs wrapped at 76 columns; indented lines (lists, links) left as they are."""
     out = []
     for line in lines:
@@ -51,33 +51,57 @@ def _wrap(lines: list[str]) -> str:
 
 def certificate_text(doc: dict[str, Any], *, links: tuple[str, str] | None,
                      verify_url: str | None,
-                     links_until: dt.date | None = None) -> tuple[str, str]:
-    """(subject, plain text) of a certificate email."""
+                     links_until: dt.date | None = None,
+                     settings: NotifySettings | None = None) -> tuple[str, str]:
+    """(subject, plain text) of a certificate email. A return is said as a return (with its
+    packages, where to collect them and how the password is agreed), not as a disposal."""
+    from retentiond.certificates import wording as w
+    from retentiond.notify.termination import return_how
+
     serial, n = doc["serial"], doc["totals"]["records"]
     controller = doc["controller"]["name"]
-    actions = ", ".join(f"{c} {_ACTION_WORDS.get(a, a)}"
-                        for a, c in doc["totals"]["by_action"].items())
     agreements = "; ".join(f"{a['code']} ({a['title']})" for a in doc["agreements"])
+    contact = doc["issuer"].get("contact") or doc["issuer"]["name"]
+    kinds = w.outcomes(doc)
+    done = "returned to you" if set(kinds) == {"returned"} else "dealt with"
     lines = [
         f"To the data protection officer of {controller},",
         "",
-        f"{doc['issuer']['name']} has disposed of {_plural(n, 'record')} that your organisation "
+        f"{doc['issuer']['name']} has {done} {_plural(n, 'record')} that your organisation "
         "provided" + (f" under {agreements}" if agreements else "") + ", as the information "
-        "sharing agreement requires. This message is the notice of that disposal.",
+        "sharing agreement requires. This message is the notice of that, with the "
+        "certificate.",
         "",
         f"  Certificate:  {serial} (number {doc['sequence']} of the certificates for "
         f"{doc['controller']['code']})",
         f"  Issued:       {_local(doc['issued_at'])}",
-        f"  Records:      {n} ({actions})",
+        f"  Records:      {n} ({w.counts_in_words(kinds)})",
         "",
+    ]
+    terminated = [a for a in doc["agreements"] if a.get("terminated_on")]
+    for a in terminated:
+        lines += [f"Agreement {a['code']} was terminated on {long_date(a['terminated_on'])}; "
+                  f"under clause {a.get('clause') or '13.1'} the information provided under it "
+                  "comes back to you.", ""]
+    packages = w.returned_packages(doc)
+    if packages:
+        lines += [f"Returned to you: {_plural(len(packages), 'package')}, one per record:"]
+        lines += [f"  {r.get('package_name') or '(name not recorded)'}  (record {r['record']})\n"
+                  f"      SHA-256 {r['package_sha256']}" for r in packages]
+        lines += [""]
+        if settings is not None:
+            lines += [*return_how(settings, contact), ""]
+        lines += ["Check each package you collect against its SHA-256 (for example with "
+                  "'sha256sum FILE' or 'Get-FileHash FILE') before you open it.", ""]
+    lines += [
         "Attached:",
         f"  {serial}.pdf   the certificate to read and keep. It is digitally signed;",
         "  " + " " * (len(serial) + 7) + "your PDF reader shows whether it is intact.",
         f"  {serial}.json  the same certificate, signed for machines (JWS).",
         "",
-        "The certificate names each record by its reference in our register, with its category, "
-        "the retention rule applied, what was done and when, and who approved it. It contains "
-        "no personal data.",
+        "The certificate names each record by its reference in our register, with its kind, "
+        "the retention rule applied, what was done and who approved it. It contains no "
+        "personal data.",
         "",
     ]
     if links:
@@ -99,11 +123,11 @@ def certificate_text(doc: dict[str, Any], *, links: tuple[str, str] | None,
     if doc.get("previous"):
         lines += [f"This certificate follows {doc['previous']['serial']}. If you have not received "
                   "that one, please tell us.", ""]
-    contact = doc["issuer"].get("contact")
-    lines += [f"{doc['issuer']['name']}" + (f" - {contact}" if contact else ""),
+    issuer_contact = doc["issuer"].get("contact")
+    lines += [f"{doc['issuer']['name']}" + (f" - {issuer_contact}" if issuer_contact else ""),
               "(sent automatically by retentiond)"]
-    subject = (f"Disposal certificate {serial}: {_plural(n, 'record')} of {controller} disposed of")
-    return subject, _wrap(lines)
+    subject = f"{w.title(doc)} {serial}: {_plural(n, 'record')} of {controller} ({w.counts_in_words(kinds)})"
+    return subject, wrap(lines)
 
 
 def advance_text(doc: dict[str, Any]) -> tuple[str, str]:
@@ -117,10 +141,10 @@ def advance_text(doc: dict[str, Any]) -> tuple[str, str]:
         f"organisation provided. {_plural(n, 'record')} "
         f"{'falls' if n == 1 else 'fall'} due for disposal by {long_date(doc['until'])}:",
         "",
-        f"  {'record':<24} {'category':<34} {'due on':<18} action",
+        f"  {'record':<24} {'category':<34} action",
     ]
     for r in records[:INLINE_RECORDS]:
-        lines.append(f"  {r['record']:<24} {r['category']:<34} {long_date(r['due_on']):<18} {r['action']}")
+        lines.append(f"  {r['record']:<24} {r['category']:<34} {r['action']}")
     if n > INLINE_RECORDS:
         lines.append(f"  ... and {n - INLINE_RECORDS} more: every record is in the attached file.")
     lines += [
@@ -137,7 +161,7 @@ def advance_text(doc: dict[str, Any]) -> tuple[str, str]:
         "(sent automatically by retentiond)",
     ]
     subject = f"Advance notice: {_plural(n, 'record')} of {doc['controller']['name']} due for disposal"
-    return subject, _wrap(lines)
+    return subject, wrap(lines)
 
 
 def build_outgoing(session: Session, n: Notification, settings: NotifySettings, *,
@@ -148,7 +172,7 @@ def build_outgoing(session: Session, n: Notification, settings: NotifySettings, 
     if n.controller_id is not None:
         controller = session.get(Controller, n.controller_id)
         code = controller.code if controller else None
-    hmac_key = derive_key(settings.secret, f"webhook:{code}") if settings.secret and code else None
+    hmac_key = webhook_secret(settings.secret, code).encode() if settings.secret and code else None
     common = {"notification_id": n.id, "channel": n.channel, "target": n.target,
               "idempotency_key": n.idempotency_key, "hmac_key": hmac_key, "timestamp": stamp}
     if n.kind == "certificate":
@@ -157,7 +181,7 @@ def build_outgoing(session: Session, n: Notification, settings: NotifySettings, 
         expires_on = now.astimezone(LONDON).date() + dt.timedelta(days=settings.ack_link_days)
         links = ack_links(settings.ack_url, settings.secret, cert.serial, expires_on=expires_on)
         subject, text = certificate_text(cert.document, links=links, verify_url=settings.verify_url,
-                                         links_until=expires_on)
+                                         links_until=expires_on, settings=settings)
         body = {"type": "disposal_certificate", "serial": cert.serial,
                 "controller": cert.document["controller"]["code"],
                 "issued_at": cert.document["issued_at"], "records": cert.records,
@@ -179,6 +203,12 @@ def build_outgoing(session: Session, n: Notification, settings: NotifySettings, 
         return Outgoing(subject=subject, text=text, body=data,
                         attachments=(Attachment(filename=f"advance-notice-{notice.id}.json",
                                                 mime="application/json", data=data),),
+                        **common)  # type: ignore[arg-type]
+    if n.kind == "termination_notice":
+        from retentiond.notify.termination import termination_text
+
+        subject, text = termination_text(n.payload or {}, settings)
+        return Outgoing(subject=subject, text=text, body=json.dumps(n.payload).encode(),
                         **common)  # type: ignore[arg-type]
     if n.kind == "ig_alert":
         p = n.payload or {}

@@ -138,6 +138,8 @@ def _about(session: Session, n: Notification) -> str:
         return f"certificate {serial}"
     if n.kind == "advance_notice":
         return f"advance notice {n.advance_notice_id}"
+    if n.kind == "termination_notice":
+        return f"termination notice for {(n.payload or {}).get('agreement', {}).get('code')}"
     return n.kind
 
 

@@ -11,6 +11,9 @@
     ack_link_days = 90                      # an acknowledgement link works this long
     allow_private_webhooks = false          # true: webhooks may point into private networks
     verify_url = "https://council.example/retentiond/"   # where the CA / key set are published
+    # Told to a school whose data comes back (termination notices, certificates with returns):
+    return_collection = "from your school's folder on the council's secure file transfer site"
+    return_password_method = "we agree it with your data protection officer by telephone"
 
     [notify.smtp]
     host = "smtp.council.example"
@@ -39,7 +42,7 @@ from retentiond.config import Config, ConfigError
 
 _TOP = {"from", "ig_email", "max_attempts", "backoff_s", "backoff_max_s", "secret_file",
         "ack_url", "verify_url", "smtp", "webhook", "lease_s", "ack_link_days",
-        "allow_private_webhooks"}
+        "allow_private_webhooks", "return_collection", "return_password_method"}
 _SMTP = {"host", "port", "security", "username", "password_file", "ca_file", "timeout_s"}
 _WEBHOOK = {"timeout_s"}
 
@@ -76,6 +79,24 @@ class NotifySettings:
     #: Whether a controller's webhook may point into a private network (10/8, 192.168/16,
     #: fc00::/7, ...). Link-local, metadata and unspecified addresses are refused regardless.
     allow_private_webhooks: bool = False
+    #: Where a school collects returned packages, and how their password reaches it, in words
+    #: for the school (None: not configured; the notice says to ask the issuer).
+    return_collection: str | None = None
+    return_password_method: str | None = None
+    #: The return connector's package format (``auto``, ``xlsx``, ``zip``); None: no return
+    #: connector is configured.
+    return_format: str | None = None
+
+
+def _return_format(cfg: Config) -> str | None:
+    """The package format of the configured ``kind = "return"`` connector, if any (the
+    connector itself checks the value when it is loaded)."""
+    tables = cfg.raw.get("connectors", {})
+    for table in tables.values() if isinstance(tables, dict) else ():
+        if isinstance(table, dict) and table.get("kind") == "return":
+            fmt = table.get("format", "auto")
+            return fmt if isinstance(fmt, str) else None
+    return None
 
 
 def _secret_path(p: str, base: Path) -> Path:
@@ -184,4 +205,7 @@ def notify_settings(cfg: Config) -> NotifySettings:
         smtp=smtp,
         webhook_timeout_s=float(get(hook_t, "timeout_s", (int, float), "notify.webhook", 15)),
         ack_link_days=ack_link_days, allow_private_webhooks=allow_private,
+        return_collection=get(table, "return_collection", str, "notify"),
+        return_password_method=get(table, "return_password_method", str, "notify"),
+        return_format=_return_format(cfg),
     )

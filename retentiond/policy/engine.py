@@ -17,6 +17,7 @@ TERMINATION_RULE_ID = "agreement.termination"
 TERMINATION_CITATION = ("Information Sharing Agreement (seed template), clause 13.1: termination "
                         "on one month's notice (three months where agreed); information "
                         "disclosed is securely returned")
+TERMINATION_TITLE = "Agreement terminated: due at the end of the notice period"
 #: What the termination rule rests on. It is built into the engine rather than written in a
 #: pack, so its evidence lives here and the sign-off report prints it beside the packs' rules.
 TERMINATION_EVIDENCE = Evidence(

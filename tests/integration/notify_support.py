@@ -170,6 +170,8 @@ class HttpReceiver:
         self.key = key
         self.statuses = list(statuses or [])
         self.received = Received()
+        #: Every accepted request as it came: (headers, raw body).
+        self.raw: list[tuple[dict[str, str], bytes]] = []
         self.bad_signatures = 0
         outer = self
 
@@ -185,6 +187,7 @@ class HttpReceiver:
                 elif status == 200:
                     key = self.headers.get("Idempotency-Key", "")
                     doc = json.loads(body)
+                    outer.raw.append((dict(self.headers.items()), body))
                     outer.received.all.append(doc)
                     if key not in outer.received.keys:
                         outer.received.keys.append(key)
@@ -207,3 +210,13 @@ class HttpReceiver:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def doc_block(path: Path, heading: str, lang: str) -> str:
+    """The first fenced ``lang`` code block under ``heading`` in a Markdown file: what a
+    reader copies, so that the test runs exactly that."""
+    text = path.read_text()
+    start = text.index(heading)
+    fence = f"```{lang}\n"
+    begin = text.index(fence, start) + len(fence)
+    return text[begin:text.index("```", begin)]

@@ -72,6 +72,8 @@ def test_every_state_change_writes_its_event(queue):
         "DisposalRejected": 1, "DisposalApprovalRecorded": 2, "HoldPlaced": 1,
         "DisposalHeld": 1, "HoldLifted": 1, "DisposalReturnedToReview": 1,
         "AgreementTerminated": 1,
+        # the controllers are told at termination what comes back (clause 13.1)
+        "NotificationsQueued": 1,
     })
     with queue.sessions() as session:
         events = list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)))

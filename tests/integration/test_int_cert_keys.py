@@ -18,7 +18,8 @@ from retentiond.certificates.document import canonical
 from retentiond.certificates.jws import sign_document, verify_jws
 from retentiond.certificates.keys import KeyProblem, init_keys, load_signer, publish
 
-DOC = {"type": "retentiond.disposal-certificate", "records": [], "sequence": 1, "previous": None,
+DOC = {"type": "retentiond.disposal-certificate", "serial": "X-000001", "records": [],
+       "sequence": 1, "previous": None,
        "totals": {"records": 0, "by_action": {}, "by_category": {}},
        "issued_at": "2026-11-22T12:00:00Z"}
 

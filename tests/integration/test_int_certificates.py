@@ -101,7 +101,7 @@ def test_termination_disposal_is_certified_with_its_citation(ctx, tmp_path, keys
     from int_support import seed_controllers
 
     from retentiond.lifecycle.agreements import add_agreement, terminate_agreement
-    from retentiond.policy.engine import TERMINATION_CITATION, TERMINATION_RULE_ID
+    from retentiond.policy.engine import TERMINATION_CITATION, TERMINATION_RULE_ID, TERMINATION_TITLE
 
     seed_controllers(ctx, tmp_path)
     add_agreement(ctx, code="ISA-T", title="Synthetic ISA", notice="1m", action="delete")
@@ -112,7 +112,8 @@ def test_termination_disposal_is_certified_with_its_citation(ctx, tmp_path, keys
     issue_certificates(ctx, signer_for(keys), batch="run")
     (cert,) = _certs(ctx)
     (item,) = cert.document["records"]
-    assert item["rule"] == {"id": TERMINATION_RULE_ID, "citation": TERMINATION_CITATION}
+    assert item["rule"] == {"id": TERMINATION_RULE_ID, "citation": TERMINATION_CITATION,
+                            "title": TERMINATION_TITLE}
     assert "clause 13.1" in item["rule"]["citation"]
 
 
@@ -229,7 +230,8 @@ def issued(chain) -> m.Certificate:
     return chain[0]
 
 
-def _flat(cert: m.Certificate) -> dict[str, str]:
+def _file(cert: m.Certificate) -> dict:
+    """The signed certificate file: its numbered parts, each a flattened JWS."""
     return json.loads(cert.jws)
 
 
@@ -255,21 +257,23 @@ def test_sign_and_verify_both_ways(issued, public):
 
 def test_changed_byte_in_json_is_altered(issued, public):
     """A byte changed in the signed payload: altered."""
-    flat = _flat(issued)
+    signed = _file(issued)
+    flat = signed["parts"][0]
     p = flat["payload"]
     i = len(p) // 2
     flat["payload"] = p[:i] + ("A" if p[i] != "A" else "B") + p[i + 1:]
-    report = verify_bytes(json.dumps(flat).encode(), ca_pem=public["ca"])
+    report = verify_bytes(json.dumps(signed).encode(), ca_pem=public["ca"])
     assert (report.ok, report.kind) == (False, "altered"), report.message
 
 
 def test_swapped_records_are_altered(issued, public):
     """Two records swapped (same content, other order) no longer match the signature."""
-    flat = _flat(issued)
+    signed = _file(issued)
+    flat = signed["parts"][0]
     doc = _payload(flat)
     doc["records"][0], doc["records"][1] = doc["records"][1], doc["records"][0]
     flat["payload"] = _encode(doc)
-    report = verify_bytes(json.dumps(flat).encode(), jwks=load_jwks(public["jwks"], "j"))
+    report = verify_bytes(json.dumps(signed).encode(), jwks=load_jwks(public["jwks"], "j"))
     assert (report.ok, report.kind) == (False, "altered")
     assert "changed after it was signed" in report.message
 

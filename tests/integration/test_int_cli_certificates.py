@@ -98,7 +98,9 @@ def test_keys_certificates_notices_register(cli, tmp_path):
                               capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
         assert done.returncode == 0 and "VALID" in done.stdout, done.stdout + done.stderr
     doc = json.loads(signed.read_text())
-    doc["payload"] = doc["payload"][:40] + ("A" if doc["payload"][40] != "A" else "B") + doc["payload"][41:]
+    part = doc["parts"][0]
+    p = part["payload"]
+    part["payload"] = p[:40] + ("A" if p[40] != "A" else "B") + p[41:]
     signed.write_text(json.dumps(doc))
     code, _, err = cli("certificates", "verify", str(signed), "--jwks", str(tmp_path / "pub" / "jwks.json"))
     assert code == 1 and "ALTERED" in err

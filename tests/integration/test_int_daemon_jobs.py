@@ -199,3 +199,22 @@ def test_certify_is_unavailable_until_the_signing_keys_exist(ctx, tmp_path):
     assert job_certify(env).counts == {"certificates": 0, "records": 0, "notifications": 0}
     assert job_deliver(env).status == "ok"
     assert job_advance_notice(env).counts == {"notices": 0, "records": 0}
+
+
+def test_run_once_emails_the_digest_it_queues(database_url, tmp_path, capsys):
+    """One --once pass queues the IG digest and delivers it by email in that same pass, not a
+    day later with the next run."""
+    from notify_support import SmtpReceiver
+
+    smtp = SmtpReceiver().start()
+    try:
+        cfg = _config(database_url)
+        cfg.raw["notify"] = {"from": "retentiond@la01.example", "ig_email": "ig-team@la01.example",
+                             "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "none"}}
+        assert Service(cfg).run_once() == 0
+        out = capsys.readouterr().out
+        assert "digest: ok" in out and "deliver: ok" in out
+        subjects = [m["Subject"] for m in smtp.received.all]
+    finally:
+        smtp.stop()
+    assert len(subjects) == 1 and subjects[0].startswith("retentiond digest ")

@@ -17,6 +17,7 @@ from notify_support import (
     HttpReceiver,
     SmtpReceiver,
     attachments,
+    doc_block,
     free_port,
     notify_settings,
 )
@@ -27,7 +28,7 @@ from retentiond.certificates.verify import verify_bytes
 from retentiond.lifecycle.context import LifecycleError
 from retentiond.logs import configure_logging
 from retentiond.notify import deliver_notifications
-from retentiond.notify.ack import acknowledge, acknowledge_with_token, derive_key
+from retentiond.notify.ack import acknowledge, acknowledge_with_token, webhook_secret
 from retentiond.notify.channels import build_channels
 from retentiond.notify.outbox import list_notifications, resend
 from retentiond.registry import models as m
@@ -68,7 +69,7 @@ def test_certificate_email_is_delivered_with_both_files(issued, keys):
     by_to = {str(msg["To"]): msg for msg in smtp.received.all}
     assert set(by_to) == {"dpo@sch01.example", "ig@la01.example"}
     msg = by_to["dpo@sch01.example"]
-    assert msg["Subject"].startswith("Disposal certificate SCH-01-000001: 3 records")
+    assert msg["Subject"].startswith("Certificate of return and disposal SCH-01-000001: 3 records")
     assert msg["Idempotency-Key"] == "certificate:SCH-01-000001:email"
     files = attachments(msg)
     assert set(files) == {"SCH-01-000001.pdf", "SCH-01-000001.json"}
@@ -203,7 +204,7 @@ def test_webhook_is_signed_and_carries_the_certificate(issued, keys):
     """The webhook POST has a valid HMAC signature, an Idempotency-Key, and the signed JSON;
     a 503 is retried and the retry is accepted."""
     ctx = issued
-    key = derive_key(SECRET, "webhook:SCH-01")
+    key = webhook_secret(SECRET, "SCH-01").encode()
     with HttpReceiver(key, statuses=[503]) as hook:
         with ctx.sessions.begin() as session:
             controller = session.scalar(select(m.Controller).where(m.Controller.code == "SCH-01"))
@@ -314,3 +315,57 @@ def test_a_notice_that_cannot_be_built_is_given_up_with_an_alert(issued, monkeyp
     assert (result.delivered, result.dead) == (2, 1)  # the other certificate and the alert
     assert sorted(str(msg["To"]) for msg in smtp.received.all) == ["ig-team@la01.example",
                                                                    "ig@la01.example"]
+
+
+def test_documented_webhook_checks_accept_a_real_delivery(issued, tmp_path):
+    """The Python and openssl checks in docs/certificates.md, with the secret the CLI prints,
+    accept a webhook retentiond delivered and refuse it with one byte of the body changed."""
+    import shutil
+    import subprocess
+
+    from retentiond.cli.main import main
+
+    ctx = issued
+    (tmp_path / "notify-secret").write_bytes(SECRET)
+    (tmp_path / "retentiond.toml").write_text(
+        '[database]\nurl = "sqlite:///unused.db"\n[notify]\nsecret_file = "notify-secret"\n')
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--config", str(tmp_path / "retentiond.toml"), "notifications",
+                     "webhook-secret", "SCH-01"]) == 0
+    printed = out.getvalue().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", printed)
+    with HttpReceiver(printed.encode()) as hook:
+        with ctx.sessions.begin() as session:
+            sch = session.scalar(select(m.Controller.id).where(m.Controller.code == "SCH-01"))
+            session.execute(update(m.Notification).where(m.Notification.controller_id == sch)
+                            .values(channel="webhook", target=hook.url))
+        assert deliver_notifications(ctx, build_channels(notify_settings(None))).delivered == 1
+    assert hook.bad_signatures == 0
+    [(headers, body)] = hook.raw
+    sig = headers["X-Retentiond-Signature"]
+    t = int(sig.split(",")[0].removeprefix("t="))
+    tampered = body.replace(b"SCH-01", b"SCH-02", 1)
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "certificates.md"
+    heading = "### Checking a webhook's signature"
+    namespace: dict = {}
+    exec(doc_block(docs, heading, "python"), namespace)
+    check = namespace["signature_ok"]
+    assert check(printed, sig, body, now=t) is True
+    assert check(printed, sig, tampered, now=t) is False
+    assert check(printed, sig, body, now=t + 3600) is False  # a replay, an hour later
+    assert check(bytes.fromhex(printed).hex().upper(), sig, body, now=t) is False
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    script = doc_block(docs, heading, "sh")
+    for data, expected in ((body, "signature valid"), (tampered, "signature INVALID")):
+        (tmp_path / "body.json").write_bytes(data)
+        run = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                             env={"PATH": "/usr/bin:/bin", "SECRET": printed, "SIG": sig},
+                             check=False)
+        assert run.stdout.strip() == expected, run.stderr

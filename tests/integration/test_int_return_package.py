@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 
 import msoffcrypto
 import openpyxl
@@ -104,10 +105,17 @@ def test_a_record_of_files_goes_back_as_an_aes_zip(ctx, tmp_path, holding_url):
     registry.close()
     package = tmp_path / "drop" / "SCH-01" / f"retentiond-disposal-{cases['F1']}.zip"
     with pyzipper.AESZipFile(package) as zf:
+        # The names anyone can list without the password reveal nothing of the originals.
+        assert zf.namelist() == ["manifest.json", "files/0001.txt", "files/0002.txt"]
         with pytest.raises(RuntimeError):
-            zf.read("files/case-a/referral.txt")  # no password
+            zf.read("files/0001.txt")  # no password
         zf.setpassword(PASSWORD.encode())
-        assert zf.read("files/case-a/referral.txt") == b"case case-a\n"
+        manifest = json.loads(zf.read("manifest.json"))
+        by_name = {f["name"]: zf.read(f["entry"]) for f in manifest["files"]}
+    assert by_name == {"case-a/referral.txt": b"case case-a\n", "case-a/notes.txt": b"synthetic notes\n"}
+    assert all(f["sha256"] == hashlib.sha256(by_name[f["name"]]).hexdigest()
+               for f in manifest["files"])
+    assert manifest["record"] == "F1"
     assert _execution(ctx, cases["F1"]).package_sha256 == hashlib.sha256(
         package.read_bytes()).hexdigest()
     assert not (tmp_path / "files" / "case-a").exists()
