@@ -16,7 +16,7 @@ from retentiond.config import Config, ConfigError, load_config
 from retentiond.ingest import ImportRefused
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.logs import configure_logging, get_logger
-from retentiond.policy import PolicyError, PolicySet, load_policy_set
+from retentiond.policy import PolicyError, PolicySet, load_policy_in_force
 from retentiond.registry.db import SchemaError, make_engine, require_current, session_factory
 
 Handler = Callable[[argparse.Namespace, Config], int]
@@ -39,19 +39,8 @@ def _positive_ids(values: Sequence[str]) -> list[int]:
 
 
 def load_policy(cfg: Config) -> PolicySet:
-    """The policy set to put in force. A pack that says it needs local sign-off is refused
-    until it has one (``policies check`` still validates it)."""
-    from retentiond.cli.commands import unsigned_packs
-
-    policy = load_policy_set(cfg.policy_paths)
-    unsigned = unsigned_packs(policy)
-    if unsigned:
-        raise PolicyError([
-            f"{p.path}: pack.signed_off_by: pack {p.name!r} needs local sign-off before it is "
-            "put in force: review it, then set signed_off_by and signed_off_on in its [pack] table"
-            for p in policy.packs if p.name in unsigned
-        ])
-    return policy
+    """The policy set the configuration puts in force."""
+    return load_policy_in_force(cfg.policy_paths)
 
 
 def make_context(cfg: Config, *, check_schema: bool = True) -> Context:
