@@ -46,6 +46,7 @@ from retentiond.certificates.settings import BATCH_MODES
 from retentiond.clock import Clock
 from retentiond.lifecycle.context import Context
 from retentiond.logs import get_logger
+from retentiond.notify.recipients import controller_channels
 from retentiond.policy.engine import citations as rule_citations
 from retentiond.registry.models import (
     Agreement,
@@ -95,23 +96,10 @@ def batch_label(mode: str, clock: Clock) -> str:
     raise ValueError(f"unknown batch mode {mode!r} (one of: {', '.join(BATCH_MODES)})")
 
 
-def controller_channels(controller: Controller, settings: ControllerSettings | None) -> list[
-        tuple[str, str]]:
-    """(channel, target) pairs a controller is notified through."""
-    wanted = (settings.channels.split(",") if settings is not None and settings.channels
-              else ["email", "webhook"])
-    out = []
-    if "email" in wanted and controller.email:
-        out.append(("email", controller.email))
-    if "webhook" in wanted and controller.webhook_url:
-        out.append(("webhook", controller.webhook_url))
-    return out
-
-
 def _audit_head(session: Session) -> tuple[int, str] | None:
-    """The audit chain's head, where the chain exists (``retentiond.audit.chain``)."""
+    """The audit chain's head, where the chain exists (``retentiond.registry.chain``)."""
     try:
-        from retentiond.audit.chain import head
+        from retentiond.registry.chain import head
     except ImportError:
         return None
     return head(session)

@@ -323,7 +323,7 @@ def cmd_audit_verify(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_audit_head(args: argparse.Namespace, cfg: Config) -> int:
-    from retentiond.audit.chain import head
+    from retentiond.registry.chain import head
 
     ctx = make_context(cfg)
     with ctx.sessions() as session:

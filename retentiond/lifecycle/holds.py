@@ -19,7 +19,6 @@ from sqlalchemy import ColumnElement, func, insert, not_, select, update
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
-from retentiond.audit.chain import note_inserted
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.filters import (
     RECORD_FIELDS,
@@ -31,6 +30,7 @@ from retentiond.lifecycle.filters import (
 )
 from retentiond.lifecycle.sql import hold_covers_record
 from retentiond.logs import get_logger
+from retentiond.registry.chain import note_inserted
 from retentiond.registry.models import (
     HOLD_SCOPES,
     HOLD_TYPES,
