@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from retentiond import __version__
+from retentiond.cli.context import load_policy, make_context
 from retentiond.clock import SystemClock
 from retentiond.config import Config, ConfigError, load_config
 from retentiond.ingest import ImportRefused
-from retentiond.lifecycle.context import Context, LifecycleError
+from retentiond.lifecycle.context import LifecycleError
 from retentiond.logs import configure_logging, get_logger
-from retentiond.policy import PolicyError, PolicySet, load_policy_in_force
-from retentiond.registry.db import SchemaError, make_engine, require_current, session_factory
+from retentiond.policy import PolicyError
+from retentiond.registry.db import SchemaError, make_engine
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -36,19 +37,6 @@ def _positive_ids(values: Sequence[str]) -> list[int]:
             raise LifecycleError(f"{v!r} is not a disposal id (a whole number)")
         ids.append(int(v))
     return ids
-
-
-def load_policy(cfg: Config) -> PolicySet:
-    """The policy set the configuration puts in force."""
-    return load_policy_in_force(cfg.policy_paths)
-
-
-def make_context(cfg: Config, *, check_schema: bool = True) -> Context:
-    engine = make_engine(cfg.database_url)
-    if check_schema:
-        require_current(engine)
-    return Context(sessions=session_factory(engine), policy=load_policy(cfg),
-                   clock=SystemClock(), actor=cfg.actor)
 
 
 def _today() -> dt.date:
