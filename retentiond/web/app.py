@@ -126,7 +126,8 @@ def _mount_static(app: FastAPI, settings: WebSettings) -> None:
         app.mount("/assets", StaticFiles(directory=str(assets / "assets")), name="govuk-assets")
     else:
         log.warning("govuk_frontend_missing", assets_dir=str(assets),
-                    hint="run ./dev setup-frontend (npm ci) or set [web] assets_dir")
+                    hint="build them (python retentiond/web/frontend/build.py; ./dev and wheel builds do) "
+                    "or set [web] assets_dir")
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
 
