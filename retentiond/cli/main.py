@@ -335,6 +335,38 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     return run(cfg, once=args.once)
 
 
+def cmd_init(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.firstrun import SYSTEM_DIR, init
+
+    result = init(Path(args.dir), issuer=args.issuer, contact=args.contact,
+                  database_url=args.database_url, public_url=args.url, force=args.force,
+                  user=args.user, now=dt.datetime.now(dt.UTC))
+    print(f"retentiond is set up in {result.directory}:")
+    for w in result.files:
+        print(f"  {w.path.relative_to(result.directory)}  ({w.mode:04o})")
+    print(f"database: {result.database}, at revision {result.revision}")
+    print(f"signing key id: {result.key_id}")
+    if result.owner:
+        print(f"the database and the config's group belong to the service user {result.owner}")
+    r = "retentiond" if result.directory == SYSTEM_DIR else f"retentiond --config {result.config}"
+    ca_key = result.directory / "credentials" / "keys" / "ca-key.pem"
+    print("\nNext (docs/install.md has each step in full):")
+    print(f"  1. Read {result.config} and set what is yours: [notify] from, ig_email and\n"
+          "     [notify.smtp]; the address behind your reverse proxy (public_url, ack_url);\n"
+          "     a [connectors.NAME] for each system that holds the data.")
+    print("  2. Make the first administrator (who can add the others in the web UI):\n"
+          f"       {r} users add admin --role admin")
+    print("  3. Publish the public keys that check certificates, then move the CA's private key\n"
+          f"     offline: {r} keys publish --out DIR; {ca_key}")
+    print("  4. Import controllers and records, and see what falls due:\n"
+          f"       {r} controllers import controllers.csv\n"
+          f"       {r} records import records.csv\n"
+          f"       {r} forecast --until {_today().year + 1}-12-31")
+    print("  5. Start the service: under systemd with the units in systemd/ (docs/install.md),\n"
+          f"     or in the foreground: {r} run")
+    return 0
+
+
 def cmd_demo_load(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.demo import load_demo
 
@@ -612,6 +644,26 @@ def build_parser() -> argparse.ArgumentParser:
     from retentiond.cli.certs import add_commands
 
     add_commands(top=top, group=group, leaf=leaf, controllers=ctl)
+
+    p = top.add_parser("init", parents=[common],
+                       help="first run: a commented config, keys and secrets, the database")
+    p.set_defaults(handler=cmd_init)
+    p.add_argument("--dir", default="/etc/retentiond",
+                   help="where to write the config, packs and secrets (default: %(default)s)")
+    p.add_argument("--issuer", required=True, metavar="NAME",
+                   help="the organisation that issues disposal certificates")
+    p.add_argument("--contact", default=None, metavar="EMAIL",
+                   help="the contact printed on each certificate")
+    p.add_argument("--database-url", default=None, metavar="URL",
+                   help="the registry, with no password in it (default: SQLite in "
+                        "/var/lib/retentiond for the system folder, else in --dir)")
+    p.add_argument("--url", default=None, metavar="URL",
+                   help="the address people reach the service at, behind the reverse proxy")
+    p.add_argument("--user", default=None,
+                   help="(as root) the user the service runs as: given the SQLite database and "
+                        "the config's group (default: retentiond, where it exists)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing config, keys and secrets")
 
     demo = group("demo", "synthetic demonstration data")
     p = leaf(demo, "load", "load synthetic controllers, records and holds", cmd_demo_load)
