@@ -375,6 +375,43 @@ def cmd_demo_load(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def cmd_demo_run(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.daemon import run
+    from retentiond.demo.mailsink import serve_pages, start_smtp
+    from retentiond.demo.site import ACCOUNTS, DEMO_INTERVAL_S, Ports, demo_pages, prepare
+
+    clock = SystemClock()
+    ports = Ports(web=args.web_port, mail_page=args.mail_port, smtp=args.smtp_port)
+    configure_logging("warning", "console")  # setting up says what it did below
+    site = prepare(Path(args.dir), clock=clock, ports=ports, records=args.records)
+    smtp = start_smtp(site.mail_dir, "127.0.0.1", ports.smtp, clock=clock)
+    pages = serve_pages(demo_pages(site), "127.0.0.1", ports.mail_page)
+    here = Path.cwd()
+
+    def shown(path: Path) -> str:
+        return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)
+
+    for note in site.notes:
+        print(note)
+    print(f"""
+The retentiond demo is running in {shown(site.var)}, with synthetic data only.
+  review service  {site.web_url}/
+                  accounts {", ".join(ACCOUNTS)} (school is Demo Primary School 1's user)
+                  password {site.password}  (in {shown(site.var / "demo-password")})
+  demo mailbox    {site.mail_url}/  (and {shown(site.mail_dir)}/*.eml), beside the holding systems
+  command line    RETENTIOND_CONFIG={shown(site.config)} retentiond disposals list --state pending_review
+The daemon carries out, certifies and notifies every {DEMO_INTERVAL_S} seconds: approve a case
+and follow it (README.md, "Quick start"). Ctrl-C stops it all.
+""", flush=True)
+    demo_cfg = load_config(str(site.config))
+    configure_logging(demo_cfg.log_level, demo_cfg.log_format, demo_cfg.pseudonym_key)
+    try:
+        return run(demo_cfg, once=args.once)
+    finally:
+        pages.shutdown()
+        smtp.stop()
+
+
 def cmd_web(args: argparse.Namespace, cfg: Config) -> int:
     import signal
     import threading
@@ -669,6 +706,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(demo, "load", "load synthetic controllers, records and holds", cmd_demo_load)
     p.add_argument("--records", type=int, default=2000)
     p.add_argument("--seed", type=int, default=2026)
+    p = leaf(demo, "run", "set up the whole demo in a folder and run it (./dev run)",
+             cmd_demo_run)
+    p.add_argument("--dir", default="var", help="the demo's folder (default: %(default)s)")
+    p.add_argument("--web-port", type=int, default=8080, help="the review service")
+    p.add_argument("--mail-port", type=int, default=8081,
+                   help="the demo page: mailbox and holding systems")
+    p.add_argument("--smtp-port", type=int, default=8025, help="the mail sink's SMTP server")
+    p.add_argument("--records", type=int, default=2000)
+    p.add_argument("--once", action="store_true", help="run every job once, then stop")
     return parser
 
 
