@@ -255,8 +255,8 @@ def render_config(*, directory: Path, issuer: str, contact: str | None, database
         public_url=optional("public_url", public_url, site),
         ack_url=optional("ack_url", public_url and f"{public_url}/acknowledge",
                          f"{site}/acknowledge"),
-        verify_url=optional("verify_url", public_url and f"{public_url}/keys/",
-                            f"{site}/keys/"),
+        verify_url=optional("verify_url", public_url and f"{public_url}/keys/ca.pem",
+                            f"{site}/keys/ca.pem"),
     )
 
 
@@ -324,7 +324,8 @@ batch = "daily"           # one certificate per controller per day ("run": per r
 #ig_email = "ig-team@council.example"        # alerted when a notice is given up
 # The key of acknowledgement links and webhook signatures ('init' made it).
 secret_file = "credentials/notify-secret"
-# The acknowledgement page behind the proxy, and where the keys are published:
+# The acknowledgement page behind the proxy, and the published CA certificate, which checks
+# both the PDF and the JSON (the service serves it at /keys/ca.pem; or 'keys publish'):
 $ack_url
 $verify_url
 

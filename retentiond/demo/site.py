@@ -138,7 +138,7 @@ from = "retentiond@council.example"
 ig_email = "ig@council.example"
 secret_file = {q(str(var / "credentials" / "notify-secret"))}
 ack_url = {q(web + "/acknowledge")}
-verify_url = {q(web + "/keys/")}
+verify_url = {q(web + "/keys/ca.pem")}   # the CA certificate checks the PDF and the JSON
 backoff_s = 5
 backoff_max_s = 60
 

@@ -46,7 +46,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """``retentiond demo run`` in a fresh folder, until the module's tests are done."""
     base = tmp_path_factory.mktemp("demo")
     var = base / "var"
-    web, mail, smtp = free_port(), free_port(), free_port()
+    # Screenshots for the docs show the ports the README names; tests take free ones.
+    web, mail, smtp = ((8080, 8081, 8025) if os.environ.get("RETENTIOND_SCREENSHOTS")
+                       else (free_port(), free_port(), free_port()))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTIOND_")}
     env.update(HOME=str(base), PYTHONUNBUFFERED="1")
     log = base / "demo.log"
@@ -178,6 +180,9 @@ def test_approve_execute_certify_notify_acknowledge(demo: Demo, tmp_path: Path) 
         approver.locator("tr", has_text=SCHOOL_EMAIL).filter(has_text=serial).locator("a").click()
         body = approver.locator("pre").inner_text()
         assert f"Certificate:  {serial}" in body
+        # Every link in the notice works: acknowledge, dispute and the published CA.
+        for href in approver.locator("pre a").evaluate_all("els => els.map(e => e.href)"):
+            assert approver.request.get(href).status == 200, href
         attached = approver.locator("main ul").inner_text()
         assert f"{serial}.pdf" in attached and f"{serial}.json" in attached
         shot(approver, tmp_path, "demo-5-notice.png")

@@ -83,6 +83,7 @@ def test_init_writes_a_working_setup_with_safe_permissions(tmp_path):
     assert config["certificates"]["issuer"] == ISSUER
     assert config["notify"]["ack_url"] == "https://retention.council.example/acknowledge"
     assert config["web"]["public_url"] == "https://retention.council.example"
+    assert config["notify"]["verify_url"] == "https://retention.council.example/keys/ca.pem"
     assert config["database"]["url"] == f"sqlite:///{etc / 'retentiond.db'}"
     secrets = [(etc / "credentials" / n).read_bytes() for n in ("pseudonym.key", "notify-secret")]
     assert secrets[0] != secrets[1] and all(len(s.strip()) == 44 for s in secrets)
