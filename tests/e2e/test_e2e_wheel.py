@@ -84,3 +84,31 @@ def test_a_wheel_from_the_clone_builds_the_assets(tmp_path):
     contents = set(zipfile.ZipFile(wheel).namelist())
     assert {"retentiond/packs/isa-default.toml",
             "retentiond/web/static/govuk/govuk-frontend.min.css"} <= contents
+
+
+def test_the_frontend_build_copies_what_the_pages_serve(tmp_path):
+    """build.py installs the pinned GOV.UK Frontend with npm and copies the served files and
+    its licence into the destination; ensure() does not build again while the version holds,
+    and does after the destination lost a file."""
+    if shutil.which("npm") is None:
+        if os.environ.get("RETENTIOND_REQUIRE_NODE") == "1":
+            pytest.fail("npm is missing")
+        pytest.skip("npm is missing")
+    import runpy
+
+    frontend = runpy.run_path(str(ROOT / "retentiond" / "web" / "frontend" / "build.py"))
+    dest = tmp_path / "govuk"
+    assert frontend["ensure"](dest=dest) is True
+    pinned = frontend["pinned_version"]()
+    assert frontend["built_version"](dest) == pinned
+    names = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
+    assert {"govuk-frontend.min.css", "govuk-frontend.min.js", "package.json", "README.md",
+            "assets/fonts/bold-b542beb274-v2.woff2", "assets/images/favicon.ico"} <= names
+    assert not [n for n in names if n.endswith((".scss", ".njk", ".mjs.map"))]
+    assert "MIT" in (dest / "README.md").read_text()
+    stamp = (dest / "govuk-frontend.min.css").stat().st_mtime_ns
+    assert frontend["ensure"](dest=dest) is False
+    assert (dest / "govuk-frontend.min.css").stat().st_mtime_ns == stamp
+    (dest / "govuk-frontend.min.js").unlink()
+    assert frontend["ensure"](dest=dest) is True
+    assert (dest / "govuk-frontend.min.js").is_file()

@@ -53,8 +53,11 @@ def build(here: Path = HERE, dest: Path = DEST) -> None:
         raise FrontendError(
             f"npm is needed to build the GOV.UK Frontend assets into {dest} (install Node.js "
             "and npm), or build from the sdist, which carries them built")
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=here,
-                   check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=here,
+                          stdout=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise FrontendError(f"npm ci in {here} failed (exit {done.returncode}); its errors are "
+                            "above")
     package = here / "node_modules" / "govuk-frontend"
     staging = dest.with_name(dest.name + ".building")
     shutil.rmtree(staging, ignore_errors=True)
