@@ -7,6 +7,7 @@ complete example.
 from __future__ import annotations
 
 import getpass
+import importlib.resources
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 SYSTEM_CONFIG = Path("/etc/retentiond/retentiond.toml")
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 #: Environment variables that set one key of a subsystem's section: what differs between
@@ -84,11 +84,18 @@ def _default_state_dir() -> Path:
     return Path(base) / "retentiond"
 
 
+def packaged_packs() -> Path:
+    """The directory of the policy packs that ship with retentiond (``policies/`` in the
+    repository, the package ``retentiond.packs`` once installed)."""
+    # An installed wheel is unpacked on disk, so the resource is a directory path.
+    return Path(str(importlib.resources.files("retentiond.packs")))
+
+
 def _default_policies() -> list[str]:
     system = Path("/etc/retentiond/policies")
     if system.is_dir():
         return [str(system)]
-    return [str(PACKAGE_ROOT / "policies" / "isa-default.toml")]
+    return [str(packaged_packs() / "isa-default.toml")]
 
 
 @dataclass(kw_only=True)

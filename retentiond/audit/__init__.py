@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from retentiond.audit.chain import head_hash, note_inserted, verify
+from retentiond.audit.chain import verify
 from retentiond.audit.events import record_event
+from retentiond.registry.chain import head_hash, note_inserted
 
 __all__ = ["head_hash", "note_inserted", "record_event", "verify"]

@@ -48,8 +48,9 @@ from retentiond.certificates.settings import BATCH_MODES
 from retentiond.clock import Clock
 from retentiond.lifecycle.context import Context
 from retentiond.logs import get_logger
-from retentiond.policy import PolicySet
+from retentiond.notify.recipients import controller_channels
 from retentiond.policy.engine import TERMINATION_CITATION, TERMINATION_RULE_ID, TERMINATION_TITLE
+from retentiond.policy.words import category_words, readable
 from retentiond.registry.models import (
     Agreement,
     Approval,
@@ -99,42 +100,13 @@ def batch_label(mode: str, clock: Clock) -> str:
     raise ValueError(f"unknown batch mode {mode!r} (one of: {', '.join(BATCH_MODES)})")
 
 
-def controller_channels(controller: Controller, settings: ControllerSettings | None) -> list[
-        tuple[str, str]]:
-    """(channel, target) pairs a controller is notified through."""
-    wanted = (settings.channels.split(",") if settings is not None and settings.channels
-              else ["email", "webhook"])
-    out = []
-    if "email" in wanted and controller.email:
-        out.append(("email", controller.email))
-    if "webhook" in wanted and controller.webhook_url:
-        out.append(("webhook", controller.webhook_url))
-    return out
-
-
 def _audit_head(session: Session) -> tuple[int, str] | None:
-    """The audit chain's head, where the chain exists (``retentiond.audit.chain``)."""
+    """The audit chain's head, where the chain exists (``retentiond.registry.chain``)."""
     try:
-        from retentiond.audit.chain import head
+        from retentiond.registry.chain import head
     except ImportError:
         return None
     return head(session)
-
-
-def category_words(policy: PolicySet) -> dict[str, str]:
-    """Each category's name in words, for a school: the first part of its rule's title
-    ("Education data: until ..." -> "Education data"), else the code made readable."""
-    words: dict[str, str] = {}
-    for rule in sorted(policy.rules, key=lambda r: r.id):
-        if rule.category not in words and rule.title:
-            words[rule.category] = rule.title.split(":", 1)[0].strip()
-    return words
-
-
-def _readable(code: str) -> str:
-    family, _, kind = code.partition(".")
-    text = (kind or family).replace("_", " ")
-    return f"{text[:1].upper()}{text[1:]}" + (f" ({family.replace('_', ' ')})" if kind else "")
 
 
 def approver_role(roles: str | None) -> str:
@@ -183,7 +155,7 @@ def _items(ctx: Context, session: Session, controller_id: int, limit: int) -> tu
             agreements[agreement.code] = AgreementFacts(
                 code=agreement.code, title=agreement.title,
                 terminated_on=agreement.terminated_on if agreement.status == "terminated" else None)
-        categories[record.category] = words.get(record.category) or _readable(record.category)
+        categories[record.category] = words.get(record.category) or readable(record.category)
         manual = ex is not None and (ex.connector_kind == "manual" or ex.destroyed_by is not None)
         evidence = None
         if manual and ex is not None:

@@ -16,8 +16,8 @@ import functools
 import io
 from typing import Any
 
-from retentiond.certificates import wording as w
 from retentiond.certificates.keys import Signer
+from retentiond.wording import certificates as w
 
 # The core PDF fonts cover Latin-1 only: map common typography, replace anything else.
 _TRANSLATE = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',

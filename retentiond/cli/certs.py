@@ -16,7 +16,7 @@ from retentiond.lifecycle.context import LifecycleError
 
 
 def _ctx(cfg: Config) -> Any:
-    from retentiond.cli.main import make_context
+    from retentiond.cli.context import make_context
 
     return make_context(cfg)
 

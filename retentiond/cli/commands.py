@@ -14,7 +14,7 @@ from retentiond.lifecycle.filters import FilterView
 from retentiond.lifecycle.holds import HoldView
 from retentiond.lifecycle.review import DisposalView
 from retentiond.lifecycle.tasks import TaskView
-from retentiond.policy import PolicyError, PolicySet, load_policy_set
+from retentiond.policy import PolicyError, PolicySet, load_policy_set, unsigned_packs
 from retentiond.registry.models import Agreement, Controller
 
 
@@ -45,12 +45,6 @@ def _packs_json(policy: PolicySet) -> list[dict[str, Any]]:
              "signed_off_on": p.signed_off_on.isoformat() if p.signed_off_on else None,
              "signed_off_report_sha256": p.signed_off_report_sha256}
             for p in policy.packs]
-
-
-def unsigned_packs(policy: PolicySet) -> list[str]:
-    """Packs that say they need local sign-off and have none."""
-    return [p.name for p in policy.packs
-            if p.requires_local_signoff and not (p.signed_off_by and p.signed_off_on)]
 
 
 def evidence_warnings(policy: PolicySet) -> list[str]:

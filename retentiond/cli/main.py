@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import sys
 from collections.abc import Callable, Sequence
@@ -12,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from retentiond import __version__
+from retentiond.cli.context import acting_context, load_policy, log_override, make_context
 from retentiond.clock import SystemClock
 from retentiond.config import Config, ConfigError, load_config
 from retentiond.ingest import ImportRefused
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.logs import configure_logging, get_logger
-from retentiond.policy import PolicyError, PolicySet, load_policy_set
-from retentiond.registry.db import SchemaError, make_engine, require_current, session_factory
+from retentiond.policy import PolicyError
+from retentiond.registry.db import SchemaError, make_engine
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -37,57 +37,6 @@ def _positive_ids(values: Sequence[str]) -> list[int]:
             raise LifecycleError(f"{v!r} is not a disposal id (a whole number)")
         ids.append(int(v))
     return ids
-
-
-def load_policy(cfg: Config) -> PolicySet:
-    """The policy set to put in force. A pack that says it needs local sign-off is refused
-    until it has one (``policies check`` still validates it)."""
-    from retentiond.cli.commands import unsigned_packs
-
-    policy = load_policy_set(cfg.policy_paths)
-    unsigned = unsigned_packs(policy)
-    if unsigned:
-        raise PolicyError([
-            f"{p.path}: pack.signed_off_by: pack {p.name!r} needs local sign-off before it is "
-            "put in force: review it, then set signed_off_by and signed_off_on in its [pack] table"
-            for p in policy.packs if p.name in unsigned
-        ])
-    return policy
-
-
-def make_context(cfg: Config, *, check_schema: bool = True) -> Context:
-    engine = make_engine(cfg.database_url)
-    if check_schema:
-        require_current(engine)
-    return Context(sessions=session_factory(engine), policy=load_policy(cfg),
-                   clock=SystemClock(), actor=cfg.actor)
-
-
-def acting_context(cfg: Config, act: str) -> Context:
-    """The context for a separation-of-duty act (approving, making an API token): it acts as
-    the operating-system user running the command. Another name (``[actor] name``,
-    ``$RETENTIOND_ACTOR``) is refused unless the config sets the break-glass
-    ``[cli] allow_actor_override = true``; then the operating-system user is recorded beside
-    the actor in the act's audit event, and logged by :func:`log_override` once it is done
-    (docs/cli.md)."""
-    ctx = make_context(cfg)
-    if cfg.actor_set_by is None:
-        return ctx
-    if not cfg.allow_actor_override:
-        raise LifecycleError(
-            f"{act} acts as the person running it, the operating-system user {cfg.os_user!r}, "
-            f"not {cfg.actor!r} (set by {cfg.actor_set_by}): a rule's different approvers must "
-            "be different people. Run it as that person, or see docs/cli.md for the "
-            "break-glass setting [cli] allow_actor_override")
-    return dataclasses.replace(ctx, os_user=cfg.os_user)
-
-
-def log_override(ctx: Context, act: str) -> None:
-    """Log a separation-of-duty act done under the break-glass (after it is done: the first
-    line on stderr of a refused command is its error)."""
-    if ctx.os_user is not None:
-        get_logger("retentiond.cli").warning("actor_override", act=act, actor=ctx.actor,
-                                             os_user=ctx.os_user)
 
 
 def _today() -> dt.date:
@@ -169,9 +118,12 @@ def cmd_agreements_list(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_agreements_terminate(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.certificates.settings import certificate_settings
     from retentiond.lifecycle.agreements import terminate_agreement
+    from retentiond.notify.termination import termination_notices
 
-    result = terminate_agreement(make_context(cfg), args.code, on=args.on, notice=args.notice,
-                                 issuer=certificate_settings(cfg).issuer)
+    ctx = make_context(cfg)
+    result = terminate_agreement(
+        ctx, args.code, on=args.on, notice=args.notice,
+        notices=termination_notices(ctx, issuer=certificate_settings(cfg).issuer))
     print(f"agreement {args.code} terminated on {args.on}; its {result.records} records are "
           f"due on {result.due_on} ({result.changed} due dates changed)")
     return 0
@@ -420,7 +372,7 @@ def cmd_audit_verify(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_audit_head(args: argparse.Namespace, cfg: Config) -> int:
-    from retentiond.audit.chain import head
+    from retentiond.registry.chain import head
 
     ctx = make_context(cfg)
     with ctx.sessions() as session:
@@ -444,12 +396,81 @@ def cmd_run(args: argparse.Namespace, cfg: Config) -> int:
     return run(cfg, once=args.once)
 
 
+def cmd_init(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.firstrun import SYSTEM_DIR, init
+
+    result = init(Path(args.dir), issuer=args.issuer, contact=args.contact,
+                  database_url=args.database_url, public_url=args.url, force=args.force,
+                  user=args.user, now=dt.datetime.now(dt.UTC))
+    print(f"retentiond is set up in {result.directory}:")
+    for w in result.files:
+        print(f"  {w.path.relative_to(result.directory)}  ({w.mode:04o})")
+    print(f"database: {result.database}, at revision {result.revision}")
+    print(f"signing key id: {result.key_id}")
+    if result.owner:
+        print(f"the database and the config's group belong to the service user {result.owner}")
+    r = "retentiond" if result.directory == SYSTEM_DIR else f"retentiond --config {result.config}"
+    ca_key = result.directory / "credentials" / "keys" / "ca-key.pem"
+    print("\nNext (docs/install.md has each step in full):")
+    print(f"  1. Read {result.config} and set what is yours: [notify] from, ig_email and\n"
+          "     [notify.smtp]; the address behind your reverse proxy (public_url, ack_url);\n"
+          "     a [connectors.NAME] for each system that holds the data.")
+    print("  2. Make the first administrator (who can add the others in the web UI):\n"
+          f"       {r} users add admin --role admin")
+    print("  3. Publish the public keys that check certificates, then move the CA's private key\n"
+          f"     offline: {r} keys publish --out DIR; {ca_key}")
+    print("  4. Import controllers and records, and see what falls due:\n"
+          f"       {r} controllers import controllers.csv\n"
+          f"       {r} records import records.csv\n"
+          f"       {r} forecast --until {_today().year + 1}-12-31")
+    print("  5. Start the service: under systemd with the units in systemd/ (docs/install.md),\n"
+          f"     or in the foreground: {r} run")
+    return 0
+
+
 def cmd_demo_load(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.demo import load_demo
 
     summary = load_demo(make_context(cfg), records=args.records, seed=args.seed)
     print(summary)
     return 0
+
+
+def cmd_demo_run(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.daemon import run
+    from retentiond.demo.mailsink import serve_pages, start_smtp
+    from retentiond.demo.site import ACCOUNTS, DEMO_INTERVAL_S, Ports, demo_pages, prepare
+
+    clock = SystemClock()
+    ports = Ports(web=args.web_port, mail_page=args.mail_port, smtp=args.smtp_port)
+    configure_logging("warning", "console")  # setting up says what it did below
+    site = prepare(Path(args.dir), clock=clock, ports=ports, records=args.records)
+    smtp = start_smtp(site.mail_dir, "127.0.0.1", ports.smtp, clock=clock)
+    pages = serve_pages(demo_pages(site), "127.0.0.1", ports.mail_page)
+    here = Path.cwd()
+
+    def shown(path: Path) -> str:
+        return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)
+
+    for note in site.notes:
+        print(note)
+    print(f"""
+The retentiond demo is running in {shown(site.var)}, with synthetic data only.
+  review service  {site.web_url}/
+                  accounts {", ".join(ACCOUNTS)} (school is Demo Primary School 1's user)
+                  password {site.password}  (in {shown(site.var / "demo-password")})
+  demo mailbox    {site.mail_url}/  (and {shown(site.mail_dir)}/*.eml), beside the holding systems
+  command line    RETENTIOND_CONFIG={shown(site.config)} retentiond disposals list --state pending_review
+The daemon carries out, certifies and notifies every {DEMO_INTERVAL_S} seconds: approve a case
+and follow it (README.md, "Quick start"). Ctrl-C stops it all.
+""", flush=True)
+    demo_cfg = load_config(str(site.config))
+    configure_logging(demo_cfg.log_level, demo_cfg.log_format, demo_cfg.pseudonym_key)
+    try:
+        return run(demo_cfg, once=args.once)
+    finally:
+        pages.shutdown()
+        smtp.stop()
 
 
 def cmd_web(args: argparse.Namespace, cfg: Config) -> int:
@@ -770,10 +791,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(top=top, group=group, leaf=leaf, controllers=ctl)
 
+    p = top.add_parser("init", parents=[common],
+                       help="first run: a commented config, keys and secrets, the database")
+    p.set_defaults(handler=cmd_init)
+    p.add_argument("--dir", default="/etc/retentiond",
+                   help="where to write the config, packs and secrets (default: %(default)s)")
+    p.add_argument("--issuer", required=True, metavar="NAME",
+                   help="the organisation that issues disposal certificates")
+    p.add_argument("--contact", default=None, metavar="EMAIL",
+                   help="the contact printed on each certificate")
+    p.add_argument("--database-url", default=None, metavar="URL",
+                   help="the registry, with no password in it (default: SQLite in "
+                        "/var/lib/retentiond for the system folder, else in --dir)")
+    p.add_argument("--url", default=None, metavar="URL",
+                   help="the address people reach the service at, behind the reverse proxy")
+    p.add_argument("--user", default=None,
+                   help="(as root) the user the service runs as: given the SQLite database and "
+                        "the config's group (default: retentiond, where it exists)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing config, keys and secrets")
+
     demo = group("demo", "synthetic demonstration data")
     p = leaf(demo, "load", "load synthetic controllers, records and holds", cmd_demo_load)
     p.add_argument("--records", type=int, default=2000)
     p.add_argument("--seed", type=int, default=2026)
+    p = leaf(demo, "run", "set up the whole demo in a folder and run it (./dev run)",
+             cmd_demo_run)
+    p.add_argument("--dir", default="var", help="the demo's folder (default: %(default)s)")
+    p.add_argument("--web-port", type=int, default=8080, help="the review service")
+    p.add_argument("--mail-port", type=int, default=8081,
+                   help="the demo page: mailbox and holding systems")
+    p.add_argument("--smtp-port", type=int, default=8025, help="the mail sink's SMTP server")
+    p.add_argument("--records", type=int, default=2000)
+    p.add_argument("--once", action="store_true", help="run every job once, then stop")
     return parser
 
 

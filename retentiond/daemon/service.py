@@ -43,7 +43,7 @@ from retentiond.daemon.settings import JOB_NAMES, DaemonSettings, is_loopback, l
 from retentiond.daemon.slots import SCHEDULER_ACTOR, evaluated_on
 from retentiond.lifecycle.context import Context
 from retentiond.logs import configure_logging, get_logger
-from retentiond.policy import PolicyError, PolicySet
+from retentiond.policy import PolicyError, PolicySet, load_policy_in_force
 from retentiond.registry.db import make_engine, require_current, session_factory, upgrade
 
 log = get_logger("retentiond.daemon")
@@ -85,9 +85,7 @@ def route_scheduler_logs() -> None:
 
 def load_policy(cfg: Config) -> PolicySet:
     """The same refusals as the commands (unsigned packs are not put in force)."""
-    from retentiond.cli.main import load_policy as load
-
-    return load(cfg)
+    return load_policy_in_force(cfg.policy_paths)
 
 
 class Service:

@@ -101,7 +101,7 @@ def check_cron(expr: str, where: str) -> str:
     from Monday = 0, cron from Sunday = 0: a number there would silently run on the wrong day."""
     from apscheduler.triggers.cron import CronTrigger
 
-    from retentiond.daemon.schedule import LONDON
+    from retentiond.clock import LONDON
 
     fields = expr.split()
     if len(fields) != 5:

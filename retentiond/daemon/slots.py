@@ -22,7 +22,7 @@ from retentiond.registry.models import Evaluation
 #: The actor of the daemon's own decisions, and whose evaluations count for the slot.
 SCHEDULER_ACTOR = "retentiond:scheduler"
 #: Advisory lock of the nightly slot, in the two-key space (which does not overlap the
-#: one-key space that registry/db.py and audit/chain.py use): (daemon, nightly evaluation).
+#: one-key space that registry/db.py and registry/chain.py use): (daemon, nightly evaluation).
 NIGHTLY_LOCK_KEY = (742100, 1)
 
 

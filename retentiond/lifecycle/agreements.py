@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
 from retentiond.lifecycle.context import Context, LifecycleError
@@ -47,14 +49,20 @@ def add_agreement(ctx: Context, *, code: str, title: str, notice: str = "1m",
                      at=now, data={"notice": notice, "termination_action": action})
 
 
-def terminate_agreement(ctx: Context, code: str, *, on: dt.date, notice: str | None = None,
-                        issuer: str | None = None) -> Termination:
-    """Terminate: every record provided under it becomes due on ``on`` plus the notice, with
-    the agreement's action, unless a rule already makes it due sooner. Each controller with
-    records under it is told at once what comes back, how and by when (clause 13.1): the
-    notices are queued in the same transaction, from ``issuer``."""
-    from retentiond.notify.termination import queue_termination_notices
+#: Queues, in the termination's own transaction, the notices that tell each controller what
+#: comes back (``notify.termination.termination_notices``); returns how many it queued. A
+#: parameter rather than an import: the notices are the outbox's business, and ``notify``
+#: builds on ``lifecycle``, not the other way round.
+TerminationNotices = Callable[[Session, Agreement, dt.datetime], int]
 
+
+def terminate_agreement(ctx: Context, code: str, *, on: dt.date, notice: str | None = None,
+                        notices: TerminationNotices | None = None) -> Termination:
+    """Terminate: every record provided under it becomes due on ``on`` plus the notice, with
+    the agreement's action, unless a rule already makes it due sooner. With ``notices``
+    (``notify.termination.termination_notices``, which the command line passes), each
+    controller with records under it is told at once what comes back, how and by when
+    (clause 13.1): the notices are queued in the same transaction."""
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
         agreement = session.scalar(select(Agreement).where(Agreement.code == code)
@@ -85,11 +93,11 @@ def terminate_agreement(ctx: Context, code: str, *, on: dt.date, notice: str | N
         changed = recompute_where(ctx, session, Record.agreement_id == agreement.id)
         withdraw_stale_cases(ctx, session)
         session.flush()
-        notices = queue_termination_notices(ctx, session, agreement, issuer=issuer, now=now)
-        if notices:
+        queued = notices(session, agreement, now) if notices is not None else 0
+        if queued:
             record_event(session, kind="NotificationsQueued", actor=ctx.actor,
                          entity="agreement", entity_id=code, at=now,
-                         reason="termination notices (clause 13.1)", data={"notices": notices})
+                         reason="termination notices (clause 13.1)", data={"notices": queued})
         count = session.scalar(select(func.count()).select_from(Record)
                                .where(Record.agreement_id == agreement.id))
     return Termination(records=int(count or 0), due_on=due_on, changed=changed)

@@ -14,16 +14,16 @@ from typing import Any
 from sqlalchemy import String, case, cast, func, insert, literal, not_, or_, select
 from sqlalchemy.orm import Session
 
-from retentiond.audit.chain import note_inserted
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.holds import expire_holds
 from retentiond.lifecycle.recompute import RecomputeResult, recompute_stale
+from retentiond.lifecycle.review import AUTO_APPROVER
 from retentiond.lifecycle.sql import has_open_case, no_hold_covers_record
 from retentiond.logs import get_logger
+from retentiond.registry.chain import note_inserted
 from retentiond.registry.db import write_transaction
 from retentiond.registry.models import Approval, AuditEvent, Disposal, Evaluation, Record
 
-AUTO_APPROVER = "retentiond:auto-approval"
 #: Advisory lock serialising the queueing transaction on PostgreSQL, in the two-key space
 #: beside the daemon's nightly slot (742100, 1).
 QUEUE_LOCK_KEY = (742100, 2)

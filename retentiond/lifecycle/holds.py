@@ -20,7 +20,6 @@ from sqlalchemy import ColumnElement, func, insert, not_, select, update
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
-from retentiond.audit.chain import note_inserted
 from retentiond.lifecycle.context import Context, LifecycleError, required_text
 from retentiond.lifecycle.filters import (
     RECORD_FIELDS,
@@ -32,6 +31,7 @@ from retentiond.lifecycle.filters import (
 )
 from retentiond.lifecycle.sql import hold_covers_record, move_cases
 from retentiond.logs import get_logger
+from retentiond.registry.chain import note_inserted
 from retentiond.registry.db import write_transaction
 from retentiond.registry.models import (
     HOLD_SCOPES,

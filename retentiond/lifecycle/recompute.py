@@ -33,11 +33,12 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from retentiond.audit.chain import note_inserted
 from retentiond.lifecycle.context import Context
+from retentiond.lifecycle.review import AUTO_APPROVER
 from retentiond.lifecycle.sql import move_cases
 from retentiond.policy import Decision, Facts, PolicySet, decide_safely
 from retentiond.registry.bulk import BulkUpdate
+from retentiond.registry.chain import note_inserted
 from retentiond.registry.db import write_transaction
 from retentiond.registry.models import (
     OPEN_STATES,
@@ -570,9 +571,6 @@ def withdraw_stale_cases(ctx: Context, session: Session) -> int:
     approval nobody gave once the policy asks for a person. Its approvals are voided; the next
     evaluation opens a fresh case if the record is still due. Executing cases are left to the
     executor, which re-checks."""
-    # Here, not at the top: evaluate imports this module.
-    from retentiond.lifecycle.evaluate import AUTO_APPROVER
-
     now = ctx.clock.now()
     auto_approved = (
         select(Approval.id)

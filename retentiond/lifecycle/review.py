@@ -27,6 +27,10 @@ from retentiond.registry.models import (
     Record,
 )
 
+#: The approver recorded when a rule allows approval without a person: evaluate writes it,
+#: recompute voids it when the rule no longer allows it.
+AUTO_APPROVER = "retentiond:auto-approval"
+
 
 @dataclass(frozen=True, kw_only=True)
 class DisposalView:

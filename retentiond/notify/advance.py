@@ -24,10 +24,10 @@ from sqlalchemy import exists, insert, or_, select
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
-from retentiond.certificates.issue import controller_channels
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.sql import DONE_STATES, hold_covers_record
 from retentiond.logs import get_logger
+from retentiond.notify.recipients import controller_channels
 from retentiond.registry.models import (
     AdvanceNotice,
     AdvanceNoticeItem,

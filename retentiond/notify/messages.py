@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import textwrap
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,7 +17,7 @@ from retentiond.notify.ack import ack_links, webhook_secret
 from retentiond.notify.channels import Attachment, Outgoing
 from retentiond.notify.settings import NotifySettings
 from retentiond.registry.models import AdvanceNotice, Certificate, Controller, Notification
-from retentiond.wording import long_date
+from retentiond.wording import long_date, wrap
 
 LONDON = ZoneInfo("Europe/London")
 #: Records listed in the text of an advance-notice email; the rest are in the attachment.
@@ -38,25 +37,14 @@ def _plural(n: int, word: str) -> str:
 _ACTION_WORDS = {"manual": "destroyed by hand"}
 
 
-def wrap(lines: list[str]) -> str:
-    """Paragraphs wrapped at 76 columns; indented lines (lists, links) left as they are."""
-    out = []
-    for line in lines:
-        if line.startswith(" ") or len(line) <= 76:
-            out.append(line)
-        else:
-            out.extend(textwrap.wrap(line, 76, break_long_words=False, break_on_hyphens=False))
-    return "\n".join(out) + "\n"
-
-
 def certificate_text(doc: dict[str, Any], *, links: tuple[str, str] | None,
                      verify_url: str | None,
                      links_until: dt.date | None = None,
                      settings: NotifySettings | None = None) -> tuple[str, str]:
     """(subject, plain text) of a certificate email. A return is said as a return (with its
     packages, where to collect them and how the password is agreed), not as a disposal."""
-    from retentiond.certificates import wording as w
     from retentiond.notify.termination import return_how
+    from retentiond.wording import certificates as w
 
     serial, n = doc["serial"], doc["totals"]["records"]
     controller = doc["controller"]["name"]

@@ -335,7 +335,7 @@ def resend(ctx: Context, notification_id: int) -> NotificationView:
     """Send a notice again. A dead (or still pending) one is retried now from a fresh count of
     tries, to the controller's current address; a delivered one is queued again as a new
     notice with its own idempotency key (the receiver asked for it again)."""
-    from retentiond.certificates.issue import controller_channels
+    from retentiond.notify.recipients import controller_channels
     from retentiond.registry.models import ControllerSettings
 
     now = ctx.clock.now()

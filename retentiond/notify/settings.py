@@ -99,11 +99,18 @@ def _return_format(cfg: Config) -> str | None:
     return None
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a folder this user may not look into (0700 root): not there for it
+        return False
+
+
 def _secret_path(p: str, base: Path) -> Path:
     path = Path(p).expanduser()
     if not path.is_absolute():
         creds = os.environ.get("CREDENTIALS_DIRECTORY")
-        if creds and (Path(creds) / path.name).is_file() and not (base / path).is_file():
+        if creds and (Path(creds) / path.name).is_file() and not _is_file(base / path):
             return Path(creds) / path.name
         path = (base / path).resolve()
     return path

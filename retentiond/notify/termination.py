@@ -11,17 +11,20 @@ Counts only: no record reference, no date that follows from a child's facts.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter
 from typing import Any
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from retentiond.certificates.issue import category_words, controller_channels
+from retentiond.lifecycle.agreements import TerminationNotices
 from retentiond.lifecycle.context import Context
 from retentiond.lifecycle.sql import DONE_STATES
+from retentiond.notify.recipients import controller_channels
 from retentiond.notify.settings import NotifySettings
 from retentiond.policy.engine import TERMINATION_CITATION, TERMINATION_RULE_ID
+from retentiond.policy.words import category_words
 from retentiond.registry.models import (
     Agreement,
     Controller,
@@ -30,7 +33,7 @@ from retentiond.registry.models import (
     Notification,
     Record,
 )
-from retentiond.wording import long_date
+from retentiond.wording import long_date, wrap
 
 KIND = "termination_notice"
 CLAUSE = "13.1"
@@ -48,8 +51,14 @@ FORMAT_WORDS = {
 }
 
 
-def queue_termination_notices(ctx: Context, session: Session, agreement: Agreement, *,
-                              issuer: str | None, now: dt.datetime) -> int:
+def termination_notices(ctx: Context, *, issuer: str | None) -> TerminationNotices:
+    """What ``lifecycle.agreements.terminate_agreement`` calls, in its transaction, to tell
+    each controller what comes back, from ``issuer``."""
+    return functools.partial(queue_termination_notices, ctx, issuer=issuer)
+
+
+def queue_termination_notices(ctx: Context, session: Session, agreement: Agreement,
+                              now: dt.datetime, *, issuer: str | None) -> int:
     """Queue the notice to each controller with records under ``agreement`` (just
     terminated, its records recomputed); returns how many outbox rows were written."""
     done = exists().where(Disposal.record_id == Record.id, Disposal.state.in_(DONE_STATES))
@@ -119,7 +128,6 @@ def return_how(settings: NotifySettings, contact: str) -> list[str]:
 
 def termination_text(p: dict[str, Any], settings: NotifySettings) -> tuple[str, str]:
     """(subject, plain text) of a termination notice."""
-    from retentiond.notify.messages import wrap
 
     name, agreement = p["controller"]["name"], p["agreement"]
     issuer = p.get("issuer") or settings.sender

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from retentiond.policy.engine import Decision, RuleOutcome, citations, decide, decide_safely
 from retentiond.policy.facts import Facts
-from retentiond.policy.loader import PolicyError, load_policy_set
+from retentiond.policy.loader import (
+    PolicyError,
+    load_policy_in_force,
+    load_policy_set,
+    unsigned_packs,
+)
 from retentiond.policy.model import (
     ACTIONS,
     BASES,
@@ -37,5 +42,7 @@ __all__ = [
     "citations",
     "decide",
     "decide_safely",
+    "load_policy_in_force",
     "load_policy_set",
+    "unsigned_packs",
 ]

@@ -356,3 +356,23 @@ def load_policy_set(paths: Iterable[str | Path]) -> PolicySet:
     for pack in sorted(packs, key=lambda p: p.name):
         h.update(pack.name.encode() + b"\0" + pack.digest.encode() + b"\0")
     return PolicySet(version=h.hexdigest()[:16], packs=tuple(packs), rules=tuple(rules))
+
+
+def unsigned_packs(policy: PolicySet) -> list[str]:
+    """Packs that say they need local sign-off and have none."""
+    return [p.name for p in policy.packs
+            if p.requires_local_signoff and not (p.signed_off_by and p.signed_off_on)]
+
+
+def load_policy_in_force(paths: Iterable[str | Path]) -> PolicySet:
+    """The policy set to put in force. A pack that says it needs local sign-off is refused
+    until it has one (``policies check`` still validates it)."""
+    policy = load_policy_set(paths)
+    unsigned = unsigned_packs(policy)
+    if unsigned:
+        raise PolicyError([
+            f"{p.path}: pack.signed_off_by: pack {p.name!r} needs local sign-off before it is "
+            "put in force: review it, then set signed_off_by and signed_off_on in its [pack] table"
+            for p in policy.packs if p.name in unsigned
+        ])
+    return policy

@@ -76,7 +76,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that do not expire objects on commit (values stay readable for output), and
     that seal the audit events they write into the hash chain before they commit."""
-    from retentiond.audit.chain import install
+    from retentiond.registry.chain import install
 
     install()
     return sessionmaker(engine, expire_on_commit=False)

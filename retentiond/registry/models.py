@@ -350,8 +350,9 @@ class AuditEvent(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     policy_version: Mapped[str | None] = mapped_column(String(32))
     data: Mapped[Any] = mapped_column(JSON, default=dict)
-    # The hash chain (retentiond/audit/chain.py): position, the previous event's hash and this
-    # event's. Set in the transaction that writes the event, just before it commits.
+    # The hash chain (registry/chain.py seals it, audit/chain.py checks it): position, the
+    # previous event's hash and this event's. Set in the transaction that writes the event,
+    # just before it commits.
     seq: Mapped[int | None] = mapped_column(Id, unique=True)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))

@@ -27,7 +27,7 @@ from retentiond import __version__
 from retentiond.clock import Clock, SystemClock
 from retentiond.config import Config
 from retentiond.logs import get_logger
-from retentiond.policy import PolicySet
+from retentiond.policy import PolicySet, load_policy_in_force
 from retentiond.web.auth import Denied, LoginRequired, WebState, authorise, is_api
 from retentiond.web.settings import WEB_DIR, WebSettings, load_web_settings
 
@@ -51,9 +51,7 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
         require_current(engine)
         sessions = session_factory(engine)
     if policy is None:
-        from retentiond.cli.main import load_policy
-
-        policy = load_policy(cfg)
+        policy = load_policy_in_force(cfg.policy_paths)
     templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
     state = WebState(cfg=cfg, settings=settings, sessions=sessions, policy=policy,
                      clock=clock or SystemClock(), templates=templates,
@@ -133,7 +131,8 @@ def _mount_static(app: FastAPI, settings: WebSettings) -> None:
         app.mount("/assets", StaticFiles(directory=str(assets / "assets")), name="govuk-assets")
     else:
         log.warning("govuk_frontend_missing", assets_dir=str(assets),
-                    hint="run ./dev setup-frontend (npm ci) or set [web] assets_dir")
+                    hint="build them (python retentiond/web/frontend/build.py; ./dev and wheel builds do) "
+                    "or set [web] assets_dir")
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
 

@@ -36,6 +36,7 @@ from retentiond.lifecycle.evaluate import evaluate
 from retentiond.lifecycle.holds import lift_hold, place_hold
 from retentiond.lifecycle.review import approve, defer, reject
 from retentiond.logs import configure_logging, get_logger
+from retentiond.notify.termination import termination_notices
 from retentiond.registry.models import AuditEvent, Controller
 
 
@@ -65,7 +66,8 @@ def test_every_state_change_writes_its_event(queue):
     hold = place_hold(queue, scope="record:R-CP", hold_type="legal", reason="claim")
     lift_hold(queue, hold.id, reason="settled")
     approve(two, [cp], reason="second")
-    terminate_agreement(queue, "ISA-01", on=dt.date(2026, 12, 1))
+    terminate_agreement(queue, "ISA-01", on=dt.date(2026, 12, 1),
+                        notices=termination_notices(queue, issuer="Synthetic Borough Council"))
     assert audit_counts(queue) == Counter({
         "ControllersImported": 1, "AgreementAdded": 1, "RecordsImported": 1,
         "DisposalQueued": 4, "DisposalApproved": 1, "DisposalDeferred": 1,

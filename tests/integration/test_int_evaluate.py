@@ -25,10 +25,10 @@ from int_support import (
 )
 
 from retentiond.lifecycle.context import LifecycleError
-from retentiond.lifecycle.evaluate import AUTO_APPROVER, evaluate
+from retentiond.lifecycle.evaluate import evaluate
 from retentiond.lifecycle.holds import place_hold
 from retentiond.lifecycle.recompute import AUTO_APPROVAL_WITHDRAWN_REASON
-from retentiond.lifecycle.review import approve, defer, reject
+from retentiond.lifecycle.review import AUTO_APPROVER, approve, defer, reject
 from retentiond.policy import load_policy_set
 
 YESTERDAY, TOMORROW = D(2026, 11, 21), D(2026, 11, 23)

@@ -36,12 +36,14 @@ from retentiond.lifecycle.review import approve, list_disposals
 from retentiond.notify import deliver_notifications
 from retentiond.notify.ack import webhook_secret
 from retentiond.notify.channels import build_channels
+from retentiond.notify.termination import termination_notices
 from retentiond.policy.dates import add_period
 from retentiond.policy.engine import TERMINATION_CITATION, TERMINATION_RULE_ID
 from retentiond.policy.model import Period
 from retentiond.registry import models as m
 
 TODAY = dt.date(2026, 11, 22)
+ISSUER = "Synthetic Borough Council"
 TERMINATED_ON = dt.date(2026, 9, 1)   # one month's notice: everything back by 1 October 2026
 COLLECT = "from your school's folder on the council's secure file transfer site"
 PASSWORD_HOW = "we agree it with your data protection officer by telephone"
@@ -159,7 +161,7 @@ def test_a_school_receives_nothing_that_gives_a_child_away(ctx, tmp_path, holdin
                 session.execute(update(m.Controller).where(m.Controller.code == "SCH-01")
                                 .values(webhook_url=hook.url))
             terminate_agreement(ctx, "ISA-01", on=TERMINATED_ON, notice="1m",
-                                issuer="Synthetic Borough Council")
+                                notices=termination_notices(ctx, issuer=ISSUER))
             evaluate(ctx, TODAY)
             approve(ctx, [c.id for c in list_disposals(ctx)], reason="checked")
             registry = load_connectors(cfg)
@@ -248,7 +250,7 @@ def test_the_returning_school_is_told_what_comes_back_how_and_when(ctx, tmp_path
     channels = build_channels(settings)
     try:
         terminate_agreement(ctx, "ISA-01", on=TERMINATED_ON, notice="1m",
-                            issuer="Synthetic Borough Council")
+                            notices=termination_notices(ctx, issuer=ISSUER))
         with ctx.sessions() as session:
             [row] = session.scalars(select(m.Notification)).all()
         assert (row.kind, row.target) == ("termination_notice", "dpo@sch01.example")

@@ -36,7 +36,7 @@ def upgrade() -> None:
 def _seal_existing() -> None:
     from sqlalchemy.orm import Session
 
-    from retentiond.audit.chain import note_inserted, seal
+    from retentiond.registry.chain import note_inserted, seal
     from retentiond.registry.models import AuditEvent
 
     session = Session(bind=op.get_bind())

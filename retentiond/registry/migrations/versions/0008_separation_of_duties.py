@@ -159,7 +159,7 @@ def _audit(conn: sa.Connection, now: dt.datetime, events: list[dict[str, Any]]) 
         return
     from sqlalchemy.orm import Session
 
-    from retentiond.audit.chain import note_inserted, seal
+    from retentiond.registry.chain import note_inserted, seal
 
     ids = [conn.execute(sa.insert(_events).values(
         occurred_at=now, actor=ACTOR, policy_version=None, **ev).returning(_events.c.id)

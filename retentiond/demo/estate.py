@@ -35,14 +35,34 @@ def _day(rng: random.Random, start: int, end: int) -> dt.date:
     return dt.date.fromordinal(rng.randint(first, dt.date(end, 12, 31).toordinal()))
 
 
+#: Where each category's records live in the demo's holding systems (demo/holding.py makes
+#: them): pupil records in the MIS, referrals in their own table, case records as folders of
+#: case files, or (drawn one time in three for case records) on paper.
+_SYSTEMS = {
+    "education.pupil_record": ("mis", "DEMO-UPN-{n:06d}"),
+    "safeguarding.referral": ("referrals", "DEMO-REF-{n:06d}"),
+    "child_protection.case": ("case-files", "child-protection/{n:06d}"),
+    "looked_after.case_record": ("case-files", "looked-after/{n:06d}"),
+}
+
+
+def _held_in(category: str, draw: str, n: int) -> tuple[str, str]:
+    """(system, locator) of record ``n``. ``draw`` is the random choice the demo always made,
+    kept so that the same seed still gives the same dates."""
+    if draw == "paper-store" and _SYSTEMS[category][0] == "case-files":
+        return "paper-store", f"BOX-{n // 40:03d}/FILE-{n:06d}"
+    system, locator = _SYSTEMS[category]
+    return system, locator.format(n=n)
+
+
 def _row(rng: random.Random, n: int, today: dt.date) -> dict[str, str]:
     category = rng.choices(
         ["education.pupil_record", "safeguarding.referral", "child_protection.case",
          "looked_after.case_record"], weights=[60, 20, 12, 8])[0]
     controller = rng.choice(CONTROLLERS)[0]
+    system, locator = _held_in(category, rng.choice(["mis", "case-files", "paper-store"]), n)
     row = {"record_id": f"DEMO-R-{n:06d}", "category": category, "controller": controller,
-           "system": rng.choice(["mis", "case-files", "paper-store"]),
-           "locator": f"demo/{category.split('.')[0]}/{n:06d}",
+           "system": system, "locator": locator,
            "subject_ref": f"DEMO-S-{rng.randint(1, max(10, n // 2)):06d}",
            "date_of_birth": "", "date_of_death": "", "opened_on": "", "closed_on": "",
            "flags": "", "agreement": "DEMO-ISA" if controller != "DEMO-LA" else ""}
