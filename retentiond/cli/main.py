@@ -147,7 +147,9 @@ def cmd_records_import(args: argparse.Namespace, cfg: Config) -> int:
     result = import_records(make_context(cfg), path, fmt=detect_format(path, args.format),
                             progress=Progress(path))
     print(f"{path}: {result.rows} rows: {result.created} created, {result.updated} updated, "
-          f"{result.due_dates_changed} due dates changed, {result.cases_withdrawn} cases withdrawn")
+          f"{result.unchanged} unchanged, {result.due_dates_changed} due dates changed, "
+          f"{result.cases_withdrawn} cases withdrawn"
+          + (f", {result.back} back at source" if result.back else ""))
     return 0
 
 
