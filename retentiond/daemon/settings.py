@@ -13,15 +13,18 @@ from typing import Any
 from retentiond.config import Config, ConfigError
 
 #: The jobs the daemon knows, in the order ``run --once`` runs them: holds that ended are
-#: lifted before evaluation looks at what is due; execution runs after leases are reaped;
-#: what was executed is certified, and the certificates' notices delivered, in the same pass.
-JOB_NAMES = ("expire_holds", "evaluate", "advance_notice", "reap_leases", "execute", "certify",
-             "deliver", "digest")
+#: lifted, and the sources read, before evaluation looks at what is due; execution runs after
+#: leases are reaped; what was executed is certified, and the certificates' notices
+#: delivered, in the same pass.
+JOB_NAMES = ("expire_holds", "sources", "evaluate", "advance_notice", "reap_leases", "execute",
+             "certify", "deliver", "digest")
 
 #: Defaults: cron expressions are Europe/London wall-clock times.
 DEFAULT_SCHEDULES: dict[str, dict[str, Any]] = {
     # A hold is active through its ``until`` date, so expiry is due just after midnight.
     "expire_holds": {"cron": "5 0 * * *"},
+    # Looks for the [sources.NAME] that are due (each has its own schedule) and runs them.
+    "sources": {"interval_s": 60},
     # 03:30 is outside the hour the clocks change in (01:00-02:00), every year.
     "evaluate": {"cron": "30 3 * * *"},
     "advance_notice": {"cron": "0 7 * * *"},

@@ -27,6 +27,8 @@ LINES = (
     ("held", "held"),
     ("approved", "approved, awaiting execution"),
     ("needs_attention", "records that can never fall due until a missing fact is supplied"),
+    ("gone_at_source", "records their source no longer lists (gone at source), to review"),
+    ("sources_not_ok", "sources whose latest run was refused or failed"),
 )
 
 
