@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from retentiond.audit import record_event
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.registry.models import ApiToken, Controller, WebSession, WebUser
-from retentiond.web.roles import parse_roles
+from retentiond.web.roles import TOKEN_ONLY_ROLES, parse_roles
 
 MIN_PASSWORD = 12
 _hasher = PasswordHasher()
@@ -98,6 +98,9 @@ def add_user(ctx: Context, *, username: str, roles: str, password: str | None,
     if ("controller" in role_set) != (controller is not None):
         raise LifecycleError("a controller user needs --controller CODE, and only a controller "
                              "user may have one")
+    if password is not None and role_set & TOKEN_ONLY_ROLES:
+        raise LifecycleError("a feeder acts through API tokens only: add it without a password "
+                             "(--oidc-only) and give it a token ('users token')")
     if password is not None:
         check_password_strength(password, username)
     now = ctx.clock.now()
@@ -149,6 +152,8 @@ def reset_password(ctx: Context, username: str, password: str) -> UserView:
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
         user = _get(session, username)
+        if set(user.roles.split(",")) & TOKEN_ONLY_ROLES:
+            raise LifecycleError("a feeder acts through API tokens only: it has no password")
         user.password_hash, user.disabled_at, user.updated_at = hash_password(password), None, now
         _revoke_all(session, user.id, now)
         record_event(session, kind="UserPasswordReset", actor=ctx.actor, entity="user",
