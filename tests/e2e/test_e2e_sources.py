@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -134,6 +137,16 @@ def test_daemon_runs_sources_on_schedule(tmp_path: Path) -> None:
     finally:
         daemon.stop()
     assert audit_verifies(tmp_path, registry)
+    listed = subprocess.run(
+        [sys.executable, "-m", "retentiond.cli.main", "--config", str(config), "sources", "list",
+         "--format", "json"], capture_output=True, text=True, check=True, cwd=tmp_path)
+    doc = {s["name"]: s for s in json.loads(listed.stdout)}
+    assert doc["wh"]["last_run"]["outcome"] == "ok"
+    assert doc["mis"]["last_run"]["counts"]["files_done"] >= 0
+    ran = subprocess.run(
+        [sys.executable, "-m", "retentiond.cli.main", "--config", str(config), "sources", "run",
+         "wh", "--force"], capture_output=True, text=True, cwd=tmp_path)
+    assert ran.returncode == 0 and ran.stdout.startswith("wh: ok: 50 rows, 50 unchanged"), ran
 
 
 def test_sigkill_mid_run_leaves_nothing_half_applied(tmp_path: Path) -> None:
