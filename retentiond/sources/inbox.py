@@ -50,8 +50,11 @@ def prepare(folder: Path) -> None:
 
 
 def _candidates(folder: Path) -> list[Path]:
+    # Regular files only: a symbolic link could make the service read (and move away)
+    # whatever it points at, anywhere the service can read.
     return sorted(p for p in folder.iterdir()
-                  if p.suffix.lower() in SUFFIXES and not p.name.startswith(".") and p.is_file())
+                  if p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
+                  and not p.is_symlink() and p.is_file())
 
 
 def _look(path: Path) -> tuple[int, int] | None:

@@ -129,6 +129,18 @@ def test_inbox_ready_marker_is_read_without_waiting(base, tmp_path):
         "x.csv", "x.csv.ready", "x.csv.receipt.json"]
 
 
+def test_inbox_ignores_symbolic_links(base, tmp_path):
+    """A symbolic link in the inbox is not read or moved, whatever it points at."""
+    folder = tmp_path / "inbox"
+    spec = inbox_spec(folder)
+    target = write_records(tmp_path / "elsewhere.csv", [referral("R-1", "2019-01-01")])
+    (folder / "link.csv").symlink_to(target)
+    (folder / "link.csv.ready").write_text("")
+    outcome = run(base, spec)
+    assert outcome.counts["files_done"] == 0 and records_by_key(base) == {}
+    assert (folder / "link.csv").is_symlink() and target.exists()
+
+
 def test_inbox_run_that_died_before_moving_finishes_without_applying_twice(base, tmp_path,
                                                                            monkeypatch):
     """A run that committed but died before moving its file leaves it in work/; the next run
