@@ -228,7 +228,8 @@ def job_sources(env: JobEnv) -> JobOutcome:
     from retentiond.sources import run_due_sources
 
     if not env.wiring.sources:
-        return JobOutcome(status="skipped", note="no [sources.NAME] is configured")
+        # Not "skipped": that is logged at info, and this would say it every minute.
+        return JobOutcome(note="no [sources.NAME] is configured")
     outcomes = run_due_sources(env.ctx, env.wiring.sources, stop=env.stop)
     ran = [o for o in outcomes if o.outcome != "skipped"]
     counts = {"sources_run": len(ran),
