@@ -19,6 +19,7 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -107,8 +108,14 @@ class _Inbox:
         self.folder = spec.path
         self.finished: list[tuple[inbox.Claimed, str, dict[str, Any]]] = []
 
-    def apply(self, session: Session, stop: threading.Event | None) -> dict[str, int]:
+    def look(self) -> list[Path]:
+        """The files that are whole, found before the run's transaction begins (the look
+        waits ``settle_s``: no lock is held meanwhile)."""
         inbox.prepare(self.folder)
+        return inbox.ready_files(self.folder, self.spec.settle_s, self.wait)
+
+    def apply(self, session: Session, stop: threading.Event | None,
+              ready: list[Path]) -> dict[str, int]:
         counts = dict.fromkeys((*COUNTS, "files_done", "files_refused"), 0)
         todo: list[inbox.Claimed] = []
         for claimed in inbox.left_in_work(self.folder):
@@ -124,8 +131,11 @@ class _Inbox:
             self.finished.append((claimed, "done", {"import_id": done, "counts": {
                 k: (data or {}).get(k, 0) for k in COUNTS}, "recovered": True}))
         now = self.ctx.clock.now()
-        todo += [inbox.claim(p, now)
-                 for p in inbox.ready_files(self.folder, self.spec.settle_s, self.wait)]
+        for path in ready:
+            try:
+                todo.append(inbox.claim(path, now))
+            except FileNotFoundError:
+                continue  # another instance claimed it since the look
         for claimed in todo:
             if stop is not None and stop.is_set():
                 break  # left in work/: the next run reads it
@@ -171,6 +181,14 @@ def run_source(ctx: Context, spec: SourceSpec, *, stop: threading.Event | None =
     job: _Inbox | None = None
     with ctx.sessions() as session:
         try:
+            ready: list[Path] = []
+            if spec.kind == "inbox":
+                due = next_run_at(spec, last_started(session, spec.name), started)
+                if not force and (due is None or due > started):
+                    return SourceOutcome(source=spec.name, outcome="skipped", note="not due")
+                session.rollback()
+                job = _Inbox(ctx, spec, SourceRun(), waiter)
+                ready = job.look()
             with session.begin():
                 if not _locked(session, spec.name):
                     return SourceOutcome(source=spec.name, outcome="skipped",
@@ -183,9 +201,9 @@ def run_source(ctx: Context, spec: SourceSpec, *, stop: threading.Event | None =
                                 actor=ctx.actor)
                 session.add(run)
                 session.flush()
-                if spec.kind == "inbox":
-                    job = _Inbox(ctx, spec, run, waiter)
-                    counts = job.apply(session, stop)
+                if job is not None:
+                    job.run = run
+                    counts = job.apply(session, stop, ready)
                     errors = job.errors()
                     outcome = "refused" if counts["files_refused"] else "ok"
                 else:
