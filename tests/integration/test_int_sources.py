@@ -494,3 +494,30 @@ def test_source_url_from_a_file_and_the_reserved_api_name(tmp_path):
     cfg.write_text('[sources.api]\nkind = "inbox"\npath = "x"\ninterval_s = 60\n')
     with pytest.raises(ConfigError, match="kept for records pushed through the API"):
         load_sources(load_config(str(cfg), env={}))
+
+
+def test_two_runs_of_one_inbox_at_once_apply_each_file_once(base, tmp_path):
+    """Two runs of one source at the same moment (two instances): each file is claimed and
+    applied by one of them only; the other finds nothing or is told another instance has it."""
+    import threading
+
+    folder = tmp_path / "inbox"
+    spec = inbox_spec(folder, mode="full")
+    for round_ in range(3):
+        write_records(folder / f"{round_}.csv", [referral(f"R-{round_}-{n}", "2019-01-01")
+                                                 for n in range(200)])
+        outcomes: list = []
+
+        def once(into: list) -> None:
+            into.append(run(base, spec))
+
+        threads = [threading.Thread(target=once, args=(outcomes,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(o.outcome in ("ok", "skipped") for o in outcomes), outcomes
+        assert sum(o.counts.get("files_done", 0) for o in outcomes) == 1
+        with base.sessions() as session:
+            assert len(list(session.scalars(select(ImportRun)))) == round_ + 1
+        assert len(list((folder / "done").glob("*.csv"))) == round_ + 1
