@@ -157,7 +157,7 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
             raise ConfigError(f"{chosen}: not valid TOML: {exc}") from exc
     where = chosen or "config"
     allowed = {"database", "policies", "actor", "logging", "daemon", "connectors", "web",
-               "notify", "certificates", "metrics", "cli"}
+               "notify", "certificates", "metrics", "cli", "sources"}
     for key in doc:
         if key not in allowed:
             raise ConfigError(f"{where}: unknown section [{key}] (allowed: {', '.join(sorted(allowed))})")

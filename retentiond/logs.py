@@ -72,3 +72,14 @@ def configure_logging(level: str = "info", fmt: str = "json", key: bytes = b"") 
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line description for logs and /healthz. For database errors only the driver's
+    first line: the rest (the statement's parameters, DETAIL) may name a record."""
+    from sqlalchemy.exc import StatementError
+
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        exc = exc.orig
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]

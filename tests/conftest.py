@@ -1,7 +1,9 @@
-"""Shared fixtures: a fresh, migrated registry on real SQLite and real PostgreSQL.
+"""Shared fixtures: a fresh, migrated registry on real SQLite and real PostgreSQL, and holding
+databases on PostgreSQL and MariaDB for SQL sources.
 
-PostgreSQL tests skip with a reason when no server answers, except when
-``RETENTIOND_REQUIRE_POSTGRES=1`` (set by ``.ci/run``), where they fail instead.
+PostgreSQL and MariaDB tests skip with a reason when no server answers, except when
+``RETENTIOND_REQUIRE_POSTGRES=1`` and ``RETENTIOND_REQUIRE_MARIADB=1`` (set by ``.ci/run``),
+where they fail instead.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ PG_ADMIN_URL = os.environ.get(
     "RETENTIOND_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_PG = os.environ.get("RETENTIOND_REQUIRE_POSTGRES") == "1"
+MARIADB_ADMIN_URL = os.environ.get("RETENTIOND_TEST_MARIADB_URL",
+                                   "mysql+pymysql://root@127.0.0.1:3306/test")
+REQUIRE_MARIADB = os.environ.get("RETENTIOND_REQUIRE_MARIADB") == "1"
 #: The day the tests pretend it is, unless a test says otherwise.
 TODAY = dt.date(2026, 11, 22)
 
@@ -113,6 +118,44 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield _pg_url(name)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def mariadb_admin() -> Iterator[object]:
+    """An engine on the MariaDB server (SQL sources read holding databases there). Skips with a
+    reason when none answers, except with ``RETENTIOND_REQUIRE_MARIADB=1`` (``.ci/run``)."""
+    try:
+        engine = create_engine(MARIADB_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure to connect means: no MariaDB here
+        reason = f"MariaDB not reachable at {MARIADB_ADMIN_URL}: {type(exc).__name__}"
+        if REQUIRE_MARIADB:
+            pytest.fail(f"{reason} (RETENTIOND_REQUIRE_MARIADB=1: MariaDB tests are mandatory)")
+        pytest.skip(reason)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "mariadb"])
+def holding_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database on PostgreSQL and on MariaDB, standing for a warehouse or an
+    MIS holding database that a SQL source reads."""
+    name = f"retentiond_src_{uuid.uuid4().hex[:12]}"
+    if request.param == "postgresql":
+        admin = request.getfixturevalue("pg_admin")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield _pg_url(name)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        return
+    admin = request.getfixturevalue("mariadb_admin")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    yield f"{MARIADB_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
 
 
 @pytest.fixture

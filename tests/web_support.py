@@ -34,9 +34,10 @@ USERS = {
     "auditor": ("auditor", None),
     "school1": ("controller", "DEMO-SCH-01"),
     "school2": ("controller", "DEMO-SCH-02"),
+    "feeder1": ("feeder", None),
 }
 ROLE_USER = {"admin": "admin", "ig_officer": "officer", "approver": "approver1",
-             "auditor": "auditor", "controller": "school1"}
+             "auditor": "auditor", "controller": "school1", "feeder": "feeder1"}
 
 
 @dataclass
@@ -63,7 +64,8 @@ def seed(url: str, policy: PolicySet, clock: FixedClock, *, records: int = 400) 
     evaluate(ctx, clock.today())
     tokens = {}
     for name, (roles, controller) in USERS.items():
-        add_user(ctx, username=name, roles=roles, password=PASSWORD, controller=controller)
+        add_user(ctx, username=name, roles=roles, controller=controller,
+                 password=None if roles == "feeder" else PASSWORD)  # a feeder has tokens only
         # Each user makes their own token: nobody can make one for someone else.
         tokens[name] = create_token(dataclasses.replace(ctx, actor=name), name,
                                     name=f"{name} tests")

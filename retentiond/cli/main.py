@@ -144,7 +144,9 @@ def cmd_records_import(args: argparse.Namespace, cfg: Config) -> int:
     finally:
         connectors.close()
     print(f"{path}: {result.rows} rows: {result.created} created, {result.updated} updated, "
-          f"{result.due_dates_changed} due dates changed, {result.cases_withdrawn} cases withdrawn")
+          f"{result.unchanged} unchanged, {result.due_dates_changed} due dates changed, "
+          f"{result.cases_withdrawn} cases withdrawn"
+          + (f", {result.back} back at source" if result.back else ""))
     return 0
 
 
@@ -227,6 +229,57 @@ def cmd_filters_delete(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.lifecycle.filters import delete_filter
 
     return show_filters([delete_filter(make_context(cfg), args.filter)], args.format)
+
+
+def cmd_sources_list(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.output import print_json
+    from retentiond.sources import load_sources, source_statuses
+
+    ctx = make_context(cfg)
+    with ctx.sessions() as session:
+        statuses = source_statuses(session, load_sources(cfg), ctx.clock.now())
+    if args.format == "json":
+        print_json([s.as_json() for s in statuses])
+        return 0
+    for s in statuses:
+        last = s.last
+        print(f"{s.spec.name}: {s.spec.kind}, {s.spec.mode}, {s.spec.describe()}; last run "
+              + (f"{last.outcome} at {last.started_at:%Y-%m-%d %H:%M} UTC" if last else "never")
+              + (f"; next {s.next_run_at:%Y-%m-%d %H:%M} UTC" if s.next_run_at else "")
+              + f"; {s.gone} gone at source")
+    return 0
+
+
+def cmd_sources_run(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.output import print_json
+    from retentiond.sources import load_sources, run_source
+
+    specs = {s.name: s for s in load_sources(cfg)}
+    unknown = [n for n in args.names if n not in specs]
+    if unknown:
+        raise LifecycleError(f"no source {unknown[0]!r} (configured: "
+                             f"{', '.join(specs) or 'none'})")
+    from retentiond.connectors import LocatorCheck, load_connectors
+
+    ctx = make_context(cfg)
+    connectors = load_connectors(cfg)
+    try:
+        # Each locator is checked by its system's connector, as ``records import`` does.
+        outcomes = [run_source(ctx, specs[n], force=args.force, locators=LocatorCheck(connectors))
+                    for n in args.names or specs]
+    finally:
+        connectors.close()
+    if args.format == "json":
+        print_json([{"source": o.source, "outcome": o.outcome, "counts": o.counts,
+                     "errors": o.errors, "run_id": o.run_id, "note": o.note} for o in outcomes])
+    else:
+        for o in outcomes:
+            counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in o.counts.items() if v)
+            print(f"{o.source}: {o.outcome}" + (f" ({o.note})" if o.note else "")
+                  + (f": {counts}" if counts else ""))
+            for error in o.errors:
+                print(f"  {error}")
+    return 0 if all(o.outcome in ("ok", "skipped") for o in outcomes) else 1
 
 
 def cmd_disposals_execute(args: argparse.Namespace, cfg: Config) -> int:
@@ -691,6 +744,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = leaf(fil, "delete", "delete a saved filter (holds placed from it keep their copy)",
              cmd_filters_delete, ("table", "json"))
     p.add_argument("filter", metavar="NAME_OR_ID")
+
+    src = group("sources", "the sources the registry reads its records from ([sources.NAME])")
+    leaf(src, "list", "each source's schedule, last and next run, records gone at source",
+         cmd_sources_list, ("table", "json"))
+    p = leaf(src, "run", "run sources now if due (all, or those named)", cmd_sources_run,
+             ("table", "json"))
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--force", action="store_true", help="run even if not due")
 
     dis = group("disposals", "disposal cases")
     p = leaf(dis, "list", "list disposal cases", cmd_disposals_list, ("table", "json"))

@@ -20,7 +20,8 @@ EX_CONFIG = 78
 def run(cfg: Config, *, once: bool = False) -> int:
     """``retentiond run [--once]``."""
     from retentiond.daemon.instance_lock import InstanceLocked
-    from retentiond.daemon.service import Service, describe_error
+    from retentiond.daemon.service import Service
+    from retentiond.logs import describe_error
     from retentiond.policy import PolicyError
     from retentiond.registry.db import SchemaError
 

@@ -162,6 +162,8 @@ class Wiring:
     pipeline: Pipeline = field(default_factory=Pipeline)
     certification: Certification = field(default_factory=Certification)
     delivery: Delivery = field(default_factory=Delivery)
+    #: The ``[sources.NAME]`` tables (retentiond/sources), checked.
+    sources: tuple[Any, ...] = ()
 
     def unavailable(self) -> dict[str, str]:
         """What cannot run, and why: for the log, STATUS and /healthz."""
@@ -178,10 +180,12 @@ class Wiring:
 def load_wiring(cfg: Config) -> Wiring:
     """Load everything; raises ``ConfigError`` for a wrong section (nothing is half loaded:
     connectors already built are closed)."""
+    from retentiond.sources import load_sources
+
     pipeline = load_pipeline(cfg)
     try:
         return Wiring(pipeline=pipeline, certification=load_certification(cfg),
-                      delivery=load_delivery(cfg))
+                      delivery=load_delivery(cfg), sources=load_sources(cfg))
     except BaseException:
         pipeline.close()
         raise
@@ -218,6 +222,36 @@ def job_expire_holds(env: JobEnv) -> JobOutcome:
     with write_transaction(ctx.sessions) as session:
         expired = expire_holds(ctx, session, ctx.clock.today())
     return JobOutcome(counts={"holds_expired": expired})
+
+
+def job_sources(env: JobEnv) -> JobOutcome:
+    """Run the ``[sources.NAME]`` that are due, in turn (each one all or nothing)."""
+    from retentiond.sources import run_due_sources
+
+    if not env.wiring.sources:
+        # Not "skipped": that is logged at info, and this would say it every minute.
+        return JobOutcome(note="no [sources.NAME] is configured")
+    connectors = env.wiring.pipeline.connectors
+    locators = None
+    if connectors is not None:
+        # Each locator is checked by its system's connector, as ``records import`` does.
+        from retentiond.connectors import LocatorCheck
+
+        locators = LocatorCheck(connectors)
+    outcomes = run_due_sources(env.ctx, env.wiring.sources, stop=env.stop, locators=locators)
+    ran = [o for o in outcomes if o.outcome != "skipped"]
+    counts = {"sources_run": len(ran),
+              "sources_refused": sum(o.outcome == "refused" for o in ran),
+              "sources_failed": sum(o.outcome == "failed" for o in ran)}
+    for key in ("rows", "created", "updated", "unchanged", "gone", "back"):
+        counts[key] = sum(o.counts.get(key, 0) for o in ran)
+    failed = [o.source for o in ran if o.outcome == "failed"]
+    if failed:
+        # A source that cannot be read is the job's failure: it shows on /healthz and in the
+        # metrics as one, while the other sources have still run.
+        raise RuntimeError(f"source(s) failed: {', '.join(failed)}: "
+                           + "; ".join(e for o in ran if o.outcome == "failed" for e in o.errors))
+    return JobOutcome(counts=counts, note=", ".join(f"{o.source} {o.outcome}" for o in ran))
 
 
 def job_evaluate(env: JobEnv) -> JobOutcome:
@@ -307,6 +341,7 @@ def job_digest(env: JobEnv) -> JobOutcome:
         "held": c.disposals.get("held", 0), "approved": c.disposals.get("approved", 0),
         "needs_attention": c.needs_attention, "due": c.due,
         "notifications_dead": c.notifications_dead, "webhooks_refused": c.webhooks_refused,
+        "gone_at_source": c.gone_at_source, "sources_not_ok": c.sources_not_ok,
     }
     if c.oldest_pending_due_on is not None:
         counts["oldest_pending_days"] = (c.as_of - c.oldest_pending_due_on).days
@@ -326,6 +361,7 @@ def job_digest(env: JobEnv) -> JobOutcome:
 
 JOBS: dict[str, Callable[[JobEnv], JobOutcome]] = {
     "expire_holds": job_expire_holds,
+    "sources": job_sources,
     "evaluate": job_evaluate,
     "advance_notice": job_advance_notice,
     "reap_leases": job_reap_leases,

@@ -93,6 +93,7 @@ class RegistryCollector(Collector):
         for category, n in sorted(c.pending_by_category.items()):
             pending.add_metric([category], n)
         yield pending
+        yield from _sources(c)
 
     def _jobs(self) -> Iterable[Metric]:
         jobs = self.health.jobs()
@@ -123,6 +124,36 @@ class RegistryCollector(Collector):
         yield running
         yield available
         yield counts
+
+
+def _sources(c: object) -> Iterable[Metric]:
+    """Each source's latest run, and the records gone at source (retentiond/sources)."""
+    from retentiond.daemon.queries import RegistryCounts
+
+    assert isinstance(c, RegistryCounts)
+    gone = GaugeMetricFamily("retentiond_records_gone_at_source", "Records a full extract of "
+                             "their source no longer lists (kept, flagged for review)",
+                             labels=["source"])
+    for source, n in sorted(c.gone_by_source.items()):
+        gone.add_metric([source or ""], n)
+    yield gone
+    finished = GaugeMetricFamily("retentiond_source_last_run_timestamp_seconds",
+                                 "When each source's latest run finished (Unix time)",
+                                 labels=["source"])
+    ok = GaugeMetricFamily("retentiond_source_last_run_ok", "1 when the source's latest run "
+                           "applied everything it read; 0 when refused or failed",
+                           labels=["source"])
+    counts = GaugeMetricFamily("retentiond_source_last_run_count", "The counts of each "
+                               "source's latest run (rows, created, updated, unchanged, gone, "
+                               "back, files_done, files_refused ...)", labels=["source", "count"])
+    for source, run in sorted(c.sources.items()):
+        finished.add_metric([source], float(run["finished_at"]))  # type: ignore[arg-type]
+        ok.add_metric([source], 1 if run["outcome"] == "ok" else 0)
+        for key, n in sorted(dict(run["counts"]).items()):  # type: ignore[call-overload]
+            counts.add_metric([source, key], n)
+    yield finished
+    yield ok
+    yield counts
 
 
 class Metrics:

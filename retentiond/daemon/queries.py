@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from retentiond.clock import Clock
 from retentiond.lifecycle.sql import DONE_STATES, hold_covers_record
 from retentiond.notify.addresses import REFUSED
-from retentiond.registry.models import DISPOSAL_STATES, Disposal, Notification, Record
+from retentiond.registry.models import DISPOSAL_STATES, Disposal, Notification, Record, SourceRun
 
 #: The state a record without any disposal case is in.
 RETAINED = "retained"
@@ -44,6 +44,19 @@ class RegistryCounts:
     #: address may not be sent to (link-local, metadata, private, http to another host).
     notifications_dead: int = 0
     webhooks_refused: int = 0
+    #: Records a full extract of their source no longer lists, by source.
+    gone_by_source: dict[str, int] = field(default_factory=dict)
+    #: Each source's latest run: ``{"outcome", "finished_at" (Unix time), "counts"}``.
+    sources: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    @property
+    def gone_at_source(self) -> int:
+        return sum(self.gone_by_source.values())
+
+    @property
+    def sources_not_ok(self) -> int:
+        """Sources whose latest run was refused or failed."""
+        return sum(1 for s in self.sources.values() if s["outcome"] in ("refused", "failed"))
 
     @property
     def pending_review(self) -> int:
@@ -98,8 +111,17 @@ def registry_counts(session: Session, as_of: dt.date, grace_days: int) -> Regist
             Notification.last_error.like(f"{REFUSED}%")))
         .select_from(Notification).where(Notification.state == "dead")
     ).one()
+    gone = dict(session.execute(
+        select(Record.source, func.count()).where(Record.gone_at_source_at.is_not(None))
+        .group_by(Record.source)).all())
+    sources = {
+        run.source: {"outcome": run.outcome, "counts": dict(run.counts or {}),
+                     "finished_at": (run.finished_at or run.started_at).timestamp()}
+        for run in session.scalars(select(SourceRun).where(SourceRun.id.in_(
+            select(func.max(SourceRun.id)).group_by(SourceRun.source))))}
     return RegistryCounts(
         as_of=as_of, notifications_dead=int(dead or 0), webhooks_refused=int(refused or 0),
+        gone_by_source={str(k): int(v) for k, v in gone.items()}, sources=sources,
         records={str(k): int(v) for k, v in records.items()},
         disposals={str(k): int(v) for k, v in disposals.items()}, due=int(due or 0),
         overdue=int(overdue or 0), grace_days=grace_days, needs_attention=int(attention or 0),

@@ -42,7 +42,7 @@ from retentiond.daemon.sdnotify import notify, watchdog_interval_s
 from retentiond.daemon.settings import JOB_NAMES, DaemonSettings, is_loopback, load_settings
 from retentiond.daemon.slots import SCHEDULER_ACTOR, evaluated_on
 from retentiond.lifecycle.context import Context
-from retentiond.logs import configure_logging, get_logger
+from retentiond.logs import configure_logging, describe_error, get_logger
 from retentiond.policy import PolicyError, PolicySet, load_policy_in_force
 from retentiond.registry.db import make_engine, require_current, session_factory, upgrade
 
@@ -51,17 +51,6 @@ log = get_logger("retentiond.daemon")
 #: Jobs whose every run is news; the others log at info only when they did something.
 _ALWAYS_LOGGED = {"evaluate", "digest", "expire_holds"}
 _OUTCOMES = ("ok", "skipped", "unavailable", "failed")
-
-
-def describe_error(exc: BaseException) -> str:
-    """A one-line description for logs and /healthz. For database errors only the driver's
-    first line: the rest (the statement's parameters, DETAIL) may name a record."""
-    from sqlalchemy.exc import StatementError
-
-    if isinstance(exc, StatementError) and exc.orig is not None:
-        exc = exc.orig
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 class _ToStructlog(logging.Handler):

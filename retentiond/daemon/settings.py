@@ -11,19 +11,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from retentiond.config import Config, ConfigError
+from retentiond.cron import check_cron
 
 #: The jobs the daemon knows, in the order ``run --once`` runs them: holds that ended are
-#: lifted before evaluation looks at what is due; execution runs after leases are reaped;
-#: what was executed is certified, and everything queued in the pass (the certificates'
-#: notices, the IG digest) is delivered by ``deliver`` last, in the same pass: a digest queued
-#: after the delivery would wait for the next run, a day later.
-JOB_NAMES = ("expire_holds", "evaluate", "advance_notice", "reap_leases", "execute", "certify",
-             "digest", "deliver")
+#: lifted, and the sources read, before evaluation looks at what is due; execution runs after
+#: leases are reaped; what was executed is certified, and everything queued in the pass (the
+#: certificates' notices, the IG digest) is delivered by ``deliver`` last, in the same pass: a
+#: digest queued after the delivery would wait for the next run, a day later.
+JOB_NAMES = ("expire_holds", "sources", "evaluate", "advance_notice", "reap_leases", "execute",
+             "certify", "digest", "deliver")
 
 #: Defaults: cron expressions are Europe/London wall-clock times.
 DEFAULT_SCHEDULES: dict[str, dict[str, Any]] = {
     # A hold is active through its ``until`` date, so expiry is due just after midnight.
     "expire_holds": {"cron": "5 0 * * *"},
+    # Looks for the [sources.NAME] that are due (each has its own schedule) and runs them.
+    "sources": {"interval_s": 60},
     # 03:30 is outside the hour the clocks change in (01:00-02:00), every year.
     "evaluate": {"cron": "30 3 * * *"},
     "advance_notice": {"cron": "0 7 * * *"},
@@ -94,27 +97,6 @@ def _check_keys(table: Any, allowed: set[str], where: str) -> dict[str, Any]:
         if key not in allowed:
             raise ConfigError(f"{where}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
     return table
-
-
-def check_cron(expr: str, where: str) -> str:
-    """Refuse what APScheduler would misread. Its ``from_crontab`` counts days of the week
-    from Monday = 0, cron from Sunday = 0: a number there would silently run on the wrong day."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    from retentiond.clock import LONDON
-
-    fields = expr.split()
-    if len(fields) != 5:
-        raise ConfigError(f"{where}: {expr!r} is not a cron expression of five fields "
-                          "(minute hour day month day-of-week)")
-    if any(ch.isdigit() for ch in fields[4]):
-        raise ConfigError(f"{where}: day of week {fields[4]!r}: use names (mon, tue, ... sun), "
-                          "not numbers, which mean different days in cron and in APScheduler")
-    try:
-        CronTrigger.from_crontab(expr, timezone=LONDON)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {expr!r} is not a valid cron expression: {exc}") from exc
-    return expr
 
 
 def _job(name: str, table: Any, where: str) -> JobSpec:

@@ -16,6 +16,9 @@ from typing import IO, Any
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
+#: ``(line, row)`` pairs; a row that cannot be read is ``{"__error__": ..., "__field__": ...}``.
+Rows = Iterator[tuple[int, dict[str, Any]]]
+
 
 class RowError(ValueError):
     """One field of one row is wrong."""
@@ -152,14 +155,17 @@ def read_rows(path: Path, fmt: str, *, required: tuple[str, ...], optional: tupl
                 except json.JSONDecodeError as exc:
                     yield line_no, {"__error__": f"not valid JSON: {exc.msg}"}
                     continue
-                if not isinstance(obj, dict):
-                    yield line_no, {"__error__": "each line must be a JSON object"}
-                    continue
-                unknown = [k for k in obj if k not in allowed]
-                if unknown:
-                    yield line_no, {"__error__": f"unknown field {unknown[0]!r}",
-                                    "__field__": unknown[0]}
-                    continue
                 if progress:
                     progress.update(line_no, counter.position)
-                yield line_no, obj
+                yield line_no, check_object(obj, allowed, "each line must be a JSON object")
+
+
+def check_object(obj: Any, allowed: set[str] | frozenset[str], not_object: str) -> dict[str, Any]:
+    """A JSON row as the validator takes it: the object, or an ``__error__`` row when it is not
+    an object or has a field that is not a column."""
+    if not isinstance(obj, dict):
+        return {"__error__": not_object}
+    unknown = [k for k in obj if k not in allowed]
+    if unknown:
+        return {"__error__": f"unknown field {unknown[0]!r}", "__field__": str(unknown[0])}
+    return obj

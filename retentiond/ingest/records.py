@@ -7,9 +7,17 @@ with its decision: by ``COPY`` and set-based statements on PostgreSQL, by prepar
 ``executemany`` on SQLite. A bad row does not stop the reading: the rest of the file is still
 read and written, so that every problem (duplicates and conflicting subject dates across
 batches included) can be reported, up to ``MAX_PROBLEMS``, and then everything is rolled back.
-Importing the same row again updates the record: a row states all of a record's facts, so an
-empty optional column clears the stored value. Subject dates are shared by every record of
+Importing a changed row again updates the record: a row states all of a record's facts, so an
+empty optional column clears the stored value. A row identical to the one last applied to its
+record (same facts, same feed: compared by ``records.facts_digest``) is not written at all, so
+re-reading an unchanged extract costs reading it. Subject dates are shared by every record of
 the subject: an empty ``date_of_birth`` keeps the one already known.
+
+The same writer serves every feed (``Feed``): a file (``records import`` and inbox sources), a
+query (SQL sources, ``retentiond/sources``) and a batch pushed through the API. A feed that is
+a full extract of its source also reconciles: a record of that source the feed no longer lists
+is flagged "gone at source" (never deleted); any feed that lists a flagged record again clears
+the flag. Both are audited, one event a record.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -34,18 +42,22 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    and_,
     bindparam,
+    exists,
+    func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from retentiond.audit import record_event
+from retentiond.audit import note_inserted, record_event
 from retentiond.ingest.errors import MAX_PROBLEMS, ImportRefused
-from retentiond.ingest.reader import Progress, RowError, parse_date, read_rows, refuse_invisible
+from retentiond.ingest.reader import Progress, RowError, Rows, parse_date, read_rows, refuse_invisible
 from retentiond.lifecycle.context import Context
 from retentiond.lifecycle.recompute import (
     _decider,
@@ -54,7 +66,15 @@ from retentiond.lifecycle.recompute import (
     withdraw_stale_cases,
 )
 from retentiond.logs import get_logger
-from retentiond.registry.models import Agreement, Controller, ImportRun, Record, Subject
+from retentiond.registry.models import (
+    Agreement,
+    AuditEvent,
+    Controller,
+    Disposal,
+    ImportRun,
+    Record,
+    Subject,
+)
 
 REQUIRED = ("record_id", "category", "controller")
 OPTIONAL = ("system", "locator", "subject_ref", "date_of_birth", "date_of_death", "opened_on",
@@ -75,9 +95,53 @@ class RecordImport:
     import_id: int
     rows: int
     created: int
+    #: Existing records whose row changed, and was written.
     updated: int
     due_dates_changed: int
     cases_withdrawn: int
+    #: Existing records whose row was the one last applied: not written.
+    unchanged: int = 0
+    #: Records of the feed's source that this full extract no longer lists: flagged.
+    gone: int = 0
+    #: Records flagged gone at source that this feed lists again: flag cleared.
+    back: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """The counts, for receipts, audit events and the Sources page."""
+        return {"rows": self.rows, "created": self.created, "updated": self.updated,
+                "unchanged": self.unchanged, "due_dates_changed": self.due_dates_changed,
+                "cases_withdrawn": self.cases_withdrawn, "gone": self.gone, "back": self.back}
+
+
+#: Where a problem is, for messages: ``FILE:LINE`` for a file.
+Where = Callable[[int], str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Feed:
+    """Rows of record facts from somewhere, and whom they speak for.
+
+    ``rows`` is called once, in the reader's thread, and yields ``(line, row)`` as
+    ``read_rows`` does (``__error__`` for a row that cannot be read); raising ``RowError``
+    refuses the feed at line 1 (its header), any other exception fails it.
+    """
+
+    #: What the feed is called in messages and in the import's row (a file's name).
+    name: str
+    rows: Callable[[], Rows]
+    #: ``[sources.NAME]`` (or ``api``) that the records written become fed by; None for
+    #: ``records import``.
+    source: str | None = None
+    #: A full extract of ``source``: reconcile (flag what it no longer lists).
+    full: bool = False
+    sha256: str | None = None
+    #: ``where(line)`` for messages; default ``NAME:LINE``.
+    where: Where | None = None
+    #: Data for the ``RecordsImported`` audit event (e.g. the source's run).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def at(self, line: int) -> str:
+        return self.where(line) if self.where is not None else f"{self.name}:{line}"
 
 
 class _Row(NamedTuple):
@@ -154,15 +218,15 @@ class _Validator:
     def _dates(self, raw: dict[str, Any]) -> list[dt.date | None]:
         memo = self.dates
         out: list[dt.date | None] = []
-        for field in _DATE_FIELDS:
-            value = raw.get(field)
+        for name in _DATE_FIELDS:
+            value = raw.get(name)
             if value is None or value == "":
                 out.append(None)
                 continue
             if value.__class__ is str and value in memo:
                 out.append(memo[value])
                 continue
-            date = parse_date(field, value)
+            date = parse_date(name, value)
             if value.__class__ is str:
                 if len(memo) >= _DATE_MEMO:
                     memo.clear()
@@ -239,6 +303,19 @@ _STATED = Table(
 )
 _SUBJECT_DATES = ("date_of_birth", "date_of_death")
 
+#: Every row the feed listed (but for duplicates already reported), by line: for the records
+#: it lists (reconciliation), duplicates across batches, and the subject dates that unchanged
+#: rows state (they are not written, but must still agree with the rows that are). A
+#: temporary table, like the one above, so that memory stays flat.
+_SEEN = Table(
+    "retentiond_import_seen", MetaData(),
+    Column("record_key", String(200)), Column("line", Integer),
+    Column("subject_ref", String(128)), Column("date_of_birth", Date),
+    Column("date_of_death", Date),
+    prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
+)
+_SEEN_COLS = ("record_key", "line", "subject_ref", "date_of_birth", "date_of_death")
+
 
 #: The columns an import writes to a record, in the order of the tuples it prepares: the facts
 #: of the row, then its decision (what ``recompute`` stores), then the bookkeeping.
@@ -246,7 +323,8 @@ _FACT_COLS = ("category", "controller_id", "agreement_id", "subject_id", "system
               "opened_on", "closed_on", "event_on", "flags")
 _DECISION_COLS = ("due_on", "due_action", "due_rule", "approvals_required", "auto_approve",
                   "needs_attention", "policy_version", "rules_digest")
-_WRITTEN = (*_FACT_COLS, *_DECISION_COLS, "last_import_id", "updated_at")
+_WRITTEN = (*_FACT_COLS, *_DECISION_COLS, "last_import_id", "source", "facts_digest",
+            "updated_at")
 _INSERTED = ("record_key", *_WRITTEN, "created_at")
 _UPDATED = (*_WRITTEN, "id")
 _SUBJECT_COLS = ("ref", "date_of_birth", "date_of_death", "updated_at")
@@ -255,8 +333,8 @@ _NOT_TERMINATED: tuple[None, None] = (None, None)
 _RECORDS = cast(Table, Record.__table__)
 _SUBJECTS = cast(Table, Subject.__table__)
 
-#: ``(id, last_import_id, due_on)`` of a stored record, by key.
-_Stored = dict[str, tuple[int, int | None, dt.date | None]]
+#: ``(id, last_import_id, due_on, facts_digest)`` of a stored record, by key.
+_Stored = dict[str, tuple[int, int | None, dt.date | None, str | None]]
 #: ``(id, date_of_birth, date_of_death)`` of a subject, by reference.
 _Subjects = dict[str, tuple[int, dt.date | None, dt.date | None]]
 
@@ -324,8 +402,9 @@ class _SqliteIO:
         dialect = session.get_bind().dialect
         conn = session.connection()
         # SQLite has no ON COMMIT DROP: close() drops it; a rollback undoes its creation.
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{_STATED.name}")
-        _STATED.create(conn)
+        for table in (_STATED, _SEEN):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{table.name}")
+            table.create(conn)
         self.insert_records = _Prepared(
             insert(_RECORDS).values({c: bindparam(c) for c in _INSERTED}), _INSERTED, _RECORDS,
             dialect)
@@ -346,9 +425,16 @@ class _SqliteIO:
             update(_STATED).where(_STATED.c.ref == bindparam("b_ref"))
             .values({c: bindparam(c) for c in _STATED_COLS[1:]}), (*_STATED_COLS[1:], "ref"),
             _STATED, dialect)
+        self.insert_seen = _Prepared(
+            insert(_SEEN).values({c: bindparam(c) for c in _SEEN_COLS}), _SEEN_COLS, _SEEN,
+            dialect)
 
     def close(self) -> None:
-        self.session.connection().exec_driver_sql(f"DROP TABLE temp.{_STATED.name}")
+        for table in (_STATED, _SEEN):
+            self.session.connection().exec_driver_sql(f"DROP TABLE temp.{table.name}")
+
+    def save_seen(self, rows: list[tuple[Any, ...]]) -> None:
+        self.insert_seen.run(self.session, rows)
 
     def errors(self, what: str) -> AbstractContextManager[None]:
         """Errors come through SQLAlchemy already."""
@@ -389,9 +475,9 @@ class _SqliteIO:
             "SELECT ref, id FROM subjects WHERE ref IN (SELECT value FROM json_each(?))", refs)}
 
     def records(self, keys: list[str]) -> _Stored:
-        return {key: (rid, last, due) for key, rid, last, due in _dates_in(self._read(
-            "SELECT record_key, id, last_import_id, due_on FROM records "
-            "WHERE record_key IN (SELECT value FROM json_each(?))", keys), 3)}
+        return {key: (rid, last, due, digest) for key, rid, last, due, digest in _dates_in(
+            self._read("SELECT record_key, id, last_import_id, due_on, facts_digest FROM records "
+                       "WHERE record_key IN (SELECT value FROM json_each(?))", keys), 3)}
 
     def write_records(self, inserts: list[tuple[Any, ...]],
                       updates: list[tuple[Any, ...]]) -> None:
@@ -429,8 +515,13 @@ _PG_UPDATE_SUBJECTS = (
     "date_of_death = c.date_of_death, updated_at = c.updated_at "
     "FROM retentiond_import_subjects AS c WHERE s.ref = c.ref"
 )
-_PG_RECORDS = ("SELECT record_key, id, last_import_id, due_on FROM records "
+_PG_RECORDS = ("SELECT record_key, id, last_import_id, due_on, facts_digest FROM records "
                "WHERE record_key = ANY(%s)")
+_PG_COPY_SEEN = "COPY retentiond_import_seen (" + ", ".join(_SEEN_COLS) + ") FROM STDIN"
+#: What the import made for itself, dropped when it ends: ``ON COMMIT DROP`` alone would leave
+#: them to a second import in the same transaction (an inbox run applies each file in turn).
+_PG_TEMPORARY = ("retentiond_import_records", "retentiond_import_subjects",
+                 "retentiond_import_subject_dates", "retentiond_import_seen")
 _PG_COPY_RECORDS = "COPY records (" + ", ".join(_INSERTED) + ") FROM STDIN"
 _PG_COPY_UPDATES = "COPY retentiond_import_records (" + ", ".join(_UPDATED) + ") FROM STDIN"
 _PG_UPDATE_RECORDS = (
@@ -445,6 +536,7 @@ class _PostgresIO:
     def __init__(self, session: Session) -> None:
         conn = session.connection()
         _STATED.create(conn)
+        _SEEN.create(conn)
         # The psycopg connection under the session's: same transaction.
         self.raw: Any = conn.connection.driver_connection
         assert self.raw is not None
@@ -453,7 +545,12 @@ class _PostgresIO:
                 cur.execute(sql)
 
     def close(self) -> None:
-        """Nothing to do: the temporary tables go when the transaction ends."""
+        with self.raw.cursor() as cur:
+            cur.execute("DROP TABLE " + ", ".join(_PG_TEMPORARY))
+
+    def save_seen(self, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            self._copy(_PG_COPY_SEEN, rows)
 
     @contextmanager
     def errors(self, what: str) -> Iterator[None]:
@@ -508,7 +605,7 @@ class _PostgresIO:
 
     def records(self, keys: list[str]) -> _Stored:
         with self.raw.cursor() as cur:
-            return {key: (rid, last, due) for key, rid, last, due in
+            return {key: (rid, last, due, digest) for key, rid, last, due, digest in
                     cur.execute(_PG_RECORDS, (keys,))}
 
     def write_records(self, inserts: list[tuple[Any, ...]],
@@ -525,16 +622,26 @@ class _PostgresIO:
                 cur.execute("TRUNCATE retentiond_import_records")
 
 
+def facts_digest(source: str | None, row: _Row) -> str:
+    """What a row states (every fact but its line) and which feed stated it, digested: equal
+    digests, equal rows. 16 bytes of BLAKE2b: a collision would need ~2^64 rows."""
+    # repr of a tuple of str, int, date and None is stable across runs and versions, and
+    # half the cost of formatting each value.
+    return hashlib.blake2b(repr((source, *row[1:])).encode(), digest_size=16).hexdigest()
+
+
 class _Writer:
-    """Writes batches of validated rows inside the import's transaction: each record once,
-    with its decision, which is computed here from the row's facts, its subject's dates and
-    its agreement's termination (the same decision ``recompute`` would store)."""
+    """Writes batches of validated rows inside the import's transaction: each changed record
+    once, with its decision, which is computed here from the row's facts, its subject's dates
+    and its agreement's termination (the same decision ``recompute`` would store). A row equal
+    to the one last applied to its record is only noted (``_SEEN``), not written."""
 
     def __init__(self, ctx: Context, session: Session, run: ImportRun,
-                 terminated: dict[int, tuple[dt.date | None, str | None]]) -> None:
-        self.ctx, self.session, self.run = ctx, session, run
+                 terminated: dict[int, tuple[dt.date | None, str | None]],
+                 source: str | None) -> None:
+        self.ctx, self.session, self.run, self.source = ctx, session, run, source
         self.now = ctx.clock.now()
-        self.created = self.updated = self.changed = 0
+        self.created = self.updated = self.changed = self.unchanged = 0
         self.more = 0
         self.subjects_changed: set[int] = set()
         self.terminated = terminated
@@ -555,7 +662,7 @@ class _Writer:
             self.more += 1
 
     def _stated_dates(self, rows: list[_Row], problems: list[str],
-                      path: str) -> dict[str, dict[str, tuple[dt.date, int]]]:
+                      at: Where) -> dict[str, dict[str, tuple[dt.date, int]]]:
         """The subject dates the file states, up to and including these rows, as
         ``{ref: {field: (date, line)}}`` for every subject the rows name. A date that differs
         from one an earlier line stated is a problem."""
@@ -575,16 +682,16 @@ class _Writer:
             if row.subject_ref is None:
                 continue
             dates = stated.setdefault(row.subject_ref, {})
-            for field in _SUBJECT_DATES:
-                value = getattr(row, field)
+            for field_name in _SUBJECT_DATES:
+                value = getattr(row, field_name)
                 if value is None:
                     continue
-                if field not in dates:
-                    dates[field] = (value, row.line)
+                if field_name not in dates:
+                    dates[field_name] = (value, row.line)
                     grew.add(row.subject_ref)
-                elif dates[field][0] != value:
-                    self._problem(problems, f"{path}:{row.line}: {field}: differs from line "
-                                  f"{dates[field][1]} for the same subject_ref")
+                elif dates[field_name][0] != value:
+                    self._problem(problems, f"{at(row.line)}: {field_name}: differs from line "
+                                  f"{dates[field_name][1]} for the same subject_ref")
         fresh: list[tuple[Any, ...]] = []
         grown: list[tuple[Any, ...]] = []
         for ref in sorted(grew):
@@ -594,9 +701,9 @@ class _Writer:
         self.io.save_stated(fresh, grown)
         return stated
 
-    def _subjects(self, rows: list[_Row], problems: list[str], path: str) -> _Subjects:
+    def _subjects(self, rows: list[_Row], problems: list[str], at: Where) -> _Subjects:
         """Create or update the subjects the rows name; return each one's id and dates."""
-        stated = self._stated_dates(rows, problems, path)
+        stated = self._stated_dates(rows, problems, at)
         if not stated:
             return {}
         existing = self.io.subjects(list(stated))
@@ -610,8 +717,8 @@ class _Writer:
             dod = given["date_of_death"][0] if "date_of_death" in given else (
                 subject[2] if subject else None)
             if dob and dod and dod < dob:
-                field = "date_of_death" if "date_of_death" in given else "date_of_birth"
-                self._problem(problems, f"{path}:{given[field][1]}: {field}: the subject's "
+                which = "date_of_death" if "date_of_death" in given else "date_of_birth"
+                self._problem(problems, f"{at(given[which][1])}: {which}: the subject's "
                               "date_of_death would be before its date_of_birth")
             if subject is None:
                 new.append((ref, dob, dod, self.now))
@@ -626,28 +733,53 @@ class _Writer:
             out[ref] = (ids[ref], dob, dod)
         return out
 
-    def write(self, rows: list[_Row], problems: list[str], path: str) -> None:
+    def write(self, rows: list[_Row], problems: list[str], at: Where) -> None:
         """Write one batch (and its subjects); add what is wrong with it to ``problems``."""
         with self.io.errors("records import: write a batch"):
-            self._write(rows, problems, path)
+            self._write(rows, problems, at)
 
-    def _write(self, rows: list[_Row], problems: list[str], path: str) -> None:
-        subjects = self._subjects(rows, problems, path)
+    def _sort(self, rows: list[_Row], problems: list[str],
+              at: Where) -> list[tuple[_Row, str, Any]]:
+        """The batch's rows that must be written, with their digests and stored values;
+        every row listed goes to ``_SEEN`` (with the subject dates of those not written)."""
         existing = self.io.records([r.record_key for r in rows])
-        run_id, now, version = self.run.id, self.now, self.ctx.policy.version
-        decide, digests, terminated = self.decide, self.digests, self.terminated
+        run_id, source = self.run.id, self.source
         seen: dict[str, int] = {}
-        inserts: list[tuple[Any, ...]] = []
-        updates: list[tuple[Any, ...]] = []
-        changed = 0
+        listed: list[tuple[Any, ...]] = []
+        changed: list[tuple[_Row, str, Any]] = []
         for row in rows:
             key = row.record_key
             stored = existing.get(key)
             if key in seen or (stored is not None and stored[1] == run_id):
                 where = f"line {seen[key]}" if key in seen else "an earlier line"
-                self._problem(problems, f"{path}:{row.line}: record_id: {key!r} is also on {where}")
+                self._problem(problems, f"{at(row.line)}: record_id: {key!r} is also on {where}")
                 continue
             seen[key] = row.line
+            digest = facts_digest(source, row)
+            if stored is not None and stored[3] == digest:
+                self.unchanged += 1
+                if row.subject_ref is not None and (row.date_of_birth or row.date_of_death):
+                    listed.append((key, row.line, row.subject_ref, row.date_of_birth,
+                                   row.date_of_death))
+                else:
+                    listed.append((key, row.line, None, None, None))
+                continue
+            listed.append((key, row.line, None, None, None))
+            changed.append((row, digest, stored))
+        self.io.save_seen(listed)
+        return changed
+
+    def _write(self, rows: list[_Row], problems: list[str], at: Where) -> None:
+        changed_rows = self._sort(rows, problems, at)
+        if not changed_rows:
+            return
+        subjects = self._subjects([r for r, _, _ in changed_rows], problems, at)
+        run_id, now, version, source = self.run.id, self.now, self.ctx.policy.version, self.source
+        decide, digests, terminated = self.decide, self.digests, self.terminated
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        changed = 0
+        for row, facts, stored in changed_rows:
             if row.subject_ref is None:
                 subject_id = dob = dod = None
             else:
@@ -662,9 +794,9 @@ class _Writer:
                 digest = digests[row.category] = self.ctx.policy.category_digest(row.category)
             values = (row.category, row.controller_id, row.agreement_id, subject_id, row.system,
                       row.locator, row.opened_on, row.closed_on, row.event_on, row.flags,
-                      *decision, version, digest, run_id, now)
+                      *decision, version, digest, run_id, source, facts, now)
             if stored is None:
-                inserts.append((key, *values, now))
+                inserts.append((row.record_key, *values, now))
                 changed += decision[0] is not None
             else:
                 updates.append((*values, stored[0]))
@@ -677,6 +809,92 @@ class _Writer:
         self.created += len(inserts)
         self.updated += len(updates)
         self.changed += changed
+
+    def finish_checks(self, problems: list[str], at: Where) -> None:
+        """What only the whole feed shows: a key listed twice where the first listing was not
+        written (so the batches could not see it), and an unchanged row whose subject date
+        differs from the one a written row states."""
+        session, seen, stated = self.session, _SEEN, _STATED
+        with self.io.errors("records import: final checks"):
+            # Indexed and counted once it is whole: without statistics (autovacuum never sees
+            # a temporary table) PostgreSQL plans the reconciliation as if it held a few rows,
+            # and probes it by scanning it, once per record.
+            session.execute(text(f"CREATE INDEX ix_{seen.name} ON {seen.name} (record_key)"))
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(text(f"ANALYZE {seen.name}"))
+                session.execute(text(f"ANALYZE {stated.name}"))
+            twice = session.execute(
+                select(seen.c.record_key, func.min(seen.c.line), func.max(seen.c.line))
+                .group_by(seen.c.record_key).having(func.count() > 1)
+                .order_by(func.max(seen.c.line)).limit(MAX_PROBLEMS + 1))
+            for key, first, last in twice:
+                self._problem(problems, f"{at(last)}: record_id: {key!r} is also on line {first}")
+            for name in _SUBJECT_DATES:
+                mine, theirs = seen.c[name], stated.c[name]
+                conflicts = session.execute(
+                    select(seen.c.line, stated.c[f"{name}_line"])
+                    .join(stated, stated.c.ref == seen.c.subject_ref)
+                    .where(mine.is_not(None), theirs.is_not(None), mine != theirs)
+                    .order_by(seen.c.line).limit(MAX_PROBLEMS + 1))
+                for line, other in conflicts:
+                    self._problem(problems, f"{at(line)}: {name}: differs from line {other} "
+                                  "for the same subject_ref")
+
+    def reconcile(self, *, full: bool, source: str | None, at_name: str) -> tuple[int, int]:
+        """Clear "gone at source" on every flagged record the feed lists, and, for a full
+        extract, flag the records of its source that it does not list. Returns (gone, back)."""
+        session, now = self.session, self.now
+        listed = exists().where(_SEEN.c.record_key == Record.record_key)
+        back = _flag_in_chunks(
+            session, and_(Record.gone_at_source_at.is_not(None), listed), None, now,
+            "RecordBackAtSource", self.ctx.policy.version,
+            {"source": source, "listed_by": at_name, "import_id": self.run.id},
+            actor=self.ctx.actor)
+        gone = 0
+        if full and source is not None:
+            # Disposed of (or being disposed of) by this service: a source that stops listing
+            # it is expected, not news.
+            disposed = exists().where(Disposal.record_id == Record.id,
+                                      Disposal.state.in_(_DISPOSED_STATES))
+            gone = _flag_in_chunks(
+                session, and_(Record.source == source, Record.gone_at_source_at.is_(None),
+                              ~listed, ~disposed), now, now, "RecordGoneAtSource",
+                self.ctx.policy.version,
+                {"source": source, "extract": at_name, "import_id": self.run.id},
+                actor=self.ctx.actor)
+        return gone, back
+
+
+#: States in which this service has deleted a record's data, or is doing so.
+_DISPOSED_STATES = ("executing", "pending_confirmation", "executed", "certified", "notified")
+_EVENTS = cast(Table, AuditEvent.__table__)
+_FLAG_CHUNK = 5000
+
+
+def _flag_in_chunks(session: Session, condition: Any, value: dt.datetime | None,
+                    now: dt.datetime, kind: str, version: str, data: dict[str, Any], *,
+                    actor: str) -> int:
+    """Set ``gone_at_source_at`` to ``value`` on the records matching ``condition``, a chunk
+    at a time by id, with one audit event each (by Core: a broken extract can flag many)."""
+    total, after = 0, 0
+    reason = ("a full extract of its source no longer lists it: it may have been disposed of "
+              "outside this service (the controller must then be told) or mislaid"
+              if value is not None else "a feed lists it again")
+    while True:
+        chunk = session.execute(
+            select(Record.id, Record.record_key).where(condition, Record.id > after)
+            .order_by(Record.id).limit(_FLAG_CHUNK)).all()
+        if not chunk:
+            return total
+        after = chunk[-1][0]
+        session.execute(update(Record).where(Record.id.in_([c[0] for c in chunk]))
+                        .values(gone_at_source_at=value))
+        events = [{"occurred_at": now, "kind": kind, "actor": actor, "entity": "record",
+                   "entity_id": key, "reason": reason, "policy_version": version, "data": data}
+                  for _, key in chunk]
+        note_inserted(session, session.scalars(
+            insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True), events))
+        total += len(chunk)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -693,15 +911,13 @@ class _Part:
 
 
 class _Reader:
-    """Reads and validates the file in a thread of its own, one batch ahead of the writer, so
+    """Reads and validates the feed in a thread of its own, one batch ahead of the writer, so
     that parsing and checking the next batch overlaps with the database's work on this one
     (the writer waits on the server with the GIL released). The queue holds one batch:
     memory stays flat. Validation touches nothing but the validator's own lookups."""
 
-    def __init__(self, path: Path, fmt: str, name: str, validator: _Validator,
-                 progress: Progress | None) -> None:
-        self.path, self.fmt, self.name = path, fmt, name
-        self.validator, self.progress = validator, progress
+    def __init__(self, feed: Feed, validator: _Validator) -> None:
+        self.feed, self.validator = feed, validator
         self.queue: queue.Queue[_Part] = queue.Queue(maxsize=1)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="retentiond-import-reader",
@@ -729,108 +945,137 @@ class _Reader:
         return False
 
     def _run(self) -> None:
-        name, row = self.name, self.validator.row
+        feed, row = self.feed, self.validator.row
+        at, name = feed.at, feed.name
         batch: list[_Row] = []
         found: list[str] = []
         refusals: list[str] = []
         count = 0
         try:
+            rows = feed.rows()
             try:
-                for line, raw in read_rows(self.path, self.fmt, required=REQUIRED,
-                                           optional=OPTIONAL, progress=self.progress):
+                for line, raw in rows:
                     count += 1
                     try:
                         batch.append(row(line, raw))
                     except RowError as exc:
-                        found.append(f"{name}:{line}: {exc.field}: {exc}")
+                        found.append(f"{at(line)}: {exc.field}: {exc}")
                     if len(batch) >= BATCH:
                         if not self._put(_Part(rows=batch, problems=found)):
                             return
                         batch, found = [], []
             except RowError as exc:
-                refusals.append(f"{name}:1: {exc.field}: {exc}")
+                refusals.append(f"{at(1)}: {exc.field}: {exc}")
             except UnicodeDecodeError as exc:
                 refusals.append(f"{name}: file: is not UTF-8 text ({exc.reason})")
             except csv.Error as exc:
                 refusals.append(f"{name}: file: cannot be read as CSV after row {count} ({exc})")
+            finally:
+                close = getattr(rows, "close", None)
+                if close is not None:
+                    close()  # a generator's finally (a file, a cursor) runs in this thread
             self._put(_Part(rows=batch, problems=found, refusals=tuple(refusals), count=count,
                             last=True))
         except BaseException as exc:  # handed to the writer's thread, which raises it
             self._put(_Part(rows=[], problems=[], error=exc, last=True))
 
 
-def import_records(ctx: Context, path: Path, *, fmt: str = "csv",
-                   progress: Progress | None = None,
-                   locators: LocatorCheck | None = None) -> RecordImport:
-    """Import a file of record facts; refuse it whole (``ImportRefused``) if any row is wrong.
-
-    ``locators``, when given, checks each row's locator with its system's connector: a
-    locator the connector cannot name exactly is a wrong row (field ``locator``)."""
-    name = str(path)
-    problems: list[str] = []
-    more = 0
+def file_feed(path: Path, *, fmt: str = "csv", name: str | None = None,
+              progress: Progress | None = None, **kw: Any) -> Feed:
+    """A CSV or JSON-lines file as a feed (its SHA-256 read first; ``ImportRefused`` when it
+    cannot be read)."""
+    label = name or str(path)
     try:
         digest = hashlib.sha256()
         with path.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
     except OSError as exc:
-        raise ImportRefused(name, [f"{name}: cannot be read: {exc.strerror}"]) from exc
-    with ctx.sessions() as session:
-        try:
-            with session.begin():
-                register_policy(session, ctx.policy, ctx.clock.now())
-                run = ImportRun(kind="records", filename=path.name, sha256=digest.hexdigest(),
-                                actor=ctx.actor, started_at=ctx.clock.now())
-                session.add(run)
-                session.flush()
-                validator = _Validator(session, ctx.policy.categories, locators)
-                writer = _Writer(ctx, session, run, validator.terminated)
-                count = 0
-                reader = _Reader(path, fmt, name, validator, progress)
-                try:
-                    while True:
-                        part = reader.next()
-                        for problem in part.problems:
-                            if len(problems) < MAX_PROBLEMS:
-                                problems.append(problem)
-                            else:
-                                more += 1
-                        problems.extend(part.refusals)
-                        if part.rows:
-                            writer.write(part.rows, problems, name)
-                        if part.last:
-                            count = part.count
-                            break
-                finally:
-                    reader.close()
-                more += writer.more
-                if progress:
-                    progress.done(count)
-                if not problems and count == 0:
-                    problems.append(f"{name}: file: has no rows")
-                if problems:
-                    # Not logged here: the caller reports the refusal first, then logs it.
-                    raise ImportRefused(name, problems[:MAX_PROBLEMS],
-                                        more=more + max(0, len(problems) - MAX_PROBLEMS))
-                if writer.subjects_changed:
-                    writer.changed += recompute_where(
-                        ctx, session, Record.subject_id.in_(sorted(writer.subjects_changed)))
-                withdrawn = withdraw_stale_cases(ctx, session)
-                writer.close()
-                run.rows, run.created, run.updated = count, writer.created, writer.updated
-                record_event(
-                    session, kind="RecordsImported", actor=ctx.actor, entity="import",
-                    entity_id=run.id, at=ctx.clock.now(), policy_version=ctx.policy.version,
-                    data={"file": path.name, "sha256": run.sha256, "rows": count,
-                          "created": writer.created, "updated": writer.updated,
-                          "due_dates_changed": writer.changed, "cases_withdrawn": withdrawn},
-                )
-        except ImportRefused:
-            raise
-    log.info("import_finished", import_id=run.id, file=path.name, rows=count,
-             created=writer.created, updated=writer.updated, due_dates_changed=writer.changed,
-             cases_withdrawn=withdrawn)
-    return RecordImport(import_id=run.id, rows=count, created=writer.created,
-                        updated=writer.updated, due_dates_changed=writer.changed,
-                        cases_withdrawn=withdrawn)
+        raise ImportRefused(label, [f"{label}: cannot be read: {exc.strerror}"]) from exc
+    return Feed(name=label, sha256=digest.hexdigest(),
+                rows=lambda: read_rows(path, fmt, required=REQUIRED, optional=OPTIONAL,
+                                       progress=progress), **kw)
+
+
+def apply_feed(ctx: Context, session: Session, feed: Feed, *, filename: str,
+               progress: Progress | None = None,
+               locators: LocatorCheck | None = None) -> RecordImport:
+    """Apply a feed inside the caller's transaction (it must be in one); raise
+    ``ImportRefused`` if any row is wrong, after which the caller must roll back (the
+    transaction, or the savepoint it opened for this feed).
+
+    ``locators``, when given, checks each row's locator with its system's connector: a
+    locator the connector cannot name exactly is a wrong row (field ``locator``)."""
+    problems: list[str] = []
+    more = 0
+    at = feed.at
+    register_policy(session, ctx.policy, ctx.clock.now())
+    run = ImportRun(kind="records", filename=filename[:1000], sha256=feed.sha256,
+                    actor=ctx.actor, started_at=ctx.clock.now())
+    session.add(run)
+    session.flush()
+    validator = _Validator(session, ctx.policy.categories, locators)
+    writer = _Writer(ctx, session, run, validator.terminated, feed.source)
+    count = 0
+    reader = _Reader(feed, validator)
+    try:
+        while True:
+            part = reader.next()
+            for problem in part.problems:
+                if len(problems) < MAX_PROBLEMS:
+                    problems.append(problem)
+                else:
+                    more += 1
+            problems.extend(part.refusals)
+            if part.rows:
+                writer.write(part.rows, problems, at)
+            if part.last:
+                count = part.count
+                break
+    finally:
+        reader.close()
+    if not part.refusals:
+        writer.finish_checks(problems, at)
+    more += writer.more
+    if progress:
+        progress.done(count)
+    if not problems and count == 0:
+        problems.append(f"{feed.name}: file: has no rows")
+    if problems:
+        # Not logged here: the caller reports the refusal first, then logs it.
+        raise ImportRefused(feed.name, problems[:MAX_PROBLEMS],
+                            more=more + max(0, len(problems) - MAX_PROBLEMS))
+    if writer.subjects_changed:
+        writer.changed += recompute_where(
+            ctx, session, Record.subject_id.in_(sorted(writer.subjects_changed)))
+    gone, back = writer.reconcile(full=feed.full, source=feed.source, at_name=feed.name)
+    withdrawn = withdraw_stale_cases(ctx, session)
+    writer.close()
+    run.rows, run.created, run.updated = count, writer.created, writer.updated
+    result = RecordImport(import_id=run.id, rows=count, created=writer.created,
+                          updated=writer.updated, due_dates_changed=writer.changed,
+                          cases_withdrawn=withdrawn, unchanged=writer.unchanged, gone=gone,
+                          back=back)
+    record_event(
+        session, kind="RecordsImported", actor=ctx.actor, entity="import",
+        entity_id=run.id, at=ctx.clock.now(), policy_version=ctx.policy.version,
+        data={"file": filename, "sha256": run.sha256, **result.counts(),
+              **({"source": feed.source} if feed.source else {}), **feed.extra},
+    )
+    return result
+
+
+def import_records(ctx: Context, path: Path, *, fmt: str = "csv",
+                   progress: Progress | None = None,
+                   locators: LocatorCheck | None = None) -> RecordImport:
+    """Import a file of record facts; refuse it whole (``ImportRefused``) if any row is wrong
+    (``locators``: as for :func:`apply_feed`)."""
+    feed = file_feed(path, fmt=fmt, progress=progress)
+    with ctx.sessions() as session, session.begin():
+        result = apply_feed(ctx, session, feed, filename=path.name, progress=progress,
+                            locators=locators)
+    log.info("import_finished", import_id=result.import_id, file=path.name, rows=result.rows,
+             created=result.created, updated=result.updated, unchanged=result.unchanged,
+             due_dates_changed=result.due_dates_changed, cases_withdrawn=result.cases_withdrawn,
+             back_at_source=result.back)
+    return result

@@ -77,6 +77,9 @@ def explain(ctx: Context, record_key: str, *, as_of: dt.date) -> dict[str, Any]:
         "holding_check": None if finding is None else {
             "system": finding.system, "found": finding.found,
             "checked_at": finding.checked_at.isoformat()},
+        "source": record.source,
+        "gone_at_source_at": (record.gone_at_source_at.isoformat()
+                              if record.gone_at_source_at else None),
         "as_of": as_of.isoformat(),
         "policy_version": decision.policy_version,
         "stored_policy_version": record.policy_version,
@@ -126,6 +129,10 @@ def explain(ctx: Context, record_key: str, *, as_of: dt.date) -> dict[str, Any]:
 def explain_text(doc: dict[str, Any]) -> str:
     """The explanation in plain English, for people."""
     lines = [f"Record {doc['record_id']} ({doc['category']}, provided by {doc['controller']})"]
+    if doc.get("gone_at_source_at"):
+        lines.append(f"  GONE AT SOURCE: source {doc['source']} stopped listing it on "
+                     f"{doc['gone_at_source_at'][:10]}; review it (disposed of elsewhere, or "
+                     "mislaid?)")
     if doc["due_on"]:
         verb = "was due" if doc["is_due"] else "is due"
         lines.append(f"  {verb} on {doc['due_on']}: {doc['action']} under rule {doc['rule']}")

@@ -30,6 +30,8 @@ LINES = (
     ("notifications_dead", "notices given up (see 'retentiond notifications list --state dead')"),
     ("webhooks_refused", "of which webhooks refused: the address may not be sent to "
                          "(link-local, metadata, private, or http to another host)"),
+    ("gone_at_source", "records their source no longer lists (gone at source), to review"),
+    ("sources_not_ok", "sources whose latest run was refused or failed"),
 )
 
 

@@ -143,11 +143,25 @@ class Record(Base):
     deferred_until: Mapped[dt.date | None] = mapped_column(Date)
     rejected_due_on: Mapped[dt.date | None] = mapped_column(Date)
     last_import_id: Mapped[int | None] = mapped_column(Id)
+    #: The feed that last stated this record's facts: a ``[sources.NAME]`` name, ``api`` for
+    #: ``POST /api/v1/records``, None for ``records import`` (``retentiond/sources``).
+    source: Mapped[str | None] = mapped_column(String(64))
+    #: A digest of the row last applied (its facts and its feed): a row that digests the same
+    #: is not written again (``retentiond/ingest/records.py``).
+    facts_digest: Mapped[str | None] = mapped_column(String(32))
+    #: When a full extract of ``source`` stopped listing the record. Never deleted for it:
+    #: shown for review until a feed lists it again.
+    gone_at_source_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
     __table_args__ = (
         Index("ix_records_due_on", "due_on"),
+        Index("ix_records_source", "source"),
+        # The few records gone at source: found without reading the rest.
+        Index("ix_records_gone_at_source", "gone_at_source_at",
+              sqlite_where=text("gone_at_source_at IS NOT NULL"),
+              postgresql_where=text("gone_at_source_at IS NOT NULL")),
         # Recompute finds a category's stale records by digest, and relabels those under an
         # older policy version by (digest, version): both read a range of this index.
         Index("ix_records_category_digest_version", "category", "rules_digest", "policy_version"),
@@ -378,6 +392,48 @@ class ImportRun(Base):
     rows: Mapped[int] = mapped_column(Integer, default=0)
     created: Mapped[int] = mapped_column(Integer, default=0)
     updated: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SourceRun(Base):
+    """One run of a configured source (``[sources.NAME]``): its outcome and counts, for the
+    Sources page, the metrics, the digest and the next run's time."""
+
+    __tablename__ = "source_runs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))
+    mode: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    #: ``ok``, ``refused`` (bad input: nothing of it applied) or ``failed`` (could not run).
+    outcome: Mapped[str] = mapped_column(String(20))
+    #: Counts (rows, created, updated, unchanged, gone, back, files_done, files_refused...).
+    counts: Mapped[Any] = mapped_column(JSON, default=dict)
+    #: What went wrong, for people: the first problems (file, line, field) or the error.
+    errors: Mapped[Any] = mapped_column(JSON, default=list)
+    actor: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_source_runs_source_started", "source", "started_at"),)
+
+
+class IdempotentRequest(Base):
+    """A push request (``POST /api/v1/records`` or ``/events``) and the answer it got, by the
+    client's ``Idempotency-Key``: the same key and body get the same answer again."""
+
+    __tablename__ = "idempotent_requests"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(200))
+    route: Mapped[str] = mapped_column(String(64))
+    #: SHA-256 of the request body as sent.
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    response: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("uq_idempotent_requests_user_key", "username", "key", unique=True),
+    )
 
 
 class WebUser(Base):
@@ -624,6 +680,7 @@ __all__ = [
     "DisposalExecution",
     "Evaluation",
     "Hold",
+    "IdempotentRequest",
     "ImportRun",
     "LoginAttempt",
     "Notification",
@@ -631,6 +688,7 @@ __all__ = [
     "Record",
     "RecordPresence",
     "SavedFilter",
+    "SourceRun",
     "Subject",
     "WebSession",
     "WebUser",

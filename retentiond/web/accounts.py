@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from retentiond.audit import record_event
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.registry.models import ApiToken, Controller, WebSession, WebUser
-from retentiond.web.roles import parse_roles
+from retentiond.web.roles import TOKEN_ONLY_ROLES, parse_roles
 from retentiond.web.usernames import UsernameError, check_username, username_key
 
 #: How a user signs in: the one way (``WebUser.auth_method``).
@@ -115,6 +115,9 @@ def add_user(ctx: Context, *, username: str, roles: str, password: str | None,
     if ("controller" in role_set) != (controller is not None):
         raise LifecycleError("a controller user needs --controller CODE, and only a controller "
                              "user may have one")
+    if password is not None and role_set & TOKEN_ONLY_ROLES:
+        raise LifecycleError("a feeder acts through API tokens only: add it without a password "
+                             "(--oidc-only) and give it a token ('users token')")
     if password is not None:
         check_password_strength(password, username)
     now = ctx.clock.now()
@@ -174,6 +177,8 @@ def reset_password(ctx: Context, username: str, password: str) -> UserView:
     now = ctx.clock.now()
     with ctx.sessions.begin() as session:
         user = _get(session, username)
+        if set(user.roles.split(",")) & TOKEN_ONLY_ROLES:
+            raise LifecycleError("a feeder acts through API tokens only: it has no password")
         if user.auth_method != "password":
             raise LifecycleError(f"user {user.username!r} signs in through OpenID Connect, not "
                                  "with a password: there is no password to reset")

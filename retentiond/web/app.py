@@ -66,6 +66,7 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
     app.state.web = state
 
     from retentiond.web.api import disposals as api_disposals
+    from retentiond.web.api import feed as api_feed
     from retentiond.web.api import filters as api_filters
     from retentiond.web.api import holds as api_holds
     from retentiond.web.api import overview as api_overview
@@ -83,6 +84,7 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
         queue,
         records,
         signin,
+        sources,
         users,
     )
     from retentiond.web.pages import (
@@ -91,8 +93,8 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
 
     # exports first: /holds/export.csv must win over /holds/{id}
     for module in (signin, account, dashboard, exports, queue, records, holds, filters, policy_pages,
-                   audit, certificates, public, users, api_disposals, api_records, api_holds,
-                   api_filters, api_overview, api_tokens):
+                   audit, certificates, public, users, sources, api_disposals, api_records,
+                   api_holds, api_filters, api_overview, api_tokens, api_feed):
         app.include_router(module.router)
     if settings.oidc is not None:
         from retentiond.web import oidc

@@ -26,7 +26,7 @@ from retentiond.policy import PolicySet
 from retentiond.registry.models import WebUser
 from retentiond.web import throttle
 from retentiond.web.accounts import find_user, hash_password, needs_rehash, verify_password
-from retentiond.web.roles import PUBLIC, ROUTE_RULES, SIGNED_IN_SESSION, Principal
+from retentiond.web.roles import PUBLIC, ROUTE_RULES, SIGNED_IN_SESSION, TOKEN_ONLY_ROLES, Principal
 from retentiond.web.sessions import resolve_session, resolve_token, start_session
 from retentiond.web.settings import WebSettings
 from retentiond.web.usernames import username_key
@@ -143,6 +143,12 @@ async def authorise(request: Request) -> None:
         return
     if principal is None:
         raise LoginRequired()
+    if principal.roles & TOKEN_ONLY_ROLES and principal.via != "token":
+        # A feeder's session (an OpenID Connect sign-in of its name) opens nothing.
+        await run_in_threadpool(_audit, request, "AccessDenied", principal.username, "route",
+                                name or "", {"method": request.method, "path": request.url.path,
+                                             "why": "feeder without a token"})
+        raise Denied("this account acts through API tokens only")
     if not principal.can(rule):
         await run_in_threadpool(_audit, request, "AccessDenied", principal.username, "route",
                                 name or "", {"method": request.method, "path": request.url.path})

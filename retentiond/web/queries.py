@@ -52,6 +52,8 @@ class QueueFilter:
     action: str | None = None
     due_from: dt.date | None = None
     due_to: dt.date | None = None
+    #: Only cases of records their source no longer lists (retentiond/sources).
+    gone_at_source: bool = False
     sort: str = "due_on"
     descending: bool = False
     limit: int = 50
@@ -76,6 +78,7 @@ class QueueFilter:
             "rule": f.rule or "", "action": f.action or "",
             "due_from": f.due_from.isoformat() if f.due_from else "",
             "due_to": f.due_to.isoformat() if f.due_to else "",
+            "gone_at_source": "1" if f.gone_at_source else "",
             "sort": f.sort, "order": "desc" if f.descending else "asc", "limit": str(f.limit),
             "after": f.after or "", "before": f.before or "",
         }
@@ -131,11 +134,13 @@ def _queue_conditions(f: QueueFilter, controller_id: int | None,
         where.append(Record.controller_id == (controller_ids.get(f.controller) or -1))
     if controller_id is not None:
         where.append(Record.controller_id == controller_id)
+    if f.gone_at_source:
+        where.append(Record.gone_at_source_at.is_not(None))
     return where
 
 
 def _needs_record(f: QueueFilter, controller_id: int | None) -> bool:
-    return bool(f.category or f.controller or controller_id is not None)
+    return bool(f.category or f.controller or controller_id is not None or f.gone_at_source)
 
 
 def queue_page(session: Session, f: QueueFilter, *, controller_id: int | None) -> QueuePage:

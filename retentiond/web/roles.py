@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ROLES = ("admin", "ig_officer", "approver", "auditor", "controller")
+ROLES = ("admin", "ig_officer", "approver", "auditor", "controller", "feeder")
 
 #: Anyone, signed in or not (the sign-in page itself, health, the OpenAPI document).
 PUBLIC = "public"
@@ -40,26 +40,34 @@ MANAGE_USERS = "manage_users"      # users, their sessions; list and revoke anyo
                                    # by its own user only: see ``web.sessions.create_token``)
 RESEND = "resend"                  # send a controller's notice again
 ACKNOWLEDGE = "acknowledge"        # a controller acknowledges or disputes its certificate
+VIEW_SOURCES = "view_sources"      # the Sources page: each source's runs, errors, next run
+FEED = "feed"                      # push records and trigger events (API tokens only)
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
                         VIEW_AUDIT, EXPORT, PREVIEW_POLICY, REVIEW, HOLD, MANAGE_FILTERS, RESEND,
-                        MANAGE_USERS}),
+                        MANAGE_USERS, VIEW_SOURCES}),
     "ig_officer": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
                              VIEW_AUDIT, EXPORT, PREVIEW_POLICY, REVIEW, HOLD, MANAGE_FILTERS,
-                             RESEND}),
+                             RESEND, VIEW_SOURCES}),
     # Approval is its own role so that deciding and approving can be different people; one
     # person may hold both roles where an organisation allows it.
     "approver": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
                            EXPORT, APPROVE}),
     "auditor": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
-                          VIEW_AUDIT, EXPORT, PREVIEW_POLICY}),
+                          VIEW_AUDIT, EXPORT, PREVIEW_POLICY, VIEW_SOURCES}),
     # Everything a controller reads is filtered to its own organisation's records; saved
     # filters and holds are shared by the council's officers and name any controller, so a
     # controller sees neither. It sees that its record is held, never the hold's type,
     # reason, author or lift reason (no VIEW_HOLD_DETAILS: retentiond/web/redact.py).
     "controller": frozenset({VIEW, VIEW_POLICY, EXPORT, ACKNOWLEDGE}),
+    # A system that pushes records and trigger events (retentiond/web/api/feed.py): through
+    # API tokens only (``authorise`` refuses a feeder's session), and it reads nothing.
+    "feeder": frozenset({FEED}),
 }
+
+#: Roles that act only through API tokens: never a session, never a password.
+TOKEN_ONLY_ROLES = frozenset({"feeder"})
 
 #: Route name (the endpoint function's name) -> the permission it needs.
 ROUTE_RULES: dict[str, str] = {
@@ -139,6 +147,9 @@ ROUTE_RULES: dict[str, str] = {
     "api_audit": VIEW_AUDIT,
     "api_certificates": VIEW,
     "api_certificate": VIEW,
+    "api_records_push": FEED,
+    "api_events_push": FEED,
+    "sources_page": VIEW_SOURCES,
 }
 
 
@@ -187,4 +198,7 @@ def parse_roles(text: str) -> frozenset[str]:
         raise ValueError(f"unknown role {', '.join(sorted(unknown))} (one of: {', '.join(ROLES)})")
     if "controller" in roles and len(roles) > 1:
         raise ValueError("the controller role cannot be combined with another role")
+    if roles & TOKEN_ONLY_ROLES and len(roles) > 1:
+        raise ValueError("the feeder role cannot be combined with another role (a feeder is a "
+                         "system pushing facts through API tokens, not a person)")
     return roles

@@ -21,7 +21,7 @@ DISPOSAL_KEYS = {"id", "record_id", "category", "controller", "state", "due_on",
 HOLD_KEYS = {"id", "scope", "type", "reason", "placed_by", "placed_at", "until", "lifted_at",
              "lifted_by", "lift_reason", "active", "records_covered", "covers", "criteria"}
 EXPLAIN_KEYS = {"record_id", "category", "controller", "agreement", "system", "locator",
-                "holding_check", "as_of",
+                "holding_check", "source", "gone_at_source_at", "as_of",
                 "policy_version", "stored_policy_version", "facts", "rules", "due_on", "is_due",
                 "action", "rule", "citation", "approvals_required", "auto_approve",
                 "needs_attention", "deferred_until", "holds", "state", "disposal", "history"}

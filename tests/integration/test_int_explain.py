@@ -18,8 +18,8 @@ from retentiond.lifecycle.holds import place_hold
 #: The keys of ``records explain --format json``: a contract (docs/cli.md).
 EXPLAIN_KEYS = {
     "record_id", "category", "controller", "agreement", "system", "locator", "holding_check",
-    "as_of",
-    "policy_version", "stored_policy_version", "facts", "rules", "due_on", "is_due", "action",
+    "source", "gone_at_source_at", "as_of", "policy_version", "stored_policy_version", "facts",
+    "rules", "due_on", "is_due", "action",
     "rule", "citation", "approvals_required", "auto_approve", "needs_attention",
     "deferred_until", "holds", "state", "disposal", "history",
 }

@@ -87,7 +87,8 @@ def api(ctx: Context, database_url: str,
         tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
     cheap_hashing()
     add_user(ctx, username="officer", roles="ig_officer", password="a long enough password")
-    token = create_token(ctx, "officer", name="far-future tests")
+    token = create_token(dataclasses.replace(ctx, actor="officer"), "officer",
+                         name="far-future tests")
     app = create_app(web_config(database_url, tmp_path), policy=ctx.policy, clock=ctx.clock,
                      sessions=ctx.sessions)
     with TestClient(app, base_url="https://testserver") as c:

@@ -126,8 +126,8 @@ def test_a_name_typed_in_another_case_is_the_same_user_and_the_same_throttle(
     assert kinds[-1] == "SignInThrottled"
 
 
-def _at_0007(database_url: str, tmp_path: Path, pg_admin: object | None) -> str:
-    """An empty database migrated to 0007 (before user keys)."""
+def _before_0010(database_url: str, tmp_path: Path, pg_admin: object | None) -> str:
+    """An empty database migrated to 0009 (the revision before user keys)."""
     if database_url.startswith("sqlite"):
         url = f"sqlite:///{tmp_path / 'old.db'}"
     else:
@@ -136,7 +136,7 @@ def _at_0007(database_url: str, tmp_path: Path, pg_admin: object | None) -> str:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = database_url.rsplit("/", 1)[0] + f"/{name}"
     engine = make_engine(url)
-    upgrade(engine, "0007")
+    upgrade(engine, "0009")
     engine.dispose()
     return url
 
@@ -156,7 +156,7 @@ def _insert_users(url: str, *names_and_hashes: tuple[str, str | None]) -> None:
 def old_database(request: pytest.FixtureRequest, database_url: str,
                  tmp_path: Path) -> Iterator[str]:
     admin = None if database_url.startswith("sqlite") else request.getfixturevalue("pg_admin")
-    url = _at_0007(database_url, tmp_path, admin)
+    url = _before_0010(database_url, tmp_path, admin)
     yield url
     if admin is not None:
         with admin.connect() as conn:  # type: ignore[attr-defined]
@@ -165,7 +165,7 @@ def old_database(request: pytest.FixtureRequest, database_url: str,
 
 def test_migration_refuses_colliding_users_and_changes_nothing(old_database: str) -> None:
     """Two existing users whose names differ only in case or an invisible character: the
-    upgrade stops naming them and leaves the database at 0007; renamed, it goes through and
+    upgrade stops naming them and leaves the database at 0009; renamed, it goes through and
     keeps each user's way of signing in."""
     _insert_users(old_database, ("approver1", "$argon2id$hash"), ("APPROVER1", None),
                   ("approver2", "$argon2id$hash"), ("approver2\u200b", None), ("k.lee", None))
@@ -177,7 +177,7 @@ def test_migration_refuses_colliding_users_and_changes_nothing(old_database: str
         # repr: the invisible character is shown, as \u200b
         assert "'approver1', 'APPROVER1'" in message and "'approver2', 'approver2\\u200b'" in message
         assert "Nothing was changed" in message
-        assert current_revision(engine) == "0007"
+        assert current_revision(engine) == "0009"
         with engine.connect() as conn:
             columns = {c["name"] for c in inspect(conn).get_columns("web_users")}
         assert "username_key" not in columns and "auth_method" not in columns

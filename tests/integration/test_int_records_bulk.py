@@ -141,14 +141,18 @@ def test_reimport_of_existing_keys_across_batches(base, tmp_path, monkeypatch, s
              referral("N-2", "2016-01-01"),
              cp_case("R-5", None)]
     result = load_records(base, tmp_path, again, suffix=suffix)
-    assert (result.rows, result.created, result.updated) == (5, 2, 3)
+    # R-4's row is the one already applied: not written again.
+    assert (result.rows, result.created, result.updated, result.unchanged) == (5, 2, 2, 1)
     # R-1 and R-5 moved; N-1 and N-2 are new with a due date; R-4 kept its date.
     assert result.due_dates_changed == 4
     recs = records_by_key(base)
     assert len(recs) == 8
     for key in ("R-1", "R-4", "R-5"):
         assert recs[key].id == before[key].id and recs[key].created_at == before[key].created_at
+    for key in ("R-1", "R-5"):
         assert recs[key].last_import_id == recs["N-1"].last_import_id
+    assert (recs["R-4"].last_import_id, recs["R-4"].updated_at) == (
+        before["R-4"].last_import_id, before["R-4"].updated_at)
     assert (recs["R-1"].system, recs["R-1"].locator, recs["R-1"].due_on) == (
         None, "box 1, moved", D(2022, 1, 1))
     assert (recs["R-1"].deferred_until, recs["R-1"].rejected_due_on) == (
@@ -164,7 +168,8 @@ def test_reimport_of_existing_keys_across_batches(base, tmp_path, monkeypatch, s
     with base.sessions() as session:
         events = list(session.scalars(select(AuditEvent).where(
             AuditEvent.kind == "RecordsImported").order_by(AuditEvent.id)))
-    assert [(e.data["created"], e.data["updated"]) for e in events] == [(6, 0), (2, 3)]
+    assert [(e.data["created"], e.data["updated"], e.data["unchanged"]) for e in events] == [
+        (6, 0, 0), (2, 2, 1)]
 
 
 CATEGORIES = ("education.pupil_record", "safeguarding.referral", "child_protection.case",

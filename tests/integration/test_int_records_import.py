@@ -85,13 +85,14 @@ def test_jsonl_flags_may_be_a_list(base, tmp_path):
 
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_reimport_updates_never_duplicates(base, tmp_path, suffix):
-    """Importing the same rows again updates them in place; no record is duplicated."""
+    """Importing the same rows again updates the changed one in place and leaves the unchanged
+    one unwritten; no record is duplicated."""
     rows = [pupil("R-1", "2000-01-01"), referral("R-2", "2019-01-01")]
     load_records(base, tmp_path, rows, suffix=suffix)
     ids = {k: r.id for k, r in records_by_key(base).items()}
     again = load_records(base, tmp_path, [pupil("R-1", "2000-01-01", system="mis"),
                                           referral("R-2", "2019-01-01")], suffix=suffix)
-    assert (again.rows, again.created, again.updated) == (2, 0, 2)
+    assert (again.rows, again.created, again.updated, again.unchanged) == (2, 0, 1, 1)
     recs = records_by_key(base)
     assert {k: r.id for k, r in recs.items()} == ids
     assert recs["R-1"].system == "mis"

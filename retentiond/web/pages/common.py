@@ -18,6 +18,7 @@ from retentiond.web.roles import (
     VIEW_FILTERS,
     VIEW_HOLDS,
     VIEW_POLICY,
+    VIEW_SOURCES,
     Principal,
 )
 from retentiond.web.wording import STATE_LABELS, STATE_TAGS
@@ -32,6 +33,7 @@ NAV = (
     ("/policy", "Policy", VIEW_POLICY),
     ("/certificates", "Certificates", VIEW),
     ("/audit", "Audit", VIEW_AUDIT),
+    ("/sources", "Sources", VIEW_SOURCES),
     ("/users", "Users", MANAGE_USERS),
 )
 

@@ -51,6 +51,7 @@ def filter_from(params: Any) -> QueueFilter:
         controller=params.get("controller") or None, category=params.get("category") or None,
         rule=params.get("rule") or None, action=params.get("action") or None,
         due_from=date("due_from"), due_to=date("due_to"),
+        gone_at_source=params.get("gone_at_source") in ("1", "true", "on"),
         sort=params.get("sort") or "due_on", descending=params.get("order") == "desc",
         limit=int(limit_text), after=params.get("after") or None,
         before=params.get("before") or None,
