@@ -199,10 +199,15 @@ def show_disposals(rows: Sequence[DisposalView], fmt: str) -> int:
     if fmt == "json":
         print_json([r.as_json() for r in rows])
     else:
+        # A failed case's reason goes where its state is shown (only when there is one, so
+        # that the usual table keeps its columns).
+        errors = any(r.state == "failed" for r in rows)
         print_table(("id", "record_id", "category", "controller", "state", "due_on", "action",
-                     "approvals"),
+                     "approvals", *(("why_failed",) if errors else ())),
                     [(r.id, r.record_id, r.category, r.controller, r.state, r.due_on, r.action,
-                      f"{len(r.approved_by)}/{r.approvals_required}") for r in rows])
+                      f"{len(r.approved_by)}/{r.approvals_required}",
+                      *((r.last_error or "" if r.state == "failed" else "",) if errors else ()))
+                     for r in rows])
     return 0
 
 

@@ -42,6 +42,9 @@ class DisposalView:
     approved_by: tuple[str, ...]
     reason: str | None
     updated_at: dt.datetime
+    #: Why the last attempt to carry it out failed (shown while the case is ``failed``).
+    last_error: str | None = None
+    attempts: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -51,7 +54,8 @@ class DisposalView:
             "policy_version": self.policy_version,
             "approvals_required": self.approvals_required,
             "approved_by": list(self.approved_by), "reason": self.reason,
-            "updated_at": self.updated_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(), "last_error": self.last_error,
+            "attempts": self.attempts,
         }
 
 
@@ -202,7 +206,7 @@ def _views(session: Session, query: Any) -> list[DisposalView]:
             state=case.state, due_on=case.due_on, action=case.action, rule=case.rule_id,
             policy_version=case.policy_version, approvals_required=case.approvals_required,
             approved_by=tuple(approvers.get(case.id, ())), reason=case.reason,
-            updated_at=case.updated_at,
+            updated_at=case.updated_at, last_error=case.last_error, attempts=case.attempts,
         )
         for case, key, category, controller in rows
     ]
@@ -226,3 +230,12 @@ def list_disposals(ctx: Context, *, state: str | None = None, limit: int | None 
         if limit is not None:
             query = query.limit(limit)
         return _views(session, query)
+
+
+def count_disposals(ctx: Context, *, state: str | None = None, after_id: int = 0) -> int:
+    """How many cases ``list_disposals`` would give without a limit."""
+    with ctx.sessions() as session:
+        query = select(func.count()).select_from(Disposal).where(Disposal.id > after_id)
+        if state is not None:
+            query = query.where(Disposal.state == state)
+        return int(session.scalar(query) or 0)

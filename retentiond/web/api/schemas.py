@@ -43,6 +43,10 @@ class Disposal(BaseModel):
     approved_by: list[str]
     reason: str | None
     updated_at: dt.datetime
+    last_error: str | None = Field(
+        default=None, description="why the last attempt to carry it out failed")
+    attempts: int = Field(default=0, description="attempts to carry it out since it was "
+                                                  "approved (or last retried)")
 
 
 class DisposalPage(BaseModel):
@@ -71,6 +75,10 @@ class RejectRequest(ApproveRequest):
 
 class DeferRequest(ApproveRequest):
     until: dt.date
+
+
+class RetryRequest(ApproveRequest):
+    """Failed cases to try again (after their cause is fixed), or to send back to review."""
 
 
 class Hold(BaseModel):
