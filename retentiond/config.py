@@ -60,6 +60,14 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict)
     #: ``"section.key"`` -> the environment variable that set it (for error messages).
     overridden: dict[str, str] = field(default_factory=dict)
+    #: ``[systems.NAME] name = "School MIS"``: what people read for a record's system.
+    system_names: dict[str, str] = field(default_factory=dict)
+
+    def system_label(self, system: str | None) -> str | None:
+        """The display name of a holding system, else its code as imported."""
+        if system is None:
+            return None
+        return self.system_names.get(system, system)
 
     def set_by(self, key: str) -> str:
         """`` (set by $VARIABLE)`` when an environment variable set ``key``, for messages."""
@@ -76,6 +84,24 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     if value is not None and not isinstance(value, kind):
         raise ConfigError(f"{where}.{key}: must be a {kind.__name__}, not {value!r}")
     return value
+
+
+def _system_names(table: Any, where: str) -> dict[str, str]:
+    """``[systems.mis] name = "School MIS"``: display names of the systems records name."""
+    if not isinstance(table, dict):
+        raise ConfigError(f'{where}: [systems] must hold tables such as [systems.mis] name = "..."')
+    names = {}
+    for system, entry in table.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f'{where}: [systems.{system}] must be a table: name = "..."')
+        unknown = sorted(set(entry) - {"name"})
+        if unknown:
+            raise ConfigError(f"{where}: [systems.{system}].{unknown[0]}: unknown key (allowed: name)")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where}: [systems.{system}].name: must be a non-empty string")
+        names[system] = name.strip()
+    return names
 
 
 def load_config(path: str | None = None, env: dict[str, str] | None = None) -> Config:
@@ -95,7 +121,7 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
             raise ConfigError(f"{chosen}: not valid TOML: {exc}") from exc
     where = chosen or "config"
     allowed = {"database", "policies", "actor", "logging", "daemon", "connectors", "web",
-               "notify", "certificates", "metrics"}
+               "notify", "certificates", "metrics", "systems"}
     for key in doc:
         if key not in allowed:
             raise ConfigError(f"{where}: unknown section [{key}] (allowed: {', '.join(sorted(allowed))})")
@@ -108,7 +134,7 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
     def relative(p: str) -> str:
         return str((base / p).resolve()) if not Path(p).is_absolute() else p
 
-    cfg = Config(source=chosen, raw=doc)
+    cfg = Config(source=chosen, raw=doc, system_names=_system_names(doc.get("systems", {}), where))
     url = _get(database, "url", str, f"{where}: [database]")
     cfg.database_url = url or f"sqlite:///{_default_state_dir() / 'retentiond.db'}"
     paths = _get(policies, "paths", list, f"{where}: [policies]")

@@ -75,13 +75,14 @@ def policies_check(paths: Sequence[str], fmt: str) -> int:
 def policies_show(policy: PolicySet, fmt: str) -> int:
     if fmt == "json":
         print_json({"version": policy.version, "packs": _packs_json(policy),
-                    "rules": _rules_json(policy)})
+                    "rules": _rules_json(policy),
+                    "labels": {c: policy.category_label(c) for c in sorted(policy.categories)}})
         return 0
     print(f"Policy version {policy.version}")
     for pack in policy.packs:
         print(f"Pack {pack.name}: {pack.title} ({pack.path})")
     for rule in policy.rules:
-        print(f"\n{rule.id}  [{rule.category}]")
+        print(f"\n{rule.id}  [{rule.category}: {policy.category_label(rule.category)}]")
         print(f"  {rule.title}")
         for i, a in enumerate(rule.alternatives, start=1):
             cond = "" if a.when.is_empty else f"if {a.when.describe()}: "

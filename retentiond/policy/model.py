@@ -146,6 +146,17 @@ class Pack:
     signed_off_on: dt.date | None
     description: str
     digest: str
+    #: ``[categories."CODE"] label = "..."``: the words people read for a category code.
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+def fallback_label(category: str) -> str:
+    """Words for a category no pack labels: ``looked_after.case_record`` -> 'Case record
+    (looked after)'. Readable, and still traceable to the code."""
+    area, _, kind = category.rpartition(".")
+    words = kind.replace("_", " ")
+    text = f"{words} ({area.replace('.', ', ').replace('_', ' ')})" if area else words
+    return text[:1].upper() + text[1:]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -155,6 +166,14 @@ class PolicySet:
     version: str
     packs: tuple[Pack, ...]
     rules: tuple[Rule, ...]
+
+    def category_label(self, category: str) -> str:
+        """The words a pack gives a category, else words made from its code."""
+        for pack in self.packs:
+            for code, label in pack.labels:
+                if code == category:
+                    return label
+        return fallback_label(category)
 
     def rules_for(self, category: str) -> tuple[Rule, ...]:
         """Every rule that names this category."""

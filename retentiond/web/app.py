@@ -154,7 +154,14 @@ def _install_handlers(app: FastAPI) -> None:
     async def denied(request: Request, exc: Denied) -> Response:
         if is_api(request):
             return JSONResponse({"detail": str(exc)}, status_code=403)
-        return _page_error(request, 403, "You cannot do this", str(exc))
+        message = str(exc)
+        if exc.permission is not None:
+            from retentiond.web.wording import PERMISSION_WORDS
+
+            words = PERMISSION_WORDS.get(exc.permission, "do this")
+            message = (f"Your role does not let you {words}. If your work needs it, ask an "
+                       "administrator.")
+        return _page_error(request, 403, "You cannot do this", message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

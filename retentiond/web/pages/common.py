@@ -20,7 +20,15 @@ from retentiond.web.roles import (
     VIEW_POLICY,
     Principal,
 )
-from retentiond.web.wording import STATE_LABELS, STATE_TAGS
+from retentiond.web.wording import (
+    ACTION_LABELS,
+    HOLD_TYPE_LABELS,
+    ROLE_LABELS,
+    STATE_LABELS,
+    STATE_TAGS,
+    event_label,
+    plural,
+)
 from retentiond.wording import long_date
 
 FLASH_COOKIE = "retentiond_flash"
@@ -65,6 +73,12 @@ def render(request: Request, template: str, *, status_code: int = 200, **context
         "principal": principal, "nav": nav_for(principal, request.url.path),
         "policy_version": state.policy.version if principal else None,
         "flash": flash, "labels": STATE_LABELS, "tags": STATE_TAGS, "long_date": long_date,
+        # Words for codes (issue 15): pages show these, the codes stay in exports and the API.
+        "category_label": state.policy.category_label, "system_label": state.cfg.system_label,
+        "hold_type_label": lambda t: HOLD_TYPE_LABELS.get(t, t),
+        "action_label": lambda a: ACTION_LABELS.get(a, a),
+        "role_label": lambda r: ROLE_LABELS.get(r, r),
+        "event_label": event_label, "plural": plural,
     }
     base.update(context)
     response: HTMLResponse = state.templates.TemplateResponse(
