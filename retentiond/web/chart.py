@@ -29,6 +29,11 @@ def _month_label(month: str) -> str:
     return dt.date.fromisoformat(month + "-01").strftime("%b %Y")
 
 
+def month_words(month: str) -> str:
+    """``2027-03`` -> 'March 2027' (the table under the chart)."""
+    return dt.date.fromisoformat(month + "-01").strftime("%B %Y")
+
+
 def axis(maximum: int) -> tuple[int, ...]:
     """The value axis for bars up to ``maximum``: 0 and then equal steps of 1, 2 or 5 times a
     power of ten, the last at or just above ``maximum``, at most ``MAX_TICKS`` steps. Every

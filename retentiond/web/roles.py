@@ -96,6 +96,8 @@ ROUTE_RULES: dict[str, str] = {
     "certificate_acknowledge": ACKNOWLEDGE,
     "notification_resend": RESEND,
     "users_page": MANAGE_USERS,
+    "users_new_form": MANAGE_USERS,
+    "users_add": MANAGE_USERS,
     "users_disable": MANAGE_USERS,
     "users_revoke_sessions": MANAGE_USERS,
     "users_create_token": MANAGE_USERS,

@@ -156,3 +156,14 @@ def case_words(message: str) -> str:
     return re.sub(r"\b(is|was) ([a-z_]+)\b", lambda m: f"{m.group(1)} "
                   f"{STATE_LABELS[m.group(2)].lower() if m.group(2) in STATE_LABELS else m.group(2)}",
                   message)
+
+
+def scope_words(scope: str, category_label: Any = str) -> str:
+    """A hold's scope in words: ``category:education.pupil_record`` -> 'Category: Pupil
+    educational record'; ``record:R-1`` -> 'Record R-1'."""
+    kind, _, value = scope.partition(":")
+    if kind == "category":
+        return f"Category: {category_label(value)}"
+    if kind == "filter":
+        return f"Saved filter “{value}”"
+    return f"{kind.capitalize()} {value}" if kind in ("record", "subject", "controller") else scope

@@ -206,7 +206,8 @@ def test_list_disposals_by_state_and_keys(queue):
     assert {v.record_id for v in list_disposals(queue, state="held")} == {"R-HELD"}
     assert views[0].as_json().keys() == {
         "id", "record_id", "category", "controller", "state", "due_on", "action", "rule",
-        "policy_version", "approvals_required", "approved_by", "reason", "updated_at"}
+        "policy_version", "approvals_required", "approved_by", "reason", "updated_at",
+        "last_error", "attempts"}
     with pytest.raises(LifecycleError, match="unknown state"):
         list_disposals(queue, state="gone")
 

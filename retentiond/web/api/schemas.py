@@ -228,6 +228,14 @@ class PolicyPreviewRequest(BaseModel):
                            description="a policy pack (TOML); replaces the pack of the same name")
 
 
+class RecordMove(BaseModel):
+    record_id: str
+    change: Literal["earlier", "later", "newly_never_due", "newly_dated"]
+    due_on: dt.date | None = Field(description="under the policy in force")
+    proposed_due_on: dt.date | None = Field(description="under the changed policy")
+    due_now: bool = Field(description="would fall due at once")
+
+
 class CategoryMove(BaseModel):
     category: str
     records: int
@@ -237,6 +245,8 @@ class CategoryMove(BaseModel):
     newly_never_due: int
     newly_dated: int
     newly_due_now: int
+    records_moved: list[RecordMove] = Field(
+        default_factory=list, description="the first 200 records that would move, by id")
 
 
 class PolicyPreview(BaseModel):

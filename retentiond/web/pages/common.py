@@ -24,10 +24,13 @@ from retentiond.web.wording import (
     ACTION_LABELS,
     HOLD_TYPE_LABELS,
     ROLE_LABELS,
+    ROUNDING_LABELS,
     STATE_LABELS,
     STATE_TAGS,
+    TRIGGER_LABELS,
     event_label,
     plural,
+    scope_words,
 )
 from retentiond.wording import long_date
 
@@ -50,6 +53,8 @@ class FieldError:
 
     field: str
     text: str
+    #: Where the error summary's link goes, when not the field itself (a date's day box).
+    anchor: str = ""
 
 
 def nav_for(principal: Principal | None, path: str) -> list[dict[str, Any]]:
@@ -78,7 +83,10 @@ def render(request: Request, template: str, *, status_code: int = 200, **context
         "hold_type_label": lambda t: HOLD_TYPE_LABELS.get(t, t),
         "action_label": lambda a: ACTION_LABELS.get(a, a),
         "role_label": lambda r: ROLE_LABELS.get(r, r),
+        "trigger_label": lambda t: TRIGGER_LABELS.get(t, t.replace("_", " ")),
+        "rounding_label": lambda r: ROUNDING_LABELS.get(r, r.replace("_", " ")),
         "event_label": event_label, "plural": plural,
+        "scope_words": lambda scope: scope_words(scope, state.policy.category_label),
     }
     base.update(context)
     response: HTMLResponse = state.templates.TemplateResponse(
@@ -106,22 +114,53 @@ def parse_date_input(form: Any, field: str, label: str, errors: list[FieldError]
                      required: bool) -> dt.date | None:
     """A GOV.UK date input (day, month, year) -> a date, or a FieldError naming the field."""
     parts = [str(form.get(f"{field}-{p}", "") or "").strip() for p in ("day", "month", "year")]
+    anchor = f"{field}-day"
     if not any(parts):
         if required:
-            errors.append(FieldError(field, f"Enter the {label}"))
+            errors.append(FieldError(field, f"Enter the {label}", anchor))
+        return None
+    if not all(parts):
+        missing = " and ".join(p for p, v in zip(("day", "month", "year"), parts, strict=True)
+                               if not v)
+        errors.append(FieldError(field, f"The {label} must include a {missing}",
+                                 f"{field}-{missing.split()[0]}"))
         return None
     if not all(p.isdigit() for p in parts) or len(parts[2]) != 4:
-        errors.append(FieldError(field, f"The {label} must be a real date, for example 27 3 2027"))
+        errors.append(FieldError(field, f"The {label} must be a real date, for example 27 3 2027",
+                                 anchor))
         return None
     try:
         return dt.date(int(parts[2]), int(parts[1]), int(parts[0]))
     except ValueError:
-        errors.append(FieldError(field, f"The {label} must be a real date, for example 27 3 2027"))
+        errors.append(FieldError(field, f"The {label} must be a real date, for example 27 3 2027",
+                                 anchor))
         return None
 
 
 def date_parts(form: Any, field: str) -> dict[str, str]:
     return {p: str(form.get(f"{field}-{p}", "") or "") for p in ("day", "month", "year")}
+
+
+def parts_of(day: dt.date | None) -> dict[str, str]:
+    """A date as a GOV.UK date input's values (to show a filter as applied)."""
+    if day is None:
+        return {}
+    return {"day": str(day.day), "month": str(day.month), "year": str(day.year)}
+
+
+def filter_date(params: Any, field: str, label: str, errors: list[FieldError]) -> dt.date | None:
+    """A date filter from a query string: the date input's day, month and year, or an ISO
+    date under the field's own name (links, saved filters and the API use that)."""
+    if any(params.get(f"{field}-{p}") for p in ("day", "month", "year")):
+        return parse_date_input(params, field, label, errors, required=False)
+    value = params.get(field) or ""
+    if not value:
+        return None
+    parsed = parse_iso(value)
+    if parsed is None:
+        errors.append(FieldError(field, f"The {label} must be a real date, for example 27 3 2027",
+                                 f"{field}-day"))
+    return parsed
 
 
 def parse_iso(value: str | None) -> dt.date | None:
