@@ -49,6 +49,8 @@ class Config:
     """Everything the commands and the service need to know about their surroundings."""
 
     source: str | None = None
+    #: How ``source`` was chosen: ``--config``, ``$RETENTIOND_CONFIG`` or ``the default``.
+    source_how: str = ""
     database_url: str = ""
     policy_paths: list[str] = field(default_factory=list)
     actor: str = ""
@@ -60,6 +62,8 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict)
     #: ``"section.key"`` -> the environment variable that set it (for error messages).
     overridden: dict[str, str] = field(default_factory=dict)
+    database_from_file: bool = False
+    overridden_database: bool = False
     #: ``[systems.NAME] name = "School MIS"``: what people read for a record's system.
     system_names: dict[str, str] = field(default_factory=dict)
 
@@ -73,6 +77,23 @@ class Config:
         """`` (set by $VARIABLE)`` when an environment variable set ``key``, for messages."""
         variable = self.overridden.get(key)
         return f" (set by ${variable})" if variable else ""
+
+    def describe_source(self) -> str:
+        """Which config file was used, or where one was looked for (for messages)."""
+        if self.source is not None:
+            return f"config file {self.source} (from {self.source_how})"
+        return (f"no config file: none was given by --config or $RETENTIOND_CONFIG, and "
+                f"there is no {SYSTEM_CONFIG}")
+
+    def describe_database(self) -> str:
+        """What chose the database, and which config was read (for messages)."""
+        if self.overridden_database:
+            return f"from $RETENTIOND_DATABASE_URL; {self.describe_source()}"
+        if self.database_from_file:
+            return f"from {self.describe_source()}"
+        if self.source is not None:
+            return f"the default: {self.describe_source()} sets no [database] url"
+        return f"the default: {self.describe_source()}"
 
     @property
     def is_sqlite(self) -> bool:
@@ -109,8 +130,9 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
     ``/etc/retentiond/retentiond.toml`` if it exists) and apply environment overrides."""
     env = dict(os.environ if env is None else env)
     chosen = path or env.get("RETENTIOND_CONFIG")
+    how = "--config" if path else "$RETENTIOND_CONFIG"
     if chosen is None and SYSTEM_CONFIG.is_file():
-        chosen = str(SYSTEM_CONFIG)
+        chosen, how = str(SYSTEM_CONFIG), "the default location"
     doc: dict[str, Any] = {}
     if chosen is not None:
         try:
@@ -134,9 +156,11 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
     def relative(p: str) -> str:
         return str((base / p).resolve()) if not Path(p).is_absolute() else p
 
-    cfg = Config(source=chosen, raw=doc, system_names=_system_names(doc.get("systems", {}), where))
+    cfg = Config(source=chosen, source_how=how if chosen else "", raw=doc,
+                 system_names=_system_names(doc.get("systems", {}), where))
     url = _get(database, "url", str, f"{where}: [database]")
     cfg.database_url = url or f"sqlite:///{_default_state_dir() / 'retentiond.db'}"
+    cfg.database_from_file = bool(url)
     paths = _get(policies, "paths", list, f"{where}: [policies]")
     cfg.policy_paths = [relative(p) for p in paths] if paths else _default_policies()
     cfg.actor = _get(actor, "name", str, f"{where}: [actor]") or ""
@@ -145,7 +169,7 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
     key_file = _get(logging, "pseudonym_key_file", str, f"{where}: [logging]")
 
     if v := env.get("RETENTIOND_DATABASE_URL"):
-        cfg.database_url = v
+        cfg.database_url, cfg.overridden_database = v, True
     if v := env.get("RETENTIOND_POLICIES"):
         cfg.policy_paths = [p for p in v.split(os.pathsep) if p]
     if v := env.get("RETENTIOND_ACTOR"):

@@ -8,7 +8,7 @@ import datetime as dt
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retentiond import __version__
 from retentiond.clock import SystemClock
@@ -17,7 +17,16 @@ from retentiond.ingest import ImportRefused
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.logs import configure_logging, get_logger
 from retentiond.policy import PolicyError, PolicySet, load_policy_set
-from retentiond.registry.db import SchemaError, make_engine, require_current, session_factory
+from retentiond.registry.db import (
+    SchemaError,
+    make_engine,
+    require_current,
+    require_exists,
+    session_factory,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -54,10 +63,19 @@ def load_policy(cfg: Config) -> PolicySet:
     return policy
 
 
-def make_context(cfg: Config, *, check_schema: bool = True) -> Context:
+def open_registry(cfg: Config, *, check_schema: bool = True) -> Engine:
+    """The registry's engine. A SQLite file that is not there is refused, not created (only
+    ``db upgrade`` creates a registry); refusals say which config and database were used."""
+    where = f" ({cfg.describe_database()})"
+    require_exists(cfg.database_url, where=where)
     engine = make_engine(cfg.database_url)
     if check_schema:
-        require_current(engine)
+        require_current(engine, where=where)
+    return engine
+
+
+def make_context(cfg: Config, *, check_schema: bool = True) -> Context:
+    engine = open_registry(cfg, check_schema=check_schema)
     return Context(sessions=session_factory(engine), policy=load_policy(cfg),
                    clock=SystemClock(), actor=cfg.actor)
 
@@ -73,16 +91,18 @@ def cmd_db_upgrade(args: argparse.Namespace, cfg: Config) -> int:
 
     engine = make_engine(cfg.database_url)
     upgrade(engine)
-    print(f"database is at revision {current_revision(engine)}")
+    print(f"database {engine.url.render_as_string(hide_password=True)} is at revision "
+          f"{current_revision(engine)} ({cfg.describe_database()})")
     return 0
 
 
 def cmd_db_status(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.registry.db import current_revision, head_revision
 
-    engine = make_engine(cfg.database_url)
+    engine = open_registry(cfg, check_schema=False)
     current, head = current_revision(engine), head_revision()
-    print(f"database: {engine.url.render_as_string(hide_password=True)}")
+    print(f"database: {engine.url.render_as_string(hide_password=True)} "
+          f"({cfg.describe_database()})")
     print(f"revision: {current or 'none (empty database)'}; this version needs {head}")
     return 0 if current == head else 1
 
