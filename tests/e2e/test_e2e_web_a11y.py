@@ -13,13 +13,18 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from web_harness import CHROMIUM, ROOT, chromium, issue_demo_certificates, running_app, sign_in
+from web_harness import (
+    CHROMIUM,
+    ROOT,
+    chromium,
+    fail_cases,
+    issue_demo_certificates,
+    running_app,
+    sign_in,
+)
 
-from retentiond.connectors import ConnectorRegistry
-from retentiond.lifecycle.execute import execute_due
 from retentiond.lifecycle.filters import save_filter
 from retentiond.lifecycle.holds import place_hold
-from retentiond.lifecycle.review import approve
 from retentiond.registry.models import Controller, Disposal, Record
 
 AXE = ROOT / "tests" / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
@@ -65,11 +70,9 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 .join(Controller, Controller.id == Record.controller_id)
                 .where(Disposal.state == "pending_review", Disposal.approvals_required == 1)
                 .order_by(Disposal.id)).all()
-        (fail_id, failed_key, _), (_, pending_key, _) = rows[0], rows[1]
+        pending_key = rows[1][1]
         own_key = next(k for _, k, c in rows if c == "DEMO-SCH-01")
-        approve(replace(ctx, actor="approver1"), [fail_id], reason="checked")
-        # No connector for any system yet: the disposal fails, as it would on a new install.
-        execute_due(ctx, ConnectorRegistry({}, {}), owner="a11y", batch_size=10, lease_s=60)
+        [(_, failed_key)] = fail_cases(estate, 1)
         officer = replace(ctx, actor="officer")
         hold = place_hold(officer, scope=f"record:{rows[5][1]}", hold_type="legal",
                           reason="litigation L-2026-1 (synthetic)")

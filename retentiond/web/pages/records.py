@@ -29,7 +29,6 @@ def load_record(request: Request, record_key: str) -> dict:  # type: ignore[type
     state, principal = web_state(request), current(request)
     with state.sessions() as session:
         owner = queries.record_controller(session, record_key)
-        history = queries.record_history(session, record_key)
     if owner is None or (principal.controller_id is not None and owner != principal.controller_id):
         if owner is not None:
             audit(request, "AccessDenied", "record", record_key, {"why": "another controller's record"})
@@ -39,6 +38,8 @@ def load_record(request: Request, record_key: str) -> dict:  # type: ignore[type
     except LifecycleError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
     audit(request, "RecordViewed", "record", record_key)
+    with state.sessions() as session:  # after the audit: this view is in the history too
+        history = queries.record_history(session, record_key)
     doc["record_events"] = [
         {"at": e.occurred_at.isoformat(), "event": e.kind, "actor": e.actor, "reason": e.reason}
         for e in history
