@@ -199,7 +199,8 @@ def test_officer_saves_a_queue_filter_and_places_a_hold_by_it(served: tuple[str,
     assert "saved" in page.locator(".govuk-notification-banner").inner_text()
     page.goto(f"{base}/filters")
     row = page.locator("tr", has_text="browser journey filter")
-    assert f"Records of controller {controller} in category {category}" in row.inner_text()
+    label = estate.ctx.policy.category_label(category)
+    assert f"Records of controller {controller} in category \u201c{label}\u201d" in row.inner_text()
     row.get_by_role("link", name="Place a hold by this filter").click()
     assert page.get_by_label("A saved filter (its name)").is_checked()
     page.get_by_label("Type of hold").select_option("legal")
@@ -210,7 +211,7 @@ def test_officer_saves_a_queue_filter_and_places_a_hold_by_it(served: tuple[str,
     assert cases() == dict.fromkeys(before, "held")
     page.locator("tr", has_text="Saved filter “browser journey filter”").get_by_role(
         "link").first.click()
-    assert f"Records of controller {controller} in category {category}" in \
+    assert f"Records of controller {controller} in category \u201c{label}\u201d" in \
         page.locator("main").inner_text()
     page.get_by_label("Reason for lifting").fill("the claim was settled")
     page.get_by_role("button", name="Lift hold").click()

@@ -87,6 +87,7 @@ def render(request: Request, template: str, *, status_code: int = 200, **context
         "rounding_label": lambda r: ROUNDING_LABELS.get(r, r.replace("_", " ")),
         "event_label": event_label, "plural": plural,
         "scope_words": lambda scope: scope_words(scope, state.policy.category_label),
+        "with_labels": lambda text: with_labels(text, state.policy),
     }
     base.update(context)
     response: HTMLResponse = state.templates.TemplateResponse(
@@ -95,6 +96,15 @@ def render(request: Request, template: str, *, status_code: int = 200, **context
         response.delete_cookie(FLASH_COOKIE, path="/")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def with_labels(text: str, policy: Any) -> str:
+    """Category codes in a sentence made by the lifecycle (a filter's or hold's criteria in
+    words) replaced by their labels: 'in category "Safeguarding referral"'."""
+    for code in sorted(policy.categories, key=len, reverse=True):
+        if code in text:
+            text = text.replace(f"category {code}", f"category \u201c{policy.category_label(code)}\u201d")
+    return text
 
 
 def redirect(url: str, *, flash: str | None = None, kind: str = "success") -> RedirectResponse:

@@ -117,6 +117,7 @@ def _queue_view(request: Request, f: QueueFilter, *, errors: list[FieldError] | 
         category_options=sorted(((c, label(c)) for c in choices["categories"]),
                                 key=lambda o: o[1]),
         action_options=[(a, ACTION_LABELS.get(a, a)) for a in choices["actions"]],
+        page_sizes=[str(n) for n in sorted({*queries.PAGE_SIZES, f.limit})],
         next_href=next_href, prev_href=prev_href,
         export_qs=query_string(base), back=query_string(f.params()),
         due_from=form.get("due_from") if form and "due_from" in form else parts_of(f.due_from),

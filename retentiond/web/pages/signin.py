@@ -101,7 +101,10 @@ def home(request: Request) -> Response:
 @router.get("/account", name="account_page")
 def account_page(request: Request) -> HTMLResponse:
     principal = current(request)
-    return render(request, "account.html", title="Your account", me=principal)
+    from retentiond.web.wording import ROLE_LABELS
+
+    return render(request, "account.html", title="Your account", me=principal,
+                  roles=", ".join(ROLE_LABELS.get(r, r) for r in sorted(principal.roles)))
 
 
 @router.get("/healthz", name="healthz")
