@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -82,3 +83,19 @@ def cheap_hashing() -> None:
 
     accounts._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     accounts._DUMMY_HASH = accounts._hasher.hash("retentiond-no-such-user")
+
+
+def form_sign_in(client: Any, username: str, password: str = PASSWORD) -> str:
+    """Sign in through the form with a TestClient, as a browser would; return the session's
+    CSRF token (read from a page)."""
+    import re
+
+    client.cookies.clear()
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    client.post("/login", data={"username": username, "password": password,
+                                "csrf_token": token.group(1)}, follow_redirects=False)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/account").text)
+    assert csrf is not None, f"{username} could not sign in"
+    return csrf.group(1)
