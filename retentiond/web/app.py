@@ -243,6 +243,6 @@ def serve(cfg: Config, stop_event: threading.Event, *, app: FastAPI | None = Non
     if not server.started:
         chosen = ("$RETENTIOND_WEB_LISTEN" if "web.listen" in cfg.overridden
                   else f"[web] listen in {cfg.source}" if cfg.source else "[web] listen")
-        raise RuntimeError(f"the web server could not listen on {settings.host}:{settings.port} "
-                           f"(is another program using it?): {chosen} chose it; set it, or "
-                           "RETENTIOND_WEB_LISTEN for this instance, to a free address")
+        raise RuntimeError(f"the web server could not start on {settings.host}:{settings.port} "
+                           f"(is another program using the address?): {chosen} chose it; set "
+                           "it, or RETENTIOND_WEB_LISTEN for this instance, to a free address")

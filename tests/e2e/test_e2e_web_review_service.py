@@ -273,3 +273,27 @@ def test_on_a_phone_the_queue_stacks_and_the_chart_is_narrow(served: Any, browse
         return svg.getBoundingClientRect().width / svg.viewBox.baseVal.width * 13; }""")
     assert font >= 12, font  # the chart's 13-pixel text is not scaled below 12 pixels
     context.close()
+
+
+def test_a_second_approval_by_the_same_person_is_not_offered(served: Any, page: Any) -> None:
+    """On a two-approver case's page, the approver who has approved sees no approve button
+    but is told another approver must approve; a different approver is offered it."""
+    from dataclasses import replace
+
+    from retentiond.lifecycle.review import approve
+
+    base, estate, _ = served
+    with estate.ctx.sessions() as s:
+        case, key = s.execute(
+            select(Disposal.id, Record.record_key).join(Record, Record.id == Disposal.record_id)
+            .where(Disposal.state == "pending_review", Disposal.approvals_required == 2)
+            .order_by(Disposal.id.desc())).first()
+    approve(replace(estate.ctx, actor="approver1"), [case], reason="first look")
+    sign_in(page, base, "approver1")
+    page.goto(f"{base}/records/{key}")
+    assert page.get_by_role("button", name="Approve this case").count() == 0
+    assert "You have approved it: another approver must too." in page.locator("main").inner_text()
+    page.context.clear_cookies()
+    sign_in(page, base, "approver2")
+    page.goto(f"{base}/records/{key}")
+    assert page.get_by_role("button", name="Approve this case").count() == 1

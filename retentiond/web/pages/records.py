@@ -59,6 +59,9 @@ def record_view(request: Request, record_key: str, *, back: str, show_views: boo
     case = doc.get("disposal")
     if case is not None:
         actions = actions_for(principal, case["state"])
+        # The same person cannot approve twice: say so instead of offering a refusal.
+        if principal.username in case["approved_by"]:
+            actions = [a for a in actions if a != "approve"]
     else:
         # No live case (not due, deferred, rejected): a hold is all that can be placed.
         actions = ["hold"] if principal.can(HOLD) else []
