@@ -107,6 +107,11 @@ class _Position:
     total: int
 
     @property
+    def position_known(self) -> bool:
+        """False past the first ``COUNT_CAP`` rows, where positions are not counted."""
+        return self.start <= COUNT_CAP
+
+    @property
     def page_no(self) -> int:
         return (self.start - 1) // self.limit + 1
 

@@ -175,3 +175,21 @@ def test_policy_preview_api_lists_the_records_that_would_move(client: TestClient
     assert len(moved) == min(200, move["records"] - move["unchanged"]) > 0
     assert {m["change"] for m in moved} == {"later"}
     assert all(m["proposed_due_on"] > m["due_on"] for m in moved)
+
+
+def test_past_the_counted_rows_the_queue_says_so_instead_of_a_wrong_position(
+        client: TestClient, estate: Estate, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Totals and positions are counted up to a cap; a page beyond it says 'after the first
+    N' rather than a position that would be wrong."""
+    from retentiond.web import queries
+
+    monkeypatch.setattr(queries, "COUNT_CAP", 6)
+    form_sign_in(client, "officer")
+    page = client.get("/queue?limit=5").text
+    assert "Cases 1 to 5 of more than 6" in page and "Page 1 of more than 2" in page
+    nxt = re.search(r'href="(/queue\?[^"]*after=[^"]+)"', page).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+    second = client.get(nxt).text
+    assert "Cases 6 to 10 of more than 6" in second
+    nxt = re.search(r'href="(/queue\?[^"]*after=[^"]+)"', second).group(1).replace("&amp;", "&")  # type: ignore[union-attr]
+    third = client.get(nxt).text
+    assert "Cases after the first 6" in third and "Cases 7 to" not in third
