@@ -16,6 +16,7 @@ from sqlalchemy import select
 from web_harness import (
     CHROMIUM,
     ROOT,
+    chromium,
     fail_cases,
     issue_demo_certificates,
     running_app,
@@ -79,6 +80,12 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
                     criteria={"category": "safeguarding.referral", "due_to": "2027-12-31"})
         yield Site(base=base, estate=estate, pending_key=pending_key, failed_key=failed_key,
                    own_key=own_key, hold_id=hold.id, serials=serials)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
 
 
 def pages_for(site: Site, user: str) -> list[str]:

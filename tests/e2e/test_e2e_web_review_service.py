@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from web_harness import CHROMIUM, ROOT, fail_cases, running_app, sign_in
+from web_harness import CHROMIUM, ROOT, chromium, fail_cases, running_app, sign_in
 
 from retentiond.registry.models import AuditEvent, Disposal, Record
 
@@ -29,6 +29,21 @@ def served(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
                      records=300) as (base, estate):
         failed = fail_cases(estate, 3)
         yield base, estate, failed
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
 
 
 def _state(estate: Any, case: int) -> str:
