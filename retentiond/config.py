@@ -103,6 +103,8 @@ class Config:
     """Everything the commands and the service need to know about their surroundings."""
 
     source: str | None = None
+    #: How ``source`` was chosen: ``--config``, ``$RETENTIOND_CONFIG`` or ``the default``.
+    source_how: str = ""
     database_url: str = ""
     policy_paths: list[str] = field(default_factory=list)
     actor: str = ""
@@ -122,11 +124,37 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict)
     #: ``"section.key"`` -> the environment variable that set it (for error messages).
     overridden: dict[str, str] = field(default_factory=dict)
+    database_from_file: bool = False
+    #: ``[systems.NAME] name = "School MIS"``: what people read for a record's system.
+    system_names: dict[str, str] = field(default_factory=dict)
+
+    def system_label(self, system: str | None) -> str | None:
+        """The display name of a holding system, else its code as imported."""
+        if system is None:
+            return None
+        return self.system_names.get(system, system)
 
     def set_by(self, key: str) -> str:
         """`` (set by $VARIABLE)`` when an environment variable set ``key``, for messages."""
         variable = self.overridden.get(key)
         return f" (set by ${variable})" if variable else ""
+
+    def describe_source(self) -> str:
+        """Which config file was used, or where one was looked for (for messages)."""
+        if self.source is not None:
+            return f"config file {self.source} (from {self.source_how})"
+        return (f"no config file: none was given by --config or $RETENTIOND_CONFIG, and "
+                f"there is no {SYSTEM_CONFIG}")
+
+    def describe_database(self) -> str:
+        """What chose the database, and which config was read (for messages)."""
+        if "database.url" in self.overridden:
+            return f"from $RETENTIOND_DATABASE_URL; {self.describe_source()}"
+        if self.database_from_file:
+            return f"from {self.describe_source()}"
+        if self.source is not None:
+            return f"the default: {self.describe_source()} sets no [database] url"
+        return f"the default: {self.describe_source()}"
 
     @property
     def is_sqlite(self) -> bool:
@@ -140,13 +168,32 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _system_names(table: Any, where: str) -> dict[str, str]:
+    """``[systems.mis] name = "School MIS"``: display names of the systems records name."""
+    if not isinstance(table, dict):
+        raise ConfigError(f'{where}: [systems] must hold tables such as [systems.mis] name = "..."')
+    names = {}
+    for system, entry in table.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f'{where}: [systems.{system}] must be a table: name = "..."')
+        unknown = sorted(set(entry) - {"name"})
+        if unknown:
+            raise ConfigError(f"{where}: [systems.{system}].{unknown[0]}: unknown key (allowed: name)")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where}: [systems.{system}].name: must be a non-empty string")
+        names[system] = name.strip()
+    return names
+
+
 def load_config(path: str | None = None, env: dict[str, str] | None = None) -> Config:
     """Read the config file (``--config``, else ``$RETENTIOND_CONFIG``, else
     ``/etc/retentiond/retentiond.toml`` if it exists) and apply environment overrides."""
     env = dict(os.environ if env is None else env)
     chosen = path or env.get("RETENTIOND_CONFIG")
+    how = "--config" if path else "$RETENTIOND_CONFIG"
     if chosen is None and SYSTEM_CONFIG.is_file():
-        chosen = str(SYSTEM_CONFIG)
+        chosen, how = str(SYSTEM_CONFIG), "the default location"
     doc: dict[str, Any] = {}
     if chosen is not None:
         try:
@@ -157,7 +204,7 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
             raise ConfigError(f"{chosen}: not valid TOML: {exc}") from exc
     where = chosen or "config"
     allowed = {"database", "policies", "actor", "logging", "daemon", "connectors", "web",
-               "notify", "certificates", "metrics", "cli", "sources"}
+               "notify", "certificates", "metrics", "cli", "sources", "systems"}
     for key in doc:
         if key not in allowed:
             raise ConfigError(f"{where}: unknown section [{key}] (allowed: {', '.join(sorted(allowed))})")
@@ -171,9 +218,11 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None) -> C
     def relative(p: str) -> str:
         return str((base / p).resolve()) if not Path(p).is_absolute() else p
 
-    cfg = Config(source=chosen, raw=doc)
+    cfg = Config(source=chosen, source_how=how if chosen else "", raw=doc,
+                 system_names=_system_names(doc.get("systems", {}), where))
     url = _get(database, "url", str, f"{where}: [database]")
     cfg.database_url = url or f"sqlite:///{_default_state_dir() / 'retentiond.db'}"
+    cfg.database_from_file = bool(url)
     paths = _get(policies, "paths", list, f"{where}: [policies]")
     if paths is not None and not all(isinstance(p, str) and p for p in paths):
         raise ConfigError(f"{where}: [policies].paths: must be a list of file or directory "

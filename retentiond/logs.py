@@ -48,10 +48,22 @@ class _StderrLoggerFactory:
         return structlog.PrintLogger(sys.stderr)
 
 
+def colour_wanted(stream: Any = None) -> bool:
+    """Colour codes only on a terminal, and never when ``NO_COLOR`` is set (no-color.org): a
+    log written to a file or a pipe must be plain text."""
+    stream = sys.stderr if stream is None else stream
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
 def configure_logging(level: str = "info", fmt: str = "json", key: bytes = b"") -> None:
-    """Send JSON lines to stderr (journald reads them); stdout stays for command output."""
+    """Send JSON lines to stderr (journald reads them); stdout stays for command output.
+    ``console`` is for people: coloured on a terminal, plain in a file."""
     renderer: Any = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer() if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=colour_wanted())
     )
     structlog.configure(
         processors=[

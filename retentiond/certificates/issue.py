@@ -50,7 +50,6 @@ from retentiond.lifecycle.context import Context
 from retentiond.logs import get_logger
 from retentiond.notify.recipients import controller_channels
 from retentiond.policy.engine import TERMINATION_CITATION, TERMINATION_RULE_ID, TERMINATION_TITLE
-from retentiond.policy.words import category_words, readable
 from retentiond.registry.models import (
     Agreement,
     Approval,
@@ -145,7 +144,6 @@ def _items(ctx: Context, session: Session, controller_id: int, limit: int) -> tu
                                      .where(WebUser.username.in_(names[start:start + 5000]))).all())
     rules = {r.id: (r.title, r.citation) for r in ctx.policy.rules}
     rules[TERMINATION_RULE_ID] = (TERMINATION_TITLE, TERMINATION_CITATION)
-    words = category_words(ctx.policy)
     agreements: dict[str, AgreementFacts] = {}
     categories: dict[str, str] = {}
     items = []
@@ -155,7 +153,7 @@ def _items(ctx: Context, session: Session, controller_id: int, limit: int) -> tu
             agreements[agreement.code] = AgreementFacts(
                 code=agreement.code, title=agreement.title,
                 terminated_on=agreement.terminated_on if agreement.status == "terminated" else None)
-        categories[record.category] = words.get(record.category) or readable(record.category)
+        categories[record.category] = ctx.policy.category_label(record.category)
         manual = ex is not None and (ex.connector_kind == "manual" or ex.destroyed_by is not None)
         evidence = None
         if manual and ex is not None:

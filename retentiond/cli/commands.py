@@ -138,7 +138,8 @@ def policies_report(paths: Sequence[str], out: str) -> int:
 def policies_show(policy: PolicySet, fmt: str) -> int:
     if fmt == "json":
         print_json({"version": policy.version, "packs": _packs_json(policy),
-                    "rules": _rules_json(policy)})
+                    "rules": _rules_json(policy),
+                    "labels": {c: policy.category_label(c) for c in sorted(policy.categories)}})
         return 0
     print(f"Policy version {policy.version}")
     for pack in policy.packs:
@@ -147,7 +148,7 @@ def policies_show(policy: PolicySet, fmt: str) -> int:
             print(f"  signed off by {pack.signed_off_by} on {pack.signed_off_on}; report sha256 "
                   f"{pack.signed_off_report_sha256 or '(none recorded)'}")
     for rule in policy.rules:
-        print(f"\n{rule.id}  [{rule.category}]")
+        print(f"\n{rule.id}  [{rule.category}: {policy.category_label(rule.category)}]")
         print(f"  {rule.title}")
         for i, a in enumerate(rule.alternatives, start=1):
             cond = "" if a.when.is_empty else f"if {a.when.describe()}: "
@@ -273,10 +274,15 @@ def show_disposals(rows: Sequence[DisposalView], fmt: str) -> int:
     if fmt == "json":
         print_json([r.as_json() for r in rows])
     else:
+        # A failed case's reason goes where its state is shown (only when there is one, so
+        # that the usual table keeps its columns).
+        errors = any(r.state == "failed" for r in rows)
         print_table(("id", "record_id", "category", "controller", "state", "due_on", "action",
-                     "approvals"),
+                     "approvals", *(("why_failed",) if errors else ())),
                     [(r.id, r.record_id, r.category, r.controller, r.state, r.due_on, r.action,
-                      f"{len(r.approved_by)}/{r.approvals_required}") for r in rows])
+                      f"{len(r.approved_by)}/{r.approvals_required}",
+                      *((r.last_error or "" if r.state == "failed" else "",) if errors else ()))
+                     for r in rows])
     return 0
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from sqlalchemy import Engine
+
 from retentiond.clock import SystemClock
 from retentiond.config import Config
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.logs import get_logger
 from retentiond.policy import PolicySet, load_policy_in_force
-from retentiond.registry.db import make_engine, require_current, session_factory
+from retentiond.registry.db import make_engine, require_current, require_exists, session_factory
 
 
 def load_policy(cfg: Config) -> PolicySet:
@@ -18,10 +20,19 @@ def load_policy(cfg: Config) -> PolicySet:
     return load_policy_in_force(cfg.policy_paths)
 
 
-def make_context(cfg: Config, *, check_schema: bool = True) -> Context:
+def open_registry(cfg: Config, *, check_schema: bool = True) -> Engine:
+    """The registry's engine. A SQLite file that is not there is refused, not created (only
+    ``db upgrade`` creates a registry); refusals say which config and database were used."""
+    where = f" ({cfg.describe_database()})"
+    require_exists(cfg.database_url, where=where)
     engine = make_engine(cfg.database_url)
     if check_schema:
-        require_current(engine)
+        require_current(engine, where=where)
+    return engine
+
+
+def make_context(cfg: Config, *, check_schema: bool = True) -> Context:
+    engine = open_registry(cfg, check_schema=check_schema)
     return Context(sessions=session_factory(engine), policy=load_policy(cfg),
                    clock=SystemClock(), actor=cfg.actor)
 

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from retentiond import __version__
-from retentiond.cli.context import acting_context, load_policy, log_override, make_context
+from retentiond.cli.context import (
+    acting_context,
+    load_policy,
+    log_override,
+    make_context,
+    open_registry,
+)
 from retentiond.clock import SystemClock
 from retentiond.config import Config, ConfigError, load_config
 from retentiond.ingest import ImportRefused
@@ -50,16 +56,18 @@ def cmd_db_upgrade(args: argparse.Namespace, cfg: Config) -> int:
 
     engine = make_engine(cfg.database_url)
     upgrade(engine)
-    print(f"database is at revision {current_revision(engine)}")
+    print(f"database {engine.url.render_as_string(hide_password=True)} is at revision "
+          f"{current_revision(engine)} ({cfg.describe_database()})")
     return 0
 
 
 def cmd_db_status(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.registry.db import current_revision, head_revision
 
-    engine = make_engine(cfg.database_url)
+    engine = open_registry(cfg, check_schema=False)
     current, head = current_revision(engine), head_revision()
-    print(f"database: {engine.url.render_as_string(hide_password=True)}")
+    print(f"database: {engine.url.render_as_string(hide_password=True)} "
+          f"({cfg.describe_database()})")
     print(f"revision: {current or 'none (empty database)'}; this version needs {head}")
     return 0 if current == head else 1
 
@@ -372,15 +380,23 @@ def cmd_disposals_send_back(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_disposals_list(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.cli.commands import show_disposals
-    from retentiond.lifecycle.review import list_disposals
+    from retentiond.lifecycle.review import count_disposals, list_disposals
 
-    rows = list_disposals(make_context(cfg), state=args.state, limit=args.limit)
-    return show_disposals(rows, args.format)
+    ctx = make_context(cfg)
+    rows = list_disposals(ctx, state=args.state, limit=args.limit, after_id=args.after_id)
+    status = show_disposals(rows, args.format)
+    if args.limit is not None and len(rows) == args.limit:
+        # On stderr, so that the table or JSON on stdout stays exactly the rows.
+        more = count_disposals(ctx, state=args.state, after_id=rows[-1].id) if rows else 0
+        if more:
+            print(f"{len(rows):,} shown; {more:,} more: add --after-id {rows[-1].id} for the "
+                  "next ones", file=sys.stderr)
+    return status
 
 
 def cmd_disposals_act(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.cli.commands import show_disposals
-    from retentiond.lifecycle import review
+    from retentiond.lifecycle import failed, review
 
     ctx = acting_context(cfg, "approving") if args.verb == "approve" else make_context(cfg)
     ids = _positive_ids(args.ids)
@@ -390,6 +406,10 @@ def cmd_disposals_act(args: argparse.Namespace, cfg: Config) -> int:
         log_override(ctx, "approving")
     elif args.verb == "defer":
         rows = review.defer(ctx, ids, reason=args.reason, until=args.until)
+    elif args.verb == "retry":
+        rows = failed.retry(ctx, ids, reason=args.reason)
+    elif args.verb == "return-to-review":
+        rows = failed.return_to_review(ctx, ids, reason=args.reason)
     else:
         rows = review.reject(ctx, ids, reason=args.reason)
     return show_disposals(rows, args.format)
@@ -756,7 +776,10 @@ def build_parser() -> argparse.ArgumentParser:
     dis = group("disposals", "disposal cases")
     p = leaf(dis, "list", "list disposal cases", cmd_disposals_list, ("table", "json"))
     p.add_argument("--state", default=None)
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None,
+                   help="at most N cases (stderr then says how many more there are)")
+    p.add_argument("--after-id", type=int, default=0, metavar="ID",
+                   help="only cases after this id (the next page)")
     p = leaf(dis, "execute", "carry out approved disposals through the connectors (one pass)",
              cmd_disposals_execute, ("text", "json"))
     p.add_argument("--batch-size", type=int, default=100, metavar="N")
@@ -783,7 +806,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int, metavar="ID")
     p.add_argument("--reason", required=True)
     for verb, help in (("approve", "approve cases"), ("defer", "defer cases to a later date"),
-                       ("reject", "reject cases: the records are retained")):
+                       ("reject", "reject cases: the records are retained"),
+                       ("retry", "try failed cases again, after fixing the cause (back to "
+                        "approved; holds and due dates are checked again)"),
+                       ("return-to-review", "send failed cases back to review (their "
+                        "approvals no longer count)")):
         p = leaf(dis, verb, help, cmd_disposals_act, ("table", "json"))
         p.set_defaults(verb=verb)
         p.add_argument("ids", nargs="+", metavar="ID")

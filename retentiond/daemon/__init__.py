@@ -20,7 +20,7 @@ EX_CONFIG = 78
 def run(cfg: Config, *, once: bool = False) -> int:
     """``retentiond run [--once]``."""
     from retentiond.daemon.instance_lock import InstanceLocked
-    from retentiond.daemon.service import Service
+    from retentiond.daemon.service import ListenError, Service
     from retentiond.logs import describe_error
     from retentiond.policy import PolicyError
     from retentiond.registry.db import SchemaError
@@ -30,6 +30,9 @@ def run(cfg: Config, *, once: bool = False) -> int:
         return service.run_once() if once else service.serve()
     except InstanceLocked as exc:
         return _refuse(str(exc), EX_TEMPFAIL)
+    except ListenError as exc:
+        # Exit 1, not 78: systemd may try again, and the address may be free by then.
+        return _refuse(str(exc), 1)
     except PolicyError as exc:
         lines = [f"policy refused: {len(exc.problems)} problem(s)", *exc.problems]
         return _refuse("\n  ".join(lines), EX_CONFIG)

@@ -44,13 +44,24 @@ from retentiond.daemon.slots import SCHEDULER_ACTOR, evaluated_on
 from retentiond.lifecycle.context import Context
 from retentiond.logs import configure_logging, describe_error, get_logger
 from retentiond.policy import PolicyError, PolicySet, load_policy_in_force
-from retentiond.registry.db import make_engine, require_current, session_factory, upgrade
+from retentiond.registry.db import (
+    make_engine,
+    require_current,
+    require_exists,
+    session_factory,
+    upgrade,
+)
 
 log = get_logger("retentiond.daemon")
 
 #: Jobs whose every run is news; the others log at info only when they did something.
 _ALWAYS_LOGGED = {"evaluate", "digest", "expire_holds"}
 _OUTCOMES = ("ok", "skipped", "unavailable", "failed")
+
+
+class ListenError(RuntimeError):
+    """An address the service must listen on cannot be used; the message names the address
+    and the setting that chose it."""
 
 
 class _ToStructlog(logging.Handler):
@@ -134,6 +145,9 @@ class Service:
     def start(self) -> None:
         """Everything before READY=1: lock, migrate, check the schema, load policies."""
         route_scheduler_logs()
+        where = f" ({self.cfg.describe_database()})"
+        if not self.settings.migrate_on_start:
+            require_exists(self.cfg.database_url, where=where)
         self.lock = acquire_instance_lock(self.cfg.database_url)
         kwargs: dict[str, Any] = {}
         if not self.cfg.is_sqlite:
@@ -142,7 +156,7 @@ class Service:
         if self.settings.migrate_on_start:
             self.status("starting: migrating the database")
             upgrade(engine)
-        require_current(engine)
+        require_current(engine, where=where)
         self.status("starting: loading policies")
         policy = load_policy(self.cfg)
         self.wiring = load_wiring(self.cfg)
@@ -461,7 +475,20 @@ class Service:
             log.warning("metrics_not_loopback", listen=f"{host}:{port}",
                         reason="metrics are counts only, but expose them beyond this host "
                         "only behind a firewall")
-        self.http = MetricsServer(host, port, self.metrics.registry, self.healthz)
+        try:
+            self.http = MetricsServer(host, port, self.metrics.registry, self.healthz)
+        except OSError as exc:
+            if "metrics.listen" in self.cfg.overridden:
+                chosen = "$RETENTIOND_METRICS_LISTEN chose it: set it to a free address"
+            else:
+                where = (f"[metrics] listen in {self.cfg.source}" if self.cfg.source
+                         else "[metrics] listen (no config file: the default)")
+                chosen = (f"{where} chose it: set it, or RETENTIOND_METRICS_LISTEN for this "
+                          "instance, to a free address")
+            raise ListenError(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror or exc} (another "
+                f"retentiond instance or another program may be using it). {chosen}; "
+                'listen = "" turns metrics off') from None
 
     def _start_web(self) -> None:
         """Serve the review UI and API in a thread when ``[web] enabled = true``. A web server

@@ -16,6 +16,7 @@ from retentiond.policy import decide_safely
 from retentiond.policy.model import TRIGGERS
 from retentiond.registry.models import (
     Agreement,
+    Approval,
     AuditEvent,
     Controller,
     Disposal,
@@ -51,6 +52,10 @@ def explain(ctx: Context, record_key: str, *, as_of: dt.date) -> dict[str, Any]:
         ))
         live = next((c for c in reversed(cases) if c.state not in
                      ("withdrawn", "deferred", "rejected")), None)
+        approvers = list(session.scalars(
+            select(Approval.approver).where(Approval.disposal_id == live.id,
+                                            Approval.voided_at.is_(None))
+            .order_by(Approval.id))) if live is not None else []
         history = list(session.scalars(
             select(AuditEvent).where(
                 AuditEvent.entity == "disposal",
@@ -117,6 +122,9 @@ def explain(ctx: Context, record_key: str, *, as_of: dt.date) -> dict[str, Any]:
         "disposal": None if live is None else {
             "id": live.id, "state": live.state, "due_on": live.due_on.isoformat(),
             "action": live.action, "rule": live.rule_id, "policy_version": live.policy_version,
+            "approvals_required": live.approvals_required, "approved_by": approvers,
+            "attempts": live.attempts,
+            "last_error": live.last_error if live.state == "failed" else None,
         },
         "history": [
             {"at": e.occurred_at.isoformat(), "event": e.kind, "actor": e.actor,
@@ -142,6 +150,8 @@ def explain_text(doc: dict[str, Any]) -> str:
     else:
         lines.append(f"  is never due as things stand: {doc['needs_attention']}")
     lines.append(f"  state on {doc['as_of']}: {doc['state']}")
+    if doc["disposal"] and doc["disposal"]["last_error"]:
+        lines.append(f"  case {doc['disposal']['id']} failed: {doc['disposal']['last_error']}")
     lines.append("Rules considered:")
     for r in doc["rules"]:
         due = f" -> {r['due_on']}" if r["due_on"] else ""

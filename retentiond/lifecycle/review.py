@@ -51,6 +51,9 @@ class DisposalView:
     updated_at: dt.datetime
     #: The holding system that did not find the record's data when last asked, if any.
     not_found_in: str | None = None
+    #: Why the last attempt to carry it out failed (shown while the case is ``failed``).
+    last_error: str | None = None
+    attempts: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +64,7 @@ class DisposalView:
             "approvals_required": self.approvals_required,
             "approved_by": list(self.approved_by), "reason": self.reason,
             "updated_at": self.updated_at.isoformat(), "not_found_in": self.not_found_in,
+            "last_error": self.last_error, "attempts": self.attempts,
         }
 
 
@@ -272,6 +276,7 @@ def _views(session: Session, query: Any) -> list[DisposalView]:
             policy_version=case.policy_version, approvals_required=case.approvals_required,
             approved_by=tuple(approvers.get(case.id, ())), reason=case.reason,
             updated_at=case.updated_at, not_found_in=absent.get(case.record_id),
+            last_error=case.last_error, attempts=case.attempts,
         )
         for case, key, category, controller in rows
     ]
@@ -295,3 +300,12 @@ def list_disposals(ctx: Context, *, state: str | None = None, limit: int | None 
         if limit is not None:
             query = query.limit(limit)
         return _views(session, query)
+
+
+def count_disposals(ctx: Context, *, state: str | None = None, after_id: int = 0) -> int:
+    """How many cases ``list_disposals`` would give without a limit."""
+    with ctx.sessions() as session:
+        query = select(func.count()).select_from(Disposal).where(Disposal.id > after_id)
+        if state is not None:
+            query = query.where(Disposal.state == state)
+        return int(session.scalar(query) or 0)

@@ -24,7 +24,6 @@ from retentiond.lifecycle.sql import DONE_STATES
 from retentiond.notify.recipients import controller_channels
 from retentiond.notify.settings import NotifySettings
 from retentiond.policy.engine import TERMINATION_CITATION, TERMINATION_RULE_ID
-from retentiond.policy.words import category_words
 from retentiond.registry.models import (
     Agreement,
     Controller,
@@ -68,7 +67,6 @@ def queue_termination_notices(ctx: Context, session: Session, agreement: Agreeme
         .where(Record.agreement_id == agreement.id, ~done)
         .group_by(Record.controller_id, Record.category, Record.due_rule, Record.due_action)
         .order_by(Record.controller_id)).all()
-    words = category_words(ctx.policy)
     by_controller: dict[int, dict[str, Counter[str]]] = {}
     for controller_id, category, rule, action, n in rows:
         buckets = by_controller.setdefault(controller_id, {"termination": Counter(),
@@ -95,7 +93,7 @@ def queue_termination_notices(ctx: Context, session: Session, agreement: Agreeme
         for bucket, key in (("termination", "at_termination"), ("own_rule", "under_own_rules")):
             for label, n in sorted(buckets[bucket].items()):
                 category, action = label.split("|")
-                payload["categories"][category] = words.get(category, category)
+                payload["categories"][category] = ctx.policy.category_label(category)
                 payload[key].append({"category": category, "action": action, "records": n})
         for channel, target in controller_channels(
                 controller, session.get(ControllerSettings, controller_id)):

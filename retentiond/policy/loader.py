@@ -267,7 +267,7 @@ def _load_pack(path: Path, data: bytes, c: _Collector) -> tuple[Pack | None, lis
     except tomllib.TOMLDecodeError as exc:
         c.add("file", f"is not valid TOML: {exc}")
         return None, []
-    _check_keys(c, "", doc, {"pack", "rules"})
+    _check_keys(c, "", doc, {"pack", "rules", "categories"})
     meta = doc.get("pack")
     if not isinstance(meta, dict):
         c.add("pack", "a [pack] table with at least name and title is required")
@@ -299,13 +299,38 @@ def _load_pack(path: Path, data: bytes, c: _Collector) -> tuple[Pack | None, lis
         c.add("rules", "a pack needs at least one [[rules]] table")
         raw_rules = []
     rules = [r for i, t in enumerate(raw_rules) if (r := _rule(c, i, t, name, str(path)))]
+    labels = _labels(c, doc.get("categories", {}))
     pack = Pack(
         name=name, title=title, path=str(path), requires_local_signoff=bool(signoff),
         signed_off_by=signed_by if isinstance(signed_by, str) else None,
         signed_off_on=signed_on, description=str(meta.get("description", "")),
-        digest=hashlib.sha256(data).hexdigest(), signed_off_report_sha256=report_sha,
+        digest=hashlib.sha256(data).hexdigest(), signed_off_report_sha256=report_sha, labels=labels,
     )
     return pack, rules
+
+
+def _labels(c: _Collector, table: Any) -> tuple[tuple[str, str], ...]:
+    """``[categories."education.pupil_record"] label = "Pupil educational record"``."""
+    if not isinstance(table, dict):
+        c.add("categories", 'must be tables such as [categories."education.pupil_record"]')
+        return ()
+    out: list[tuple[str, str]] = []
+    for code, entry in sorted(table.items()):
+        where = f"categories.{code!r}"
+        if not _CATEGORY_RE.match(code):
+            c.add(where, f"{code!r} is not a dotted lower-case name such as "
+                  "'education.pupil_record'")
+            continue
+        if not isinstance(entry, dict):
+            c.add(where, 'must be a table with a label: [categories."CODE"] label = "..."')
+            continue
+        _check_keys(c, where, entry, {"label"})
+        label = _str(c, where, entry, "label")
+        if label is not None and len(label) > 120:
+            c.add(f"{where}.label", "must be at most 120 characters")
+        elif label is not None:
+            out.append((code, label))
+    return tuple(out)
 
 
 def pack_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -350,6 +375,13 @@ def load_policy_set(paths: Iterable[str | Path]) -> PolicySet:
     names = [p.name for p in packs]
     for name in {n for n in names if names.count(n) > 1}:
         problems.append(f"pack name {name!r} is used by more than one file")
+    labelled: dict[str, tuple[str, str]] = {}
+    for pack in packs:
+        for code, label in pack.labels:
+            first = labelled.setdefault(code, (label, pack.path))
+            if first[0] != label:
+                problems.append(f"{pack.path}: categories.{code!r}.label: {label!r} differs "
+                                f"from {first[0]!r} in {first[1]}: one category, one label")
     if problems:
         raise PolicyError(problems)
     h = hashlib.sha256()

@@ -194,6 +194,17 @@ class Pack:
     digest: str
     #: The report fingerprint the sign-off quotes (``retentiond policies report``).
     signed_off_report_sha256: str | None = None
+    #: ``[categories."CODE"] label = "..."``: the words people read for a category code.
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+def fallback_label(category: str) -> str:
+    """Words for a category no pack labels: ``looked_after.case_record`` -> 'Case record
+    (looked after)'. Readable, and still traceable to the code."""
+    area, _, kind = category.rpartition(".")
+    words = kind.replace("_", " ")
+    text = f"{words} ({area.replace('.', ', ').replace('_', ' ')})" if area else words
+    return text[:1].upper() + text[1:]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -203,6 +214,14 @@ class PolicySet:
     version: str
     packs: tuple[Pack, ...]
     rules: tuple[Rule, ...]
+
+    def category_label(self, category: str) -> str:
+        """The words a pack gives a category, else words made from its code."""
+        for pack in self.packs:
+            for code, label in pack.labels:
+                if code == category:
+                    return label
+        return fallback_label(category)
 
     def rules_for(self, category: str) -> tuple[Rule, ...]:
         """Every rule that names this category."""

@@ -73,6 +73,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL and ``:memory:``)."""
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).expanduser()
+
+
+def require_exists(url: str, *, where: str = "") -> None:
+    """Refuse a SQLite registry file that is not there, before anything connects to it (which
+    would create it): only ``db upgrade`` makes a registry, never a command that reads one."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise SchemaError(f"there is no registry database at {path}{where}: create it with "
+                          "'retentiond db upgrade', or set [database] url to the registry")
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that do not expire objects on commit (values stay readable for output), and
     that seal the audit events they write into the hash chain before they commit."""
@@ -164,11 +181,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
-def require_current(engine: Engine) -> None:
+def require_current(engine: Engine, *, where: str = "") -> None:
     """Refuse to work on a database that is not migrated to this code's schema."""
     current, head = current_revision(engine), head_revision()
     if current != head:
-        where = "an empty database" if current is None else f"revision {current}"
+        url = engine.url.render_as_string(hide_password=True)
+        state = ("is empty (it has no schema yet)" if current is None
+                 else f"has schema revision {current}")
         raise SchemaError(
-            f"the database is at {where} but this version needs {head}: run 'retentiond db upgrade'"
+            f"the registry database {url}{where} {state}; this version of retentiond needs "
+            f"revision {head}: run 'retentiond db upgrade'"
         )

@@ -43,12 +43,19 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
                sessions: sessionmaker[Session] | None = None,
                settings: WebSettings | None = None) -> FastAPI:
     """The app for ``cfg``; tests and the daemon may pass the policy, clock and sessions."""
-    from retentiond.registry.db import make_engine, require_current, session_factory
+    from retentiond.registry.db import (
+        make_engine,
+        require_current,
+        require_exists,
+        session_factory,
+    )
 
     settings = settings or load_web_settings(cfg)
     if sessions is None:
+        where = f" ({cfg.describe_database()})"
+        require_exists(cfg.database_url, where=where)
         engine = make_engine(cfg.database_url)
-        require_current(engine)
+        require_current(engine, where=where)
         sessions = session_factory(engine)
     if policy is None:
         policy = load_policy_in_force(cfg.policy_paths)
@@ -160,7 +167,14 @@ def _install_handlers(app: FastAPI) -> None:
     async def denied(request: Request, exc: Denied) -> Response:
         if is_api(request):
             return JSONResponse({"detail": str(exc)}, status_code=403)
-        return _page_error(request, 403, "You cannot do this", str(exc))
+        message = str(exc)
+        if exc.permission is not None:
+            from retentiond.web.wording import PERMISSION_WORDS
+
+            words = PERMISSION_WORDS.get(exc.permission, "do this")
+            message = (f"Your role does not let you {words}. If your work needs it, ask an "
+                       "administrator.")
+        return _page_error(request, 403, "You cannot do this", message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -222,16 +236,24 @@ def serve(cfg: Config, stop_event: threading.Event, *, app: FastAPI | None = Non
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None, server_header=False,
     )
-    server = uvicorn.Server(config)
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:  # said only once the address is bound, never before
+                log.info("web_listening", host=settings.host, port=settings.port)
+
+    server = Server(config)
 
     def watch() -> None:
         stop_event.wait()
         server.should_exit = True
 
     threading.Thread(target=watch, name="retentiond-web-stop", daemon=True).start()
-    log.info("web_listening", host=settings.host, port=settings.port)
     with contextlib.suppress(SystemExit):  # uvicorn exits this way when it cannot bind
         server.run()
     if not server.started:
+        chosen = ("$RETENTIOND_WEB_LISTEN" if "web.listen" in cfg.overridden
+                  else f"[web] listen in {cfg.source}" if cfg.source else "[web] listen")
         raise RuntimeError(f"the web server could not start on {settings.host}:{settings.port} "
-                           "(is the address in use?)")
+                           f"(is another program using the address?): {chosen} chose it; set "
+                           "it, or RETENTIOND_WEB_LISTEN for this instance, to a free address")

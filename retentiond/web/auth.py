@@ -59,7 +59,12 @@ class LoginRequired(Exception):
 
 
 class Denied(Exception):
-    """Signed in, but the role does not allow this (or a CSRF token is missing or wrong)."""
+    """Signed in, but the role does not allow this (or a CSRF token is missing or wrong).
+    ``permission`` names what was missing, for a page to say in words."""
+
+    def __init__(self, message: str, *, permission: str | None = None) -> None:
+        super().__init__(message)
+        self.permission = permission
 
 
 def web_state(request: Request) -> WebState:
@@ -153,8 +158,9 @@ async def authorise(request: Request) -> None:
         await run_in_threadpool(_audit, request, "AccessDenied", principal.username, "route",
                                 name or "", {"method": request.method, "path": request.url.path})
         if rule == SIGNED_IN_SESSION:
-            raise Denied("an API token cannot do this: sign in to the service in a browser")
-        raise Denied(f"your role does not allow this ({rule})")
+            raise Denied("an API token cannot do this: sign in to the service in a browser",
+                         permission=rule)
+        raise Denied(f"your role does not allow this ({rule})", permission=rule)
     if (request.method not in SAFE_METHODS and principal.via == "session"
             and not await _csrf_ok(request, principal.csrf_token)):
         raise Denied("the form had expired or did not come from this service: go back, "

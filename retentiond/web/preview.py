@@ -17,6 +17,25 @@ from retentiond.policy import PolicySet, decide_safely, load_policy_set
 from retentiond.registry.models import Record
 
 BATCH = 5000
+#: Records listed behind each category's counts (the counts themselves cover every record).
+EXAMPLES = 200
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordMove:
+    """One record whose due date the changed policy would move."""
+
+    record_id: str
+    change: str  # earlier, later, newly_never_due, newly_dated
+    due_on: dt.date | None
+    proposed_due_on: dt.date | None
+    due_now: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {"record_id": self.record_id, "change": self.change,
+                "due_on": self.due_on.isoformat() if self.due_on else None,
+                "proposed_due_on": self.proposed_due_on.isoformat() if self.proposed_due_on
+                else None, "due_now": self.due_now}
 
 
 @dataclass(kw_only=True)
@@ -31,9 +50,13 @@ class CategoryMove:
     newly_never_due: int = 0
     newly_dated: int = 0
     newly_due_now: int = 0
+    #: The first ``EXAMPLES`` records that would move, by record id.
+    examples: list[RecordMove] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k != "examples"}
+        out["records_moved"] = [m.as_json() for m in self.examples]
+        return out
 
 
 @dataclass(kw_only=True)
@@ -79,7 +102,8 @@ def preview(ctx: Context, proposed: PolicySet) -> PolicyPreview:
         while True:
             with ctx.sessions() as session:
                 rows = session.execute(
-                    fact_query().where(Record.category == category, Record.id > last)
+                    fact_query().add_columns(Record.record_key)
+                    .where(Record.category == category, Record.id > last)
                     .order_by(Record.id).limit(BATCH)).all()
             if not rows:
                 break
@@ -89,16 +113,20 @@ def preview(ctx: Context, proposed: PolicySet) -> PolicyPreview:
                 move.records += 1
                 if old == new:
                     move.unchanged += 1
-                elif new is None:
-                    move.newly_never_due += 1
+                    continue
+                if new is None:
+                    change = "newly_never_due"
                 elif old is None:
-                    move.newly_dated += 1
-                elif new < old:
-                    move.earlier += 1
+                    change = "newly_dated"
                 else:
-                    move.later += 1
-                if new is not None and new <= today and (old is None or old > today):
-                    move.newly_due_now += 1
+                    change = "earlier" if new < old else "later"
+                setattr(move, change, getattr(move, change) + 1)
+                due_now = new is not None and new <= today and (old is None or old > today)
+                move.newly_due_now += due_now
+                if len(move.examples) < EXAMPLES:
+                    move.examples.append(RecordMove(record_id=row[-1], change=change,
+                                                    due_on=old, proposed_due_on=new,
+                                                    due_now=due_now))
             last = rows[-1][0]
         result.moves.append(move)
     return result

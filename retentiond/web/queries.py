@@ -101,8 +101,30 @@ def decode_cursor(sort: str, cursor: str) -> tuple[dt.date | None, int]:
         raise QueryError("cursor: not a page position this service gave out") from None
 
 
+class _Position:
+    """Page numbers from a page's position among the matching rows (keyset pages know
+    where they start, not which page they are)."""
+
+    start: int
+    limit: int
+    total: int
+
+    @property
+    def position_known(self) -> bool:
+        """False past the first ``COUNT_CAP`` rows, where positions are not counted."""
+        return self.start <= COUNT_CAP
+
+    @property
+    def page_no(self) -> int:
+        return (self.start - 1) // self.limit + 1
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.limit))
+
+
 @dataclass(frozen=True, kw_only=True)
-class QueuePage:
+class QueuePage(_Position):
     """One page of the queue, with cursors for the next and previous pages."""
 
     items: list[DisposalView]
@@ -111,6 +133,10 @@ class QueuePage:
     next_cursor: str | None
     prev_cursor: str | None
     total_capped: bool = False
+    #: The position of the first item among the matching cases (1 for the first page), for
+    #: "Cases 51 to 100 of 531"; counted up to the cap like ``total``.
+    start: int = 1
+    limit: int = 50
 
 
 def _queue_conditions(f: QueueFilter, controller_id: int | None,
@@ -191,11 +217,30 @@ def queue_page(session: Session, f: QueueFilter, *, controller_id: int | None) -
     total = int(session.scalar(select(func.count()).select_from(capped)) or 0)
     has_next = more if not backwards else True
     has_prev = bool(cursor) if not backwards else more
+    start = 1
+    if items and has_prev:
+        first = items[0]
+        keys_first = ((Disposal.due_on, first.due_on), (Disposal.id, first.id)) \
+            if f.sort == "due_on" else ((Disposal.id, first.id),)
+        earlier = _before(keys_first, descending=f.descending)
+        ahead = (matching.where(*_queue_conditions(f, controller_id, controller_ids), earlier)
+                 .limit(COUNT_CAP + 1).subquery())
+        start = int(session.scalar(select(func.count()).select_from(ahead)) or 0) + 1
     return QueuePage(
         items=items, total=min(total, COUNT_CAP), total_capped=total > COUNT_CAP,
         next_cursor=encode_cursor(f.sort, items[-1]) if items and has_next else None,
         prev_cursor=encode_cursor(f.sort, items[0]) if items and has_prev else None,
+        start=start, limit=f.limit,
     )
+
+
+def _before(keys: tuple[tuple[Any, Any], ...], *, descending: bool) -> Any:
+    """Rows that come before the given key values in the queue's order (keyset)."""
+    column, value = keys[0]
+    first = column > value if descending else column < value
+    if len(keys) == 1:
+        return first
+    return or_(first, and_(column == value, _before(keys[1:], descending=descending)))
 
 
 def queue_all(session: Session, f: QueueFilter, *, controller_id: int | None,
@@ -367,10 +412,11 @@ class AuditFilter:
     since: dt.date | None = None
     until: dt.date | None = None
     before_id: int | None = None
+    after_id: int | None = None
     limit: int = 100
 
 
-def audit_events(session: Session, f: AuditFilter) -> list[AuditEvent]:
+def _audit_where(f: AuditFilter) -> list[Any]:
     from retentiond.clock import LONDON
 
     where: list[Any] = []
@@ -387,10 +433,50 @@ def audit_events(session: Session, f: AuditFilter) -> list[AuditEvent]:
     if f.until:
         where.append(AuditEvent.occurred_at < dt.datetime.combine(
             f.until + dt.timedelta(days=1), dt.time(), LONDON))
+    return where
+
+
+def audit_events(session: Session, f: AuditFilter) -> list[AuditEvent]:
+    """Matching events, newest first, before ``before_id`` (or, going back a page, the
+    ``limit`` oldest after ``after_id``, still newest first)."""
+    where = _audit_where(f)
+    if f.after_id:
+        rows = list(session.scalars(select(AuditEvent).where(*where, AuditEvent.id > f.after_id)
+                                    .order_by(AuditEvent.id).limit(f.limit)))
+        return rows[::-1]
     if f.before_id:
         where.append(AuditEvent.id < f.before_id)
     return list(session.scalars(select(AuditEvent).where(*where)
                                 .order_by(AuditEvent.id.desc()).limit(f.limit)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditPage(_Position):
+    """A page of the audit trail with where it sits among the matching events."""
+
+    items: list[AuditEvent]
+    total: int
+    total_capped: bool
+    start: int
+    limit: int
+    newer: bool
+    older: bool
+
+
+def audit_page(session: Session, f: AuditFilter) -> AuditPage:
+    """``audit_events`` with counts (each up to ``COUNT_CAP``): the trail can hold millions."""
+    items = audit_events(session, f)
+    where = _audit_where(f)
+
+    def count(*extra: Any) -> int:
+        capped = select(AuditEvent.id).where(*where, *extra).limit(COUNT_CAP + 1).subquery()
+        return int(session.scalar(select(func.count()).select_from(capped)) or 0)
+
+    total = count()
+    newer = count(AuditEvent.id > items[0].id) if items else 0
+    older = bool(items) and count(AuditEvent.id < items[-1].id) > 0
+    return AuditPage(items=items, total=min(total, COUNT_CAP), total_capped=total > COUNT_CAP,
+                     start=newer + 1, limit=f.limit, newer=newer > 0, older=older)
 
 
 def audit_kinds(session: Session) -> list[str]:

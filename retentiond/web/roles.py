@@ -31,7 +31,7 @@ VIEW_AUDIT = "view_audit"          # the audit trail, and its export
 EXPORT = "export"                  # lists as CSV and password-protected XLSX
 PREVIEW_POLICY = "preview_policy"  # what a changed pack would move (computes, changes nothing)
 APPROVE = "approve"                # approve disposals
-REVIEW = "review"                  # defer and reject disposals
+REVIEW = "review"                  # defer and reject disposals; retry failed ones or send them back to review
 HOLD = "hold"                      # place and lift holds
 VIEW_FILTERS = "view_filters"      # saved queue filters (their criteria name controllers)
 MANAGE_FILTERS = "manage_filters"  # save and delete queue filters (a filter can scope a hold)
@@ -99,6 +99,8 @@ ROUTE_RULES: dict[str, str] = {
     "queue_defer": REVIEW,
     "queue_reject": REVIEW,
     "queue_hold": HOLD,
+    "queue_retry": REVIEW,
+    "queue_return": REVIEW,
     "record_page": VIEW,
     "holds_page": VIEW_HOLDS,
     "hold_page": VIEW_HOLDS,
@@ -118,6 +120,8 @@ ROUTE_RULES: dict[str, str] = {
     "certificate_acknowledge": ACKNOWLEDGE,
     "notification_resend": RESEND,
     "users_page": MANAGE_USERS,
+    "users_new_form": MANAGE_USERS,
+    "users_add": MANAGE_USERS,
     "users_disable": MANAGE_USERS,
     "users_revoke_sessions": MANAGE_USERS,
     "users_revoke_token": MANAGE_USERS,
@@ -133,6 +137,8 @@ ROUTE_RULES: dict[str, str] = {
     "api_disposals_approve": APPROVE,
     "api_disposals_defer": REVIEW,
     "api_disposals_reject": REVIEW,
+    "api_disposals_retry": REVIEW,
+    "api_disposals_return_to_review": REVIEW,
     "api_record": VIEW,
     "api_holds": VIEW_HOLDS,
     "api_hold": VIEW_HOLDS,

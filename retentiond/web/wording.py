@@ -3,6 +3,7 @@ subject born 29 February 2004, under rule ... citing ...". Built from ``explain`
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from retentiond.policy.model import Period
@@ -69,3 +70,100 @@ def rule_sentence(rule: dict[str, Any]) -> str:
                 f"{basis(rule['trigger'], rule['period'], rule['trigger_value'])}.")
     reason = str(rule["reason"])
     return reason[:1].upper() + reason[1:] + "."
+
+
+# --- words for codes ------------------------------------------------------------------------
+# Pages show these; the codes stay in the record page's detail, exports and the API.
+
+HOLD_TYPE_LABELS = {
+    "legal": "Legal (litigation or a claim)", "subject_access": "Subject access request",
+    "inquiry": "Public inquiry", "complaint": "Complaint", "police": "Police request",
+    "other": "Other",
+}
+ACTION_LABELS = {
+    "delete": "Delete", "return": "Return to the controller, then delete",
+    "review": "A person decides", "anonymise": "Anonymise", "transfer": "Transfer to an archive",
+}
+TRIGGER_LABELS = {
+    "date_of_birth": "the date of birth", "date_of_death": "the date of death",
+    "opened_on": "the date it was opened (or the report made)",
+    "closed_on": "the date the case closed", "event_on": "the date of the event",
+}
+ROUNDING_LABELS = {
+    "academic_year_end": "the end of the academic year (31 August)",
+    "financial_year_end": "the end of the financial year (31 March)",
+    "calendar_year_end": "the end of the year (31 December)",
+}
+ROLE_LABELS = {
+    "admin": "Administrator", "ig_officer": "IG officer", "approver": "Approver",
+    "auditor": "Auditor", "controller": "Controller's user",
+}
+#: Audit event kinds whose words are not simply the kind spelt out.
+_EVENT_WORDS = {
+    "DisposalQueued": "Case opened for review",
+    "DisposalApprovalRecorded": "Approval recorded (another approver needed)",
+    "DisposalApproved": "Case approved",
+    "DisposalClaimed": "Disposal started",
+    "DisposalExecuted": "Disposal carried out and checked",
+    "DisposalRetryScheduled": "Disposal to be tried again (temporary error)",
+    "DisposalFailed": "Disposal failed",
+    "DisposalRetried": "Failed case tried again",
+    "DisposalReturnedToReview": "Failed case sent back to review",
+    "DisposalReleased": "Disposal put back (not started)",
+    "DisposalLeaseExpired": "Disposal interrupted (to be tried again)",
+    "DisposalPackageDelivered": "Return package delivered",
+    "DisposalTaskCreated": "Task created for a person to carry out",
+    "DisposalCertified": "Disposal certified",
+    "DisposalNotified": "Controller notified",
+    "ApiTokenCreated": "API token created",
+    "SignInFailed": "Sign-in failed",
+    "SignInThrottled": "Sign-in refused (too many failures)",
+    "UserSignedIn": "Signed in", "UserSignedOut": "Signed out",
+    "ControllerNotificationSettingsChanged": "Controller's notice settings changed",
+}
+#: Permissions in words, for "you cannot do this" pages.
+PERMISSION_WORDS = {
+    "view": "see the queue and records", "view_holds": "see holds",
+    "view_policy": "see the policy", "view_audit": "see the audit trail",
+    "export": "export lists", "preview_policy": "preview a policy change",
+    "approve": "approve disposals", "review": "defer, reject or retry cases",
+    "hold": "place or lift holds", "view_filters": "see saved filters",
+    "manage_filters": "save or delete filters", "manage_users": "manage users",
+    "resend": "resend notices", "acknowledge": "acknowledge certificates",
+}
+
+
+def event_label(kind: str) -> str:
+    """``DisposalApproved`` -> 'Case approved'; an unknown kind is spelt out in words."""
+    if kind in _EVENT_WORDS:
+        return _EVENT_WORDS[kind]
+    words = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", kind).split()
+    if words and words[0] == "Disposal":
+        words[0] = "Case"
+    text = " ".join(words).lower()
+    return text[:1].upper() + text[1:]
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``plural(1, "case")`` -> '1 case'; ``plural(2, "case")`` -> '2 cases'."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def case_words(message: str) -> str:
+    """Lifecycle messages say 'disposal 17 is pending_review' (the command line's words);
+    the pages say 'case 17 is pending review'."""
+    message = re.sub(r"\bdisposal (?=\d)", "case ", message)
+    return re.sub(r"\b(is|was) ([a-z_]+)\b", lambda m: f"{m.group(1)} "
+                  f"{STATE_LABELS[m.group(2)].lower() if m.group(2) in STATE_LABELS else m.group(2)}",
+                  message)
+
+
+def scope_words(scope: str, category_label: Any = str) -> str:
+    """A hold's scope in words: ``category:education.pupil_record`` -> 'Category: Pupil
+    educational record'; ``record:R-1`` -> 'Record R-1'."""
+    kind, _, value = scope.partition(":")
+    if kind == "category":
+        return f"Category: {category_label(value)}"
+    if kind == "filter":
+        return f"Saved filter “{value}”"
+    return f"{kind.capitalize()} {value}" if kind in ("record", "subject", "controller") else scope

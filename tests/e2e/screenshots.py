@@ -1,50 +1,121 @@
-"""Screenshots of the dashboard, queue, record and holds pages for docs/ (synthetic demo data).
+"""Screenshots of every page of the review service, at 1280 and 390 pixels wide, for docs/
+(synthetic demo data; each as the role that uses it).
 
     .venv/bin/python tests/e2e/screenshots.py docs/img
+
+Writes ``NAME-1280.png`` and ``NAME-390.png`` for each page in ``PAGES``. Look at every one
+after running it: this script only takes them.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
-from web_harness import chromium, running_app, sign_in
+from web_harness import ROOT, chromium, fail_cases, issue_demo_certificates, running_app, sign_in
 
 from retentiond.lifecycle.filters import save_filter
 from retentiond.lifecycle.holds import place_hold
 from retentiond.lifecycle.review import approve
 from retentiond.registry.models import Controller, Disposal, Record
 
+WIDTHS = (1280, 390)
+
+
+def _setup(estate: Any, workdir: Path) -> dict[str, str]:
+    """Something on every page: an approval, failed cases, holds, a saved filter, certificates."""
+    serials = issue_demo_certificates(estate, workdir / "keys")
+    failed = fail_cases(estate, 3, skip=5)
+    with estate.ctx.sessions() as s:
+        case, key = s.execute(
+            select(Disposal.id, Record.record_key).join(Record, Record.id == Disposal.record_id)
+            .where(Record.category == "child_protection.case", Disposal.state == "pending_review")
+            .order_by(Disposal.id).limit(1)).one()
+        code = s.scalars(select(Controller.code).order_by(Controller.code).limit(1)).one()
+    approve(replace(estate.ctx, actor="approver1"), [case], reason="checked against the MIS")
+    officer = replace(estate.ctx, actor="officer")
+    save_filter(officer, name="Referrals of one school, due by 2027",
+                criteria={"controller": code, "category": "safeguarding.referral",
+                          "due_to": "2027-12-31"})
+    hold = place_hold(officer, scope="filter:Referrals of one school, due by 2027",
+                      hold_type="complaint",
+                      reason="ICO complaint about the school's referral records (synthetic)")
+    place_hold(officer, scope="category:looked_after.case_record", hold_type="inquiry",
+               reason="Independent inquiry moratorium (synthetic)")
+    return {"record": key, "failed": failed[0][1], "hold": str(hold.id),
+            "serial": serials["DEMO-SCH-01"]}
+
+
+def pages(ids: dict[str, str]) -> list[tuple[str, str | None, str]]:
+    """(file name, user, path) of every page."""
+    return [
+        ("login", None, "/login"),
+        ("dashboard", "officer", "/dashboard"),
+        ("queue", "officer", "/queue?limit=10"),
+        ("queue-failed", "officer", "/queue?state=failed"),
+        ("record", "approver1", f"/records/{ids['record']}"),
+        ("record-failed", "officer", f"/records/{ids['failed']}"),
+        ("holds", "officer", "/holds"),
+        ("hold", "officer", f"/holds/{ids['hold']}"),
+        ("filters", "officer", "/filters"),
+        ("policy", "officer", "/policy"),
+        ("certificates", "officer", "/certificates"),
+        ("certificate", "officer", f"/certificates/{ids['serial']}"),
+        ("audit", "auditor", "/audit?limit=15"),
+        ("account", "officer", "/account"),
+        ("users", "admin", "/users"),
+        ("user-new", "admin", "/users/new"),
+        ("controller-dashboard", "school1", "/dashboard"),
+        ("not-allowed", "auditor", "/users"),
+    ]
+
 
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, running_app(Path(tmp), records=3000) as (base, estate):
-        with estate.ctx.sessions() as s:
-            case, key = s.execute(
-                select(Disposal.id, Record.record_key).join(Record, Record.id == Disposal.record_id)
-                .where(Record.category == "education.pupil_record", Disposal.state == "pending_review")
-                .order_by(Disposal.id).limit(1)).one()
-        from dataclasses import replace
-        approve(replace(estate.ctx, actor="approver1"), [case], reason="checked against the MIS")
-        # A hold by a saved filter, so that the holds page shows one beside the others.
-        with estate.ctx.sessions() as s:
-            code = s.scalars(select(Controller.code).order_by(Controller.code).limit(1)).one()
-        officer = replace(estate.ctx, actor="officer")
-        save_filter(officer, name="Referrals of one school, due by 2027",
-                    criteria={"controller": code, "category": "safeguarding.referral",
-                              "due_to": "2027-12-31"})
-        place_hold(officer, scope="filter:Referrals of one school, due by 2027", hold_type="complaint",
-                   reason="ICO complaint about the school's referral records (synthetic)")
+    with tempfile.TemporaryDirectory() as tmp, \
+            running_app(Path(tmp), records=3000) as (base, estate):
+        ids = _setup(estate, Path(tmp))
+        changed = (ROOT / "policies" / "isa-default.toml").read_text(encoding="utf-8") \
+            .replace('period = "6y"', 'period = "5y"', 1)
         with chromium() as browser:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            sign_in(page, base, "officer")
-            for name, path in (("dashboard", "/dashboard"), ("queue", "/queue?limit=25"),
-                               ("record", f"/records/{key}"), ("holds", "/holds")):
-                page.goto(base + path)
-                page.screenshot(path=str(out / f"{name}.png"), full_page=True)
-                print(out / f"{name}.png")
+            contexts: dict[str | None, Any] = {}
+            for width in WIDTHS:
+                for name, user, path in pages(ids):
+                    if user not in contexts:
+                        contexts[user] = browser.new_context()
+                        if user is not None:
+                            sign_in(contexts[user].new_page(), base, user)
+                    page = contexts[user].new_page()
+                    page.set_viewport_size({"width": width, "height": 900})
+                    page.goto(base + path)
+                    shot(page, out / f"{name}-{width}.png")
+                    page.close()
+                page = contexts["officer"].new_page()
+                page.set_viewport_size({"width": width, "height": 900})
+                page.goto(base + "/policy")
+                page.get_by_label("Or paste the pack").fill(changed)
+                page.get_by_role("button", name="Preview").click()
+                shot(page, out / f"policy-preview-{width}.png", clip="#preview-result")
+                page.close()
+
+
+def shot(page: Any, path: Path, clip: str | None = None) -> None:
+    """A full-page screenshot (or of one element), reduced to 256 colours: a third of the
+    size, and text stays sharp."""
+    from PIL import Image
+
+    if clip:
+        page.locator(clip).screenshot(path=str(path))
+    else:
+        page.screenshot(path=str(path), full_page=True)
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+    print(path)
 
 
 if __name__ == "__main__":

@@ -174,10 +174,16 @@ def test_bad_import_lists_every_problem_then_logs(cli, tmp_path):
 
 
 def test_unmigrated_database_is_refused(tmp_path):
-    """Every command refuses an empty or old database and says to run db upgrade."""
-    cli = Cli(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
+    """Every command refuses a missing, empty or old database and says to run db upgrade; a
+    missing SQLite file is not created by the refusal."""
+    db = tmp_path / "empty.db"
+    cli = Cli(tmp_path, f"sqlite:///{db}")
     result = cli.run("disposals", "list", expect=None)
-    assert_refused(result, "retentiond db upgrade")
+    assert_refused(result, f"there is no registry database at {db}", "retentiond db upgrade")
+    assert not db.exists()
+    db.touch()
+    assert_refused(cli.run("disposals", "list", expect=None), "is empty (it has no schema yet)",
+                   "retentiond db upgrade")
     assert "none (empty database)" in cli.run("db", "status", expect=1).out
 
 

@@ -17,7 +17,7 @@ EVALUATE_KEYS = {"evaluation_id", "as_of", "policy_version", "queued", "auto_app
                  "holds_expired", "recomputed", "due_dates_changed", "cases_withdrawn"}
 DISPOSAL_KEYS = {"id", "record_id", "category", "controller", "state", "due_on", "action",
                  "rule", "policy_version", "approvals_required", "approved_by", "reason",
-                 "updated_at", "not_found_in"}
+                 "updated_at", "not_found_in", "last_error", "attempts"}
 HOLD_KEYS = {"id", "scope", "type", "reason", "placed_by", "placed_at", "until", "lifted_at",
              "lifted_by", "lift_reason", "active", "records_covered", "covers", "criteria"}
 EXPLAIN_KEYS = {"record_id", "category", "controller", "agreement", "system", "locator",
@@ -33,7 +33,7 @@ FORECAST_TOTALS_KEYS = {"total", "by_month", "by_category", "by_month_and_catego
 CONTROLLER_KEYS = {"code", "name", "email", "webhook_url"}
 AGREEMENT_KEYS = {"code", "title", "status", "notice", "termination_action", "terminated_on",
                   "disposal_due_on"}
-SHOW_KEYS = {"version", "packs", "rules"}
+SHOW_KEYS = {"version", "packs", "rules", "labels"}
 SHOW_PACK_KEYS = {"name", "title", "path", "sha256", "requires_local_signoff", "signed_off_by",
                   "signed_off_on", "signed_off_report_sha256"}
 SHOW_RULE_KEYS = {"id", "category", "title", "action", "approvals_required", "auto_approve",
@@ -162,6 +162,7 @@ def test_whole_lifecycle_from_a_terminal(tmp_path):
     shown = cli.run("policies", "show", "--format", "json").json()
     assert set(shown) == SHOW_KEYS and shown["version"] == first["policy_version"]
     assert [set(p) for p in shown["packs"]] == [SHOW_PACK_KEYS]
+    assert shown["labels"]["education.pupil_record"] == "Pupil educational record"
     assert all(set(r) == SHOW_RULE_KEYS for r in shown["rules"])
     assert all(set(a) == SHOW_ALT_KEYS for r in shown["rules"] for a in r["alternatives"])
     json.dumps(shown)
@@ -198,3 +199,47 @@ def test_lifecycle_on_postgresql(tmp_path, database_url):
     fc = cli.run("forecast", "--as-of", "2045-01-01", "--until", "2045-12-31",
                  "--format", "json").json()
     assert [i["record_id"] for i in fc["items"]] == ["R-FUT"]
+
+
+def test_failed_disposals_from_a_terminal(tmp_path):
+    """A disposal that fails (no connector for its system) shows why in 'disposals list';
+    'disposals retry' puts it back to approved, 'return-to-review' to pending review; both
+    need a reason and refuse a case that is not failed; '--limit' says how many more."""
+    cli = Cli(tmp_path, f"sqlite:///{tmp_path / 'registry.db'}")
+    cli.run("db", "upgrade")
+    write(tmp_path / "controllers.csv", CONTROLLERS)
+    cli.run("controllers", "import", "controllers.csv")
+    cli.run("agreements", "add", "ISA-01", "--title", "Synthetic ISA")
+    write(tmp_path / "records.csv", RECORDS)
+    cli.run("records", "import", "records.csv")
+    cli.run("evaluate")
+    ids = {d["record_id"]: str(d["id"])
+           for d in cli.run("disposals", "list", "--format", "json").json()}
+    cli.run("disposals", "approve", ids["R-1"], ids["R-2"], "--reason", "due; checked")
+    # No [connectors] at all: the case files' system has no connector, a permanent error.
+    cli.run("disposals", "execute", expect=1)
+    table = cli.run("disposals", "list", "--state", "failed").out
+    assert "why_failed" in table and "no connector is configured for system 'case-files'" in table
+    (failed,) = [d for d in cli.run("disposals", "list", "--state", "failed", "--format",
+                                    "json").json() if d["record_id"] == "R-1"]
+    assert set(failed) == DISPOSAL_KEYS and failed["attempts"] == 1
+    assert failed["last_error"] == "no connector is configured for system 'case-files'"
+
+    retried = _one(cli.run("disposals", "retry", ids["R-1"], "--reason",
+                           "connector configured", "--format", "json"))
+    assert (retried["state"], retried["last_error"], retried["attempts"]) == ("approved", None, 0)
+    back = _one(cli.run("disposals", "return-to-review", ids["R-2"], "--reason",
+                        "locator to be checked", "--format", "json"))
+    assert (back["state"], back["approved_by"]) == ("pending_review", [])
+    assert_refused(cli.run("disposals", "retry", ids["R-3"], "--reason", "x", expect=None),
+                   f"case {ids['R-3']} is pending review: only a failed case can be retried")
+    assert cli.run("disposals", "retry", ids["R-1"], expect=2).code == 2  # --reason required
+
+    listed = cli.run("disposals", "list", "--limit", "2")
+    total = len(cli.run("disposals", "list", "--format", "json").json())
+    rows = listed.out.strip().splitlines()[2:]
+    assert len(rows) == 2
+    last = rows[-1].split()[0]
+    assert f"2 shown; {total - 2:,} more: add --after-id {last} for the next ones" in listed.err
+    rest = cli.run("disposals", "list", "--after-id", last, "--format", "json").json()
+    assert len(rest) == total - 2

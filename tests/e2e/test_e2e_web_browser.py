@@ -83,7 +83,7 @@ def test_officer_defers_two_cases(served: tuple[str, Any], page: Any) -> None:
     page.locator("#until-month").fill(str(until.month))
     page.locator("#until-year").fill(str(until.year))
     page.get_by_role("button", name="Defer selected").click()
-    assert "Deferred 2 case(s) until 2027-03-31" in page.locator(".govuk-notification-banner").inner_text()
+    assert "Deferred 2 cases until 31 March 2027." in page.locator(".govuk-notification-banner").inner_text()
     assert _state(estate, a) == _state(estate, b) == "deferred"
 
 
@@ -94,7 +94,7 @@ def test_officer_cannot_approve_and_sees_an_error_summary(served: tuple[str, Any
     sign_in(page, base, "officer")
     page.goto(f"{base}/queue")
     assert page.get_by_role("button", name="Approve selected").count() == 0
-    page.get_by_role("button", name="Reject selected (keep the records)").click()
+    page.get_by_role("button", name="Reject selected cases (keep the records)").click()
     summary = page.locator(".govuk-error-summary")
     assert "Select at least one case" in summary.inner_text()
     assert "Enter a reason" in summary.inner_text()
@@ -113,7 +113,7 @@ def test_two_approvers_approve_a_child_protection_case(served: tuple[str, Any], 
         page.locator(f"#case-{case}").check()
         page.get_by_label("Reason").fill(f"reviewed by {who}")
         page.get_by_role("button", name="Approve selected").click()
-        assert "Approval recorded for 1 case(s)" in page.locator(".govuk-notification-banner").inner_text()
+        assert f"Approval recorded for case {case}" in page.locator(".govuk-notification-banner").inner_text()
         assert _state(estate, case) == expected
         context.close()
     context = browser.new_context()
@@ -121,7 +121,8 @@ def test_two_approvers_approve_a_child_protection_case(served: tuple[str, Any], 
     sign_in(page, base, "auditor")
     page.goto(f"{base}/records/{key}")
     history = page.locator("table").last.inner_text()
-    assert "approver1" in history and "approver2" in history and "DisposalApproved" in history
+    assert "approver1" in history and "approver2" in history and "Case approved" in history
+    assert "Approval recorded (another approver needed)" in history
     context.close()
 
 
@@ -153,9 +154,9 @@ def test_place_and_lift_a_hold(served: tuple[str, Any], page: Any) -> None:
     page.locator("#reason").fill("litigation L-2026-7")
     page.get_by_role("button", name="Place hold").click()
     banner = page.locator(".govuk-notification-banner").inner_text()
-    assert f"placed on record:{key}" in banner
+    assert f"It covers record {key}: 1 record." in banner
     assert _state(estate, case) == "held"
-    row = page.locator("tr", has_text=f"record:{key}")
+    row = page.locator("tr", has_text=f"Record {key}")
     row.get_by_role("link").first.click()
     assert key in page.locator("main").inner_text()
     page.get_by_label("Reason for lifting").fill("the claim was withdrawn")
@@ -198,17 +199,19 @@ def test_officer_saves_a_queue_filter_and_places_a_hold_by_it(served: tuple[str,
     assert "saved" in page.locator(".govuk-notification-banner").inner_text()
     page.goto(f"{base}/filters")
     row = page.locator("tr", has_text="browser journey filter")
-    assert f"Records of controller {controller} in category {category}" in row.inner_text()
+    label = estate.ctx.policy.category_label(category)
+    assert f"Records of controller {controller} in category \u201c{label}\u201d" in row.inner_text()
     row.get_by_role("link", name="Place a hold by this filter").click()
     assert page.get_by_label("A saved filter (its name)").is_checked()
     page.get_by_label("Type of hold").select_option("legal")
     page.locator("#reason").fill("litigation L-2026-9")
     page.get_by_role("button", name="Place hold").click()
     banner = page.locator(".govuk-notification-banner").inner_text()
-    assert "placed on filter:browser journey filter" in banner
+    assert "It covers saved filter “browser journey filter”" in banner
     assert cases() == dict.fromkeys(before, "held")
-    page.locator("tr", has_text="filter:browser journey filter").get_by_role("link").first.click()
-    assert f"Records of controller {controller} in category {category}" in \
+    page.locator("tr", has_text="Saved filter “browser journey filter”").get_by_role(
+        "link").first.click()
+    assert f"Records of controller {controller} in category \u201c{label}\u201d" in \
         page.locator("main").inner_text()
     page.get_by_label("Reason for lifting").fill("the claim was settled")
     page.get_by_role("button", name="Lift hold").click()
@@ -258,9 +261,9 @@ def test_keyboard_reaches_the_queue_actions(served: tuple[str, Any], page: Any) 
     for _ in range(200):
         page.keyboard.press("Tab")
         seen.add(page.evaluate("document.activeElement.textContent || ''").strip())
-        if "Defer selected" in seen:
+        if "Defer selected cases" in seen:
             break
-    assert "Defer selected" in seen
+    assert "Defer selected cases" in seen
 
 
 def test_controller_downloads_and_acknowledges_its_certificate(

@@ -83,6 +83,7 @@ cookie_secure = false
         assert me.json()["username"] == officer
         second = _run(config, "web")
         assert second.returncode == 1 and "could not start" in second.stderr
+        assert f"[web] listen in {config} chose it" in second.stderr  # the setting, named
         assert _run(config, "users", "disable", officer).returncode == 0
         assert httpx.get(f"{base}/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
         server.send_signal(signal.SIGTERM)

@@ -139,3 +139,27 @@ def sign_in(page: Any, base: str, username: str, password: str = PASSWORD) -> No
     page.get_by_label("Password").fill(password)
     page.get_by_label("Password").press("Enter")
     page.wait_for_load_state()
+
+
+def fail_cases(estate: Estate, count: int, *, skip: int = 0) -> list[tuple[int, str]]:
+    """Approve ``count`` pending one-approver cases and run the executor with no connector
+    configured, as on a new install: they fail ('no connector is configured for system ...').
+    Returns (case id, record key) of each."""
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from retentiond.connectors import ConnectorRegistry
+    from retentiond.lifecycle.execute import execute_due
+    from retentiond.lifecycle.review import approve
+    from retentiond.registry import models as m
+
+    with estate.ctx.sessions() as s:
+        rows = [(i, k) for i, k in s.execute(
+            select(m.Disposal.id, m.Record.record_key)
+            .join(m.Record, m.Record.id == m.Disposal.record_id)
+            .where(m.Disposal.state == "pending_review", m.Disposal.approvals_required == 1)
+            .order_by(m.Disposal.id).offset(skip).limit(count))]
+    approve(replace(estate.ctx, actor="approver1"), [i for i, _ in rows], reason="checked")
+    execute_due(estate.ctx, ConnectorRegistry({}, {}), owner="tests", batch_size=100, lease_s=60)
+    return rows

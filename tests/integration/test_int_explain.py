@@ -146,7 +146,8 @@ def test_explain_shows_holds_case_and_history(base, tmp_path):
     assert doc["state"] == "pending_review"
     assert doc["disposal"] == {"id": case.id, "state": "pending_review", "due_on": "2021-01-01",
                                "action": "delete", "rule": "isa.safeguarding.referral",
-                               "policy_version": base.policy.version}
+                               "policy_version": base.policy.version, "approvals_required": 1,
+                               "approved_by": [], "attempts": 0, "last_error": None}
     hold = place_hold(base, scope="record:R-X", hold_type="legal", reason="synthetic claim")
     doc = explain(base, "R-X", as_of=TODAY)
     assert doc["state"] == "held"

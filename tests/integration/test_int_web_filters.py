@@ -92,7 +92,9 @@ def test_save_from_the_queue_place_a_hold_by_it_then_lift(client: TestClient,
     assert r.status_code == 303 and r.headers["location"].startswith("/queue?")
     listing = client.get("/filters").text
     assert "school pupils" in listing
-    assert f"Records of controller {school} in category {PUPILS}" in listing
+    # In words on the page: the category's label, not its code.
+    assert f"Records of controller {school} in category &#8220;Pupil educational record&#8221;" \
+        in listing.replace("\u201c", "&#8220;").replace("\u201d", "&#8221;")
     r = client.post("/filters", data={"csrf_token": csrf, "name": "school pupils",
                                       "controller": school})
     assert r.status_code == 400
@@ -110,7 +112,8 @@ def test_save_from_the_queue_place_a_hold_by_it_then_lift(client: TestClient,
     assert hold["scope"] == "filter:school pupils"
     assert hold["criteria"] == {"controller": school, "category": PUPILS}
     page = client.get(f"/holds/{hold['id']}").text
-    assert f"Records of controller {school} in category {PUPILS}" in page
+    assert f"Records of controller {school} in category \u201cPupil educational record\u201d" \
+        in page
     assert "including records imported after it was placed" in page
     client.post(f"/holds/{hold['id']}/lift", data={"csrf_token": csrf, "reason": "settled"})
     assert live_states(estate, school, PUPILS) == {"pending_review": pending}

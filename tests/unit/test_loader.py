@@ -83,7 +83,7 @@ BAD_PACKS = [
     pytest.param(pack_text().replace('title = "Test pack p"', 'title = "T"\nowner = "x"'),
                  "pack.owner", "unknown field (allowed: description, name", id="unknown-pack-field"),
     pytest.param(pack_text() + '\n[extra]\nx = 1\n', "extra",
-                 "unknown field (allowed: pack, rules)", id="unknown-top-level-table"),
+                 "unknown field (allowed: categories, pack, rules)", id="unknown-top-level-table"),
     pytest.param(rule_with(when="{ died_before = 18 }"), "rule 'r1'.when.died_before",
                  "unknown field (allowed: age_at_closure_at_least", id="unknown-condition-field"),
     pytest.param(alts_pack(last_when='rounding = "x"'), "rule 'r1'.alternatives[1].rounding",
@@ -429,3 +429,53 @@ def test_category_digest_tracks_rules_not_location(tmp_path: Path) -> None:
     assert load_policy_set([elsewhere]).category_digest("test.record") == here
     a.write_text(a.read_text().replace('period = "6y"', 'period = "7y"'))
     assert load_policy_set([a]).category_digest("test.record") != here
+
+
+# --- category labels --------------------------------------------------------------------------
+
+def test_category_labels_are_read_and_unlabelled_codes_get_words(tmp_path: Path) -> None:
+    """A pack's [categories."CODE"] label names the category for people; a category no pack
+    labels gets words made from its code."""
+    text = rule_with() + '\n[categories."test.record"]\nlabel = "Test record"\n'
+    policy = load_policy_set([write_pack(tmp_path, "p.toml", text)])
+    assert policy.category_label("test.record") == "Test record"
+    assert policy.category_label("looked_after.case_record") == "Case record (looked after)"
+    assert policy.category_label("a.b.some_thing") == "Some thing (a, b)"
+
+
+def test_default_packs_label_every_category_they_name() -> None:
+    """Every category of the packs shipped has a label of its own (no fallback wording)."""
+    from retentiond.policy.model import fallback_label
+
+    policy = load_policy_set([DEFAULT_PACK, REPO / "policies" / "england-wider.toml"])
+    for category in policy.categories:
+        assert policy.category_label(category) != fallback_label(category), category
+
+
+@pytest.mark.parametrize(("table", "expected"), [
+    ('[categories."Bad Code"]\nlabel = "x"', "categories.'Bad Code': 'Bad Code' is not a dotted"),
+    ('[categories."test.record"]\nlabel = ""', "categories.'test.record'.label: must be a non-empty"),
+    ('[categories."test.record"]\nname = "x"', "categories.'test.record'.name: unknown field"),
+    ('[categories."test.record"]', "categories.'test.record'.label: is required"),
+    ('categories = "x"', "categories: must be tables"),
+    ('[categories."test.record"]\nlabel = "' + "x" * 121 + '"', "at most 120 characters"),
+])
+def test_bad_category_labels_are_refused(tmp_path: Path, table: str, expected: str) -> None:
+    """A malformed label table is refused naming the file and the category."""
+    if table.startswith("categories ="):
+        text = table + "\n" + rule_with()  # a top-level key comes before any table
+    else:
+        text = rule_with() + "\n" + table + "\n"
+    path, problems = problems_for(tmp_path, text)
+    assert any(p.startswith(f"{path}: ") and expected in p for p in problems), problems
+
+
+def test_two_packs_may_not_label_one_category_differently(tmp_path: Path) -> None:
+    """One category, one label: two packs disagreeing are refused, naming both files."""
+    a = write_pack(tmp_path, "a.toml", rule_with() + '\n[categories."test.record"]\nlabel = "A"\n')
+    other = rule_with().replace('name = "p"', 'name = "q"').replace('"r1"', '"r2"')
+    b = write_pack(tmp_path, "b.toml", other + '\n[categories."test.record"]\nlabel = "B"\n')
+    with pytest.raises(PolicyError) as info:
+        load_policy_set([a, b])
+    assert any(str(b) in p and str(a) in p and "one category, one label" in p
+               for p in info.value.problems), info.value.problems

@@ -110,3 +110,38 @@ def test_default_web_settings_are_safe(tmp_path: Path) -> None:
     assert (s.host, s.port, s.cookie_secure, s.session_idle_minutes, s.session_absolute_hours) == \
         ("127.0.0.1", 8080, True, 30, 12)
     assert s.session_cookie == "__Host-retentiond"
+
+
+def test_audit_events_read_as_words() -> None:
+    """Known events have their own words; any other is spelt out, with 'Case' for 'Disposal'."""
+    from retentiond.web.wording import event_label
+
+    assert event_label("DisposalApproved") == "Case approved"
+    assert event_label("DisposalReturnedToReview") == "Failed case sent back to review"
+    assert event_label("HoldPlaced") == "Hold placed"
+    assert event_label("DisposalSomethingNew") == "Case something new"
+    assert event_label("UserSignedIn") == "Signed in"
+
+
+def test_lifecycle_messages_say_case_and_states_in_words() -> None:
+    """'disposal 17 is pending_review' reads 'case 17 is pending review' on a page."""
+    from retentiond.web.wording import case_words
+
+    assert case_words("disposal 17 is pending_review: only a case pending review can be "
+                      "approved") == ("case 17 is pending review: only a case pending review "
+                                      "can be approved")
+    assert case_words("no disposal 4, 5") == "no case 4, 5"
+    assert case_words("the disposal run is late") == "the disposal run is late"
+
+
+def test_plurals_and_hold_scopes() -> None:
+    """No '(s)': one case, two cases; a hold's scope in words, categories by their label."""
+    from retentiond.web.wording import plural, scope_words
+
+    assert (plural(1, "case"), plural(2, "case"), plural(1_500, "record")) == \
+        ("1 case", "2 cases", "1,500 records")
+    labels = {"education.pupil_record": "Pupil educational record"}.get
+    assert scope_words("category:education.pupil_record", labels) == \
+        "Category: Pupil educational record"
+    assert scope_words("record:R-1") == "Record R-1"
+    assert scope_words("filter:School A") == "Saved filter \u201cSchool A\u201d"

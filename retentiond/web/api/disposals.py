@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from retentiond.lifecycle import review
+from retentiond.lifecycle import failed, review
 from retentiond.lifecycle.context import LifecycleError
 from retentiond.web import queries, redact
 from retentiond.web.api import ERRORS
@@ -19,6 +20,7 @@ from retentiond.web.api.schemas import (
     DisposalPage,
     Disposals,
     RejectRequest,
+    RetryRequest,
 )
 from retentiond.web.auth import context_for, current, web_state
 from retentiond.web.queries import QueryError, QueueFilter
@@ -72,35 +74,45 @@ def _result(views: list[review.DisposalView]) -> Disposals:
     return Disposals(items=[Disposal.model_validate(v.as_json()) for v in views])
 
 
+async def _act(request: Request, ids: list[int], action: Callable[..., list[review.DisposalView]],
+               **kwargs: Any) -> Disposals:
+    """One review action on cases the caller may see; a lifecycle refusal is a 409."""
+    await run_in_threadpool(_check_ids, request, ids)
+    try:
+        return _result(await run_in_threadpool(action, context_for(request), ids, **kwargs))
+    except LifecycleError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+
+
 @router.post("/disposals/approve", name="api_disposals_approve", response_model=Disposals)
 async def api_disposals_approve(request: Request, body: ApproveRequest) -> Disposals:
     """Record the caller's approval; a case is approved once enough different people have."""
-    await run_in_threadpool(_check_ids, request, body.ids)
-    try:
-        return _result(await run_in_threadpool(
-            review.approve, context_for(request), body.ids, reason=body.reason,
-            acknowledge_not_found=body.acknowledge_not_found))
-    except LifecycleError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
+    return await _act(request, body.ids, review.approve, reason=body.reason,
+                      acknowledge_not_found=body.acknowledge_not_found)
 
 
 @router.post("/disposals/defer", name="api_disposals_defer", response_model=Disposals)
 async def api_disposals_defer(request: Request, body: DeferRequest) -> Disposals:
     """Keep the records until ``until``; the cases close as deferred."""
-    await run_in_threadpool(_check_ids, request, body.ids)
-    try:
-        return _result(await run_in_threadpool(review.defer, context_for(request), body.ids,
-                                               reason=body.reason, until=body.until))
-    except LifecycleError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
+    return await _act(request, body.ids, review.defer, reason=body.reason, until=body.until)
 
 
 @router.post("/disposals/reject", name="api_disposals_reject", response_model=Disposals)
 async def api_disposals_reject(request: Request, body: RejectRequest) -> Disposals:
     """Refuse disposal under the present decision: the records are retained."""
-    await run_in_threadpool(_check_ids, request, body.ids)
-    try:
-        return _result(await run_in_threadpool(review.reject, context_for(request), body.ids,
-                                               reason=body.reason))
-    except LifecycleError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
+    return await _act(request, body.ids, review.reject, reason=body.reason)
+
+
+@router.post("/disposals/retry", name="api_disposals_retry", response_model=Disposals)
+async def api_disposals_retry(request: Request, body: RetryRequest) -> Disposals:
+    """Try failed cases again, after their cause is fixed: they go back to ``approved`` with
+    their approvals (refused while a hold covers the record), and holds and due dates are
+    checked again when they are claimed."""
+    return await _act(request, body.ids, failed.retry, reason=body.reason)
+
+
+@router.post("/disposals/return-to-review", name="api_disposals_return_to_review",
+             response_model=Disposals)
+async def api_disposals_return_to_review(request: Request, body: RetryRequest) -> Disposals:
+    """Send failed cases back to ``pending_review``; their approvals no longer count."""
+    return await _act(request, body.ids, failed.return_to_review, reason=body.reason)

@@ -92,6 +92,10 @@ class Disposal(BaseModel):
     not_found_in: str | None = Field(
         default=None, description="the holding system that did not find the record's data "
         "when last asked; approving needs acknowledge_not_found")
+    last_error: str | None = Field(
+        default=None, description="why the last attempt to carry it out failed")
+    attempts: int = Field(default=0, description="attempts to carry it out since it was "
+                                                  "approved (or last retried)")
 
 
 class DisposalPage(BaseModel):
@@ -125,6 +129,10 @@ class RejectRequest(BaseModel):
 
 class DeferRequest(RejectRequest):
     until: dt.date
+
+
+class RetryRequest(ApproveRequest):
+    """Failed cases to try again (after their cause is fixed), or to send back to review."""
 
 
 class Hold(BaseModel):
@@ -274,6 +282,14 @@ class PolicyPreviewRequest(BaseModel):
                            description="a policy pack (TOML); replaces the pack of the same name")
 
 
+class RecordMove(BaseModel):
+    record_id: str
+    change: Literal["earlier", "later", "newly_never_due", "newly_dated"]
+    due_on: dt.date | None = Field(description="under the policy in force")
+    proposed_due_on: dt.date | None = Field(description="under the changed policy")
+    due_now: bool = Field(description="would fall due at once")
+
+
 class CategoryMove(BaseModel):
     category: str
     records: int
@@ -283,6 +299,8 @@ class CategoryMove(BaseModel):
     newly_never_due: int
     newly_dated: int
     newly_due_now: int
+    records_moved: list[RecordMove] = Field(
+        default_factory=list, description="the first 200 records that would move, by id")
 
 
 class PolicyPreview(BaseModel):

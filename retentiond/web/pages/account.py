@@ -17,6 +17,7 @@ from retentiond.lifecycle.context import LifecycleError
 from retentiond.web.auth import context_for, current
 from retentiond.web.pages.common import FieldError, redirect, render
 from retentiond.web.sessions import list_tokens, new_token, revoke_token
+from retentiond.web.wording import ROLE_LABELS
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,6 +26,7 @@ def _account_view(request: Request, **extra: Any) -> HTMLResponse:
     principal = current(request)
     tokens = list_tokens(context_for(request), principal.username)
     return render(request, "account.html", title="Your account", me=principal,
+                  roles=", ".join(ROLE_LABELS.get(r, r) for r in sorted(principal.roles)),
                   tokens=tokens, **extra)
 
 

@@ -21,7 +21,18 @@ from retentiond.web.roles import (
     VIEW_SOURCES,
     Principal,
 )
-from retentiond.web.wording import STATE_LABELS, STATE_TAGS
+from retentiond.web.wording import (
+    ACTION_LABELS,
+    HOLD_TYPE_LABELS,
+    ROLE_LABELS,
+    ROUNDING_LABELS,
+    STATE_LABELS,
+    STATE_TAGS,
+    TRIGGER_LABELS,
+    event_label,
+    plural,
+    scope_words,
+)
 from retentiond.wording import long_date
 
 FLASH_COOKIE = "retentiond_flash"
@@ -44,6 +55,8 @@ class FieldError:
 
     field: str
     text: str
+    #: Where the error summary's link goes, when not the field itself (a date's day box).
+    anchor: str = ""
 
 
 def nav_for(principal: Principal | None, path: str) -> list[dict[str, Any]]:
@@ -67,6 +80,16 @@ def render(request: Request, template: str, *, status_code: int = 200, **context
         "principal": principal, "nav": nav_for(principal, request.url.path),
         "policy_version": state.policy.version if principal else None,
         "flash": flash, "labels": STATE_LABELS, "tags": STATE_TAGS, "long_date": long_date,
+        # Words for codes (issue 15): pages show these, the codes stay in exports and the API.
+        "category_label": state.policy.category_label, "system_label": state.cfg.system_label,
+        "hold_type_label": lambda t: HOLD_TYPE_LABELS.get(t, t),
+        "action_label": lambda a: ACTION_LABELS.get(a, a),
+        "role_label": lambda r: ROLE_LABELS.get(r, r),
+        "trigger_label": lambda t: TRIGGER_LABELS.get(t, t.replace("_", " ")),
+        "rounding_label": lambda r: ROUNDING_LABELS.get(r, r.replace("_", " ")),
+        "event_label": event_label, "plural": plural,
+        "scope_words": lambda scope: scope_words(scope, state.policy.category_label),
+        "with_labels": lambda text: with_labels(text, state.policy),
     }
     base.update(context)
     response: HTMLResponse = state.templates.TemplateResponse(
@@ -75,6 +98,15 @@ def render(request: Request, template: str, *, status_code: int = 200, **context
         response.delete_cookie(FLASH_COOKIE, path="/")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def with_labels(text: str, policy: Any) -> str:
+    """Category codes in a sentence made by the lifecycle (a filter's or hold's criteria in
+    words) replaced by their labels: 'in category "Safeguarding referral"'."""
+    for code in sorted(policy.categories, key=len, reverse=True):
+        if code in text:
+            text = text.replace(f"category {code}", f"category \u201c{policy.category_label(code)}\u201d")
+    return text
 
 
 def redirect(url: str, *, flash: str | None = None, kind: str = "success") -> RedirectResponse:
@@ -94,22 +126,53 @@ def parse_date_input(form: Any, field: str, label: str, errors: list[FieldError]
                      required: bool) -> dt.date | None:
     """A GOV.UK date input (day, month, year) -> a date, or a FieldError naming the field."""
     parts = [str(form.get(f"{field}-{p}", "") or "").strip() for p in ("day", "month", "year")]
+    anchor = f"{field}-day"
     if not any(parts):
         if required:
-            errors.append(FieldError(field, f"Enter the {label}"))
+            errors.append(FieldError(field, f"Enter the {label}", anchor))
+        return None
+    if not all(parts):
+        missing = " and ".join(p for p, v in zip(("day", "month", "year"), parts, strict=True)
+                               if not v)
+        errors.append(FieldError(field, f"The {label} must include a {missing}",
+                                 f"{field}-{missing.split()[0]}"))
         return None
     if not all(p.isdigit() for p in parts) or len(parts[2]) != 4:
-        errors.append(FieldError(field, f"The {label} must be a real date, for example 27 3 2027"))
+        errors.append(FieldError(field, f"The {label} must be a real date, for example 27 3 2027",
+                                 anchor))
         return None
     try:
         return dt.date(int(parts[2]), int(parts[1]), int(parts[0]))
     except ValueError:
-        errors.append(FieldError(field, f"The {label} must be a real date, for example 27 3 2027"))
+        errors.append(FieldError(field, f"The {label} must be a real date, for example 27 3 2027",
+                                 anchor))
         return None
 
 
 def date_parts(form: Any, field: str) -> dict[str, str]:
     return {p: str(form.get(f"{field}-{p}", "") or "") for p in ("day", "month", "year")}
+
+
+def parts_of(day: dt.date | None) -> dict[str, str]:
+    """A date as a GOV.UK date input's values (to show a filter as applied)."""
+    if day is None:
+        return {}
+    return {"day": str(day.day), "month": str(day.month), "year": str(day.year)}
+
+
+def filter_date(params: Any, field: str, label: str, errors: list[FieldError]) -> dt.date | None:
+    """A date filter from a query string: the date input's day, month and year, or an ISO
+    date under the field's own name (links, saved filters and the API use that)."""
+    if any(params.get(f"{field}-{p}") for p in ("day", "month", "year")):
+        return parse_date_input(params, field, label, errors, required=False)
+    value = params.get(field) or ""
+    if not value:
+        return None
+    parsed = parse_iso(value)
+    if parsed is None:
+        errors.append(FieldError(field, f"The {label} must be a real date, for example 27 3 2027",
+                                 f"{field}-day"))
+    return parsed
 
 
 def parse_iso(value: str | None) -> dt.date | None:

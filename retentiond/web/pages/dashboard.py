@@ -32,15 +32,21 @@ def load_notices(request: Request) -> dict[str, int]:
 @router.get("/dashboard", name="dashboard_page")
 def dashboard_page(request: Request) -> HTMLResponse:
     data = load_dashboard(request)
+    label = web_state(request).policy.category_label
+    title = "Records falling due per month, next 24 months, by category"
     return render(request, "dashboard.html", title="Dashboard", d=data,
-                  svg=chart.render_svg(data.due_by_month,
-                                       title="Records falling due per month, next 24 months, by category"),
-                  chart_text=chart.describe(data.due_by_month),
-                  categories=chart.categories_of(data.due_by_month), notices=load_notices(request))
+                  svg=chart.render_svg(data.due_by_month, title=title, label=label),
+                  svg_narrow=chart.render_svg(data.due_by_month, title=title, label=label,
+                                              layout="narrow"),
+                  legend=chart.legend(data.due_by_month),
+                  chart_text=chart.describe(data.due_by_month, label),
+                  categories=chart.categories_of(data.due_by_month), notices=load_notices(request),
+                  month_label=chart.month_words)
 
 
 @router.get("/dashboard/chart.svg", name="dashboard_chart_svg")
 def dashboard_chart_svg(request: Request) -> Response:
     data = load_dashboard(request)
-    return Response(chart.render_svg(data.due_by_month), media_type="image/svg+xml",
+    label = web_state(request).policy.category_label
+    return Response(chart.render_svg(data.due_by_month, label=label), media_type="image/svg+xml",
                     headers={"Cache-Control": "no-store"})

@@ -12,7 +12,8 @@ from retentiond.web import exports, queries, redact
 from retentiond.web.auth import audit, context_for, current, web_state
 from retentiond.web.pages.audit import audit_filter
 from retentiond.web.pages.common import FieldError
-from retentiond.web.pages.queue import _queue_view, filter_from
+from retentiond.web.pages.queue import _queue_view
+from retentiond.web.pages.queue_params import filter_from
 from retentiond.web.queries import QueryError, QueueFilter
 
 router = APIRouter(include_in_schema=False)

@@ -16,7 +16,8 @@ from retentiond.lifecycle.context import LifecycleError
 from retentiond.lifecycle.filters import FIELDS, delete_filter, list_filters, save_filter
 from retentiond.web.auth import context_for
 from retentiond.web.pages.common import FieldError, query_string, redirect, render
-from retentiond.web.pages.queue import _queue_view, filter_from
+from retentiond.web.pages.queue import _queue_view
+from retentiond.web.pages.queue_params import filter_from
 from retentiond.web.queries import QueryError, QueueFilter
 
 router = APIRouter(include_in_schema=False)

@@ -17,6 +17,7 @@ from retentiond.text import has_visible
 from retentiond.web import queries
 from retentiond.web.auth import context_for, web_state
 from retentiond.web.pages.common import FieldError, date_parts, parse_date_input, redirect, render
+from retentiond.web.wording import HOLD_TYPE_LABELS, plural, scope_words
 
 router = APIRouter(include_in_schema=False)
 
@@ -30,7 +31,8 @@ def _holds_view(request: Request, *, show_all: bool, errors: list[FieldError] | 
     holds = list_holds(context_for(request), include_lifted=show_all)
     filters = list_filters(context_for(request))
     return render(request, "holds.html", title="Holds", holds=holds, show_all=show_all,
-                  scopes=HOLD_SCOPES, scope_labels=SCOPE_LABELS, hold_types=HOLD_TYPES,
+                  scopes=HOLD_SCOPES, scope_labels=SCOPE_LABELS,
+                  hold_types=[(t, HOLD_TYPE_LABELS[t]) for t in HOLD_TYPES],
                   filters=filters,
                   error_summary=errors, errors=errors, form=form or {}, status_code=status_code)
 
@@ -78,9 +80,10 @@ async def holds_place(request: Request) -> Response:
         return _holds_view(request, show_all=False, errors=errors, status_code=400, form={
             "scope_kind": kind, "scope_value": value, "hold_type": hold_type, "reason": reason,
             "until": date_parts(form, "until")})
-    what = f"{hold.scope} ({hold.covers})" if hold.criteria is not None else hold.scope
-    return redirect(back, flash=f"Hold {hold.id} placed on {what}: it covers "
-                                f"{hold.records_covered} record(s).")
+    scope = scope_words(hold.scope, web_state(request).policy.category_label)
+    what = f"{scope} ({hold.covers})" if hold.criteria is not None else scope
+    return redirect(back, flash=f"Hold {hold.id} placed. It covers {what[:1].lower()}{what[1:]}: "
+                                f"{plural(hold.records_covered, 'record')}.")
 
 
 @router.get("/holds/{hold_id:int}", name="hold_page")
