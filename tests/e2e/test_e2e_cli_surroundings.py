@@ -25,7 +25,7 @@ def test_a_read_without_a_config_creates_nothing_and_says_where_it_looked(tmp_pa
     cli = Cli(tmp_path, "unused")
     default = tmp_path / "data" / "retentiond" / "retentiond.db"
     for args in READS:
-        result = cli.run(*args, expect=None, unset=("RETENTIOND_DATABASE_URL",))
+        result = cli.run(*args, expect=None, unset=("RETENTIOND_DATABASE_URL", "RETENTIOND_CONFIG"))
         assert_refused(result, f"there is no registry database at {default}",
                        "no config file: none was given by --config or $RETENTIOND_CONFIG",
                        "/etc/retentiond/retentiond.toml", "retentiond db upgrade")

@@ -137,8 +137,8 @@ def test_approve_execute_certify_notify_acknowledge(demo: Demo, tmp_path: Path) 
         first.locator("input[type=checkbox]").check()
         approver.get_by_label("Reason").fill("Past its retention date; checked with the school")
         shot(approver, tmp_path, "demo-1-approve.png")
-        approver.get_by_role("button", name="Approve selected").click()
-        assert "Approval recorded for 1 case(s)" in approver.locator(
+        approver.get_by_role("button", name="Approve selected cases").click()
+        assert "Approval recorded for case" in approver.locator(
             ".govuk-notification-banner").inner_text()
 
         # The daemon carries it out: the case is executed, the MIS has no row left, and the
@@ -149,7 +149,7 @@ def test_approve_execute_certify_notify_acknowledge(demo: Demo, tmp_path: Path) 
         approver.goto(f"{demo.web}/records/{record}")
         assert "Executed" in approver.locator("h1").inner_text()
         history = approver.locator("table").last.inner_text()
-        assert "DisposalApproved" in history and "DisposalExecuted" in history
+        assert "Case approved" in history and "Disposal carried out and checked" in history
         shot(approver, tmp_path, "demo-2-executed.png")
 
         # The demo page asks the MIS's own connector whether the data is there.

@@ -241,4 +241,4 @@ def test_db_upgrade_waits_for_the_migration_lock(tmp_path, empty_pg):
         out, err = proc.communicate(timeout=120)
     engine.dispose()
     assert proc.returncode == 0, err
-    assert "database is at revision" in out
+    assert " is at revision " in out

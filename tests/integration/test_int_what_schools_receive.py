@@ -262,7 +262,7 @@ def test_the_returning_school_is_told_what_comes_back_how_and_when(ctx, tmp_path
                                      "School One by 1 October 2026")
         assert "terminated on 1 September 2026. Under clause 13.1" in flat
         assert "What will come back to you: 3 record(s)" in flat
-        assert "3 Education data" in flat
+        assert "3 Pupil educational record" in flat
         assert "password-protected Excel workbook" in flat and "ZIP" in flat
         assert f"Where: {COLLECT}." in flat and f"Password: {PASSWORD_HOW}." in flat
         assert "By when: 1 October 2026." in flat
