@@ -360,3 +360,78 @@ def test_two_sessions_of_one_officer_confirm_at_once_and_one_evidence_wins(
             assert row.destroyed_by == winner
             assert _executed_events(tasked, case) == 1
             assert tasked.state(key) == "executed"
+
+
+def _api(c: TestClient, tasked: Tasked, who: str, case: int, verb: str, body: dict) -> Any:
+    return c.post(f"/api/v1/disposals/{case}/{verb}", json=body,
+                  headers={"Authorization": f"Bearer {tasked.tokens[who]}"})
+
+
+def test_api_lists_tasks_and_closes_them_with_the_same_refusals(client: TestClient,
+                                                                tasked: Tasked) -> None:
+    """GET /api/v1/tasks lists every kind with the system's display name; confirm-not-found,
+    send-back and confirm-destruction answer 422 naming the field for bad input, 409 in
+    words for a refusal (data present, a hold, the wrong kind), 404 for an unknown case and
+    403 for a controller or an approver; then each closes its task."""
+    auth = {"Authorization": f"Bearer {tasked.tokens['auditor']}"}
+    assert client.get("/api/v1/tasks", headers=auth).status_code == 403
+    listed = client.get("/api/v1/tasks?kind=not_found",
+                        headers={"Authorization": f"Bearer {tasked.tokens['officer']}"}).json()
+    assert [(t["record_id"], t["kind"], t["system"], t["system_name"], t["locator"])
+            for t in listed["items"]] == [
+        ("F-NEVER", "not_found", "files", "Social care case files", "case-typo"),
+        ("S-NEVER", "not_found", "mis", "School MIS", "U9")]
+    f_never, s_never, p1 = (tasked.cases[k] for k in ("F-NEVER", "S-NEVER", "P-1"))
+    for who in ("school1", "approver1"):
+        assert _api(client, tasked, who, f_never, "confirm-not-found",
+                    {"evidence": EVIDENCE}).status_code == 403
+    for bad in ("short", "\u200b" * 40, "   "):
+        r = _api(client, tasked, "officer", f_never, "confirm-not-found", {"evidence": bad})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "evidence"]
+    r = _api(client, tasked, "officer", f_never, "confirm-not-found",
+             {"evidence": "destroyed\x07 earlier by someone"})
+    assert r.status_code == 409 and r.json()["detail"] == "evidence contains a control character"
+    (tasked.tmp / "files" / "case-typo").mkdir()
+    r = _api(client, tasked, "officer", f_never, "confirm-not-found", {"evidence": EVIDENCE})
+    assert r.status_code == 409 and "the data is in files now" in r.json()["detail"]
+    assert "(send-back)" in r.json()["detail"]
+    (tasked.tmp / "files" / "case-typo").rmdir()
+    r = _api(client, tasked, "officer", p1, "confirm-not-found", {"evidence": EVIDENCE})
+    assert r.status_code == 409 and "not a finding of data not found" in r.json()["detail"]
+    assert _api(client, tasked, "officer", 2**40, "confirm-not-found",
+                {"evidence": EVIDENCE}).status_code == 404
+    r = _api(client, tasked, "officer", f_never, "confirm-not-found", {"evidence": EVIDENCE})
+    assert r.status_code == 200
+    assert (r.json()["state"], r.json()["confirmed_by"]) == ("executed", "officer")
+
+    r = _api(client, tasked, "officer", s_never, "send-back", {"reason": "\u200b"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "reason"]
+    r = _api(client, tasked, "officer", s_never, "send-back", {"reason": "locator corrected"})
+    assert r.status_code == 200 and r.json()["state"] == "pending_review"
+
+    body = {"destroyed_by": "Shred-It Ltd", "destroyed_on": "2026-11-22",
+            "method": "cross-cut shredding", "certificate_no": "SH-1"}
+    r = _api(client, tasked, "officer", p1, "confirm-destruction", {**body, "method": " "})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "method"]
+    r = _api(client, tasked, "officer", p1, "confirm-destruction",
+             {**body, "destroyed_on": "2026-12-25"})
+    assert r.status_code == 409 and r.json()["detail"] == \
+        "destroyed_on 2026-12-25 is in the future"
+    place_hold(tasked.ctx, scope="record:P-2", hold_type="legal", reason="claim")
+    r = _api(client, tasked, "officer", tasked.cases["P-2"], "confirm-destruction", body)
+    assert r.status_code == 409 and "is held: a hold covers the record" in r.json()["detail"]
+    r = _api(client, tasked, "officer", p1, "confirm-destruction", body)
+    assert r.status_code == 200 and r.json()["state"] == "executed"
+    assert _api(client, tasked, "officer", p1, "confirm-destruction", body).status_code == 200
+    r = _api(client, tasked, "officer", p1, "confirm-destruction",
+             {**body, "destroyed_by": "Someone else"})
+    assert r.status_code == 409 and "only a case pending confirmation" in r.json()["detail"]
+    assert _executed_events(tasked, p1) == 1
+    counts = client.get("/api/v1/tasks", headers={
+        "Authorization": f"Bearer {tasked.tokens['officer']}"}).json()["counts"]
+    assert counts == {"not_found": 0, "manual": 0, "review": 1}  # P-2 is held, not a task now
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    for path in ("/api/v1/tasks", "/api/v1/disposals/{disposal_id}/confirm-not-found",
+                 "/api/v1/disposals/{disposal_id}/send-back",
+                 "/api/v1/disposals/{disposal_id}/confirm-destruction"):
+        assert path in paths
