@@ -189,8 +189,9 @@ def open_tasks(estate: Estate, workdir: Path, *, manual: int = 2,
                 .join(m.Record, m.Record.id == m.Disposal.record_id)
                 .where(m.Disposal.state == "pending_review", m.Disposal.approvals_required == 1,
                        m.Record.system == system)
-                .order_by(m.Disposal.id).limit(count))]
+                .order_by(m.Disposal.id.desc()).limit(count))]
 
+    # the newest cases: tests and fixtures that pick a pending case take the oldest
     chosen = {"manual": pending("referrals", manual), "not_found": pending("mis", not_found)}
     assert [len(v) for v in chosen.values()] == [manual, not_found], "too few demo cases"
     approve(replace(estate.ctx, actor="approver1"),
