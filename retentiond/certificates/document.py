@@ -88,7 +88,7 @@ class ItemFacts:
     outcome_note: str | None = None
 
 
-#: What a certificate may state of a record (docs/certificates.md, "Outcomes"): ``deleted``
+#: What a certificate may state of a record (docs/certificates.md, "What each outcome means"): ``deleted``
 #: only where this service deleted exactly the record's data and then saw it gone.
 OUTCOMES = ("deleted", "returned", "anonymised", "transferred", "destroyed_by_hand",
             "confirmed_not_found")

@@ -23,7 +23,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, not_, select, update
 
 from retentiond.audit import record_event
 from retentiond.clock import LONDON
@@ -113,13 +113,60 @@ def _view(case: Disposal, record: Record, controller: str,
     )
 
 
-def list_tasks(ctx: Context) -> list[TaskView]:
-    """Cases waiting for a person to destroy the record and an officer to confirm it."""
+#: The kinds of task, in the order a person is shown them.
+TASK_KINDS = ("not_found", "manual", "review")
+
+
+def _kind_is(kind: str) -> Any:
+    """SQL for ``task_kind(case, row) == kind``."""
+    if kind == "not_found":
+        return DisposalExecution.not_found_at.is_not(None)
+    if kind not in TASK_KINDS:
+        raise LifecycleError(f"no kind of task {kind!r} (one of: {', '.join(TASK_KINDS)})")
+    action = Disposal.action == "review"
+    return and_(DisposalExecution.not_found_at.is_(None), action if kind == "review"
+                else not_(action))
+
+
+def list_tasks(ctx: Context, *, kind: str | None = None,
+               limit: int | None = None) -> list[TaskView]:
+    """Cases waiting for a person to destroy the record and an officer to confirm it (or, for
+    data not found, to say what happened to it), oldest case first; ``kind`` keeps one kind,
+    ``limit`` the first so many."""
+    query = _query().where(Disposal.state == "pending_confirmation")
+    if kind is not None:
+        query = query.where(_kind_is(kind))
+    query = query.order_by(Disposal.id)
+    if limit is not None:
+        query = query.limit(limit)
     with ctx.sessions() as session:
-        rows = session.execute(
-            _query().where(Disposal.state == "pending_confirmation").order_by(Disposal.id)
-        ).all()
-        return [_view(*r) for r in rows]
+        return [_view(*r) for r in session.execute(query).all()]
+
+
+def count_tasks(ctx: Context) -> dict[str, int]:
+    """Open tasks by kind (every kind named, zero or not)."""
+    counts = dict.fromkeys(TASK_KINDS, 0)
+    with ctx.sessions() as session:
+        for kind in TASK_KINDS:
+            counts[kind] = session.scalar(
+                select(func.count()).select_from(Disposal)
+                .outerjoin(DisposalExecution, DisposalExecution.disposal_id == Disposal.id)
+                .where(Disposal.state == "pending_confirmation", _kind_is(kind))) or 0
+    return counts
+
+
+def get_task(ctx: Context, disposal_id: int) -> TaskView | None:
+    """The open task of case ``disposal_id``; None when it is not pending confirmation."""
+    with ctx.sessions() as session:
+        found = session.execute(_query().where(Disposal.id == disposal_id,
+                                               Disposal.state == "pending_confirmation")
+                                ).one_or_none()
+        return None if found is None else _view(*found)
+
+
+def _held_refusal(disposal_id: int) -> LifecycleError:
+    return LifecycleError(f"disposal {disposal_id} is held: a hold covers the record, so "
+                          "nothing may be confirmed or sent back until the hold is lifted")
 
 
 def confirm_destruction(ctx: Context, disposal_id: int, *, destroyed_by: str,
@@ -149,6 +196,8 @@ def confirm_destruction(ctx: Context, disposal_id: int, *, destroyed_by: str,
                 row.destroyed_by, row.destroyed_on, row.destruction_method,
                 row.certificate_no) == evidence:
             return _view(case, record, controller, row)
+        if case.state == "held":
+            raise _held_refusal(disposal_id)
         if case.state != "pending_confirmation" or row is None:
             raise LifecycleError(f"disposal {disposal_id} is {case.state}: only a case pending "
                                  "confirmation can be confirmed")
@@ -233,6 +282,8 @@ def _not_found_case(session: Any, disposal_id: int) -> tuple[Disposal, Record, s
     if found is None:
         raise LifecycleError(f"no disposal {disposal_id}")
     case, record, controller, row = found
+    if case.state == "held":
+        raise _held_refusal(disposal_id)
     if case.state != "pending_confirmation" or row is None or row.not_found_at is None:
         raise LifecycleError(f"disposal {disposal_id} is not a finding of data not found (it is "
                              f"{case.state})")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -31,6 +31,9 @@ from retentiond.policy import PolicySet, load_policy_in_force
 from retentiond.web.auth import Denied, LoginRequired, WebState, authorise, is_api
 from retentiond.web.settings import WEB_DIR, WebSettings, load_web_settings
 
+if TYPE_CHECKING:
+    from retentiond.connectors import ConnectorRegistry
+
 log = get_logger("retentiond.web")
 #: Where the app serves static files (mounted below): the only responses a browser or proxy
 #: may keep. Everything else (pages, the API, errors) may carry personal data.
@@ -41,8 +44,11 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
 
 def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | None = None,
                sessions: sessionmaker[Session] | None = None,
-               settings: WebSettings | None = None) -> FastAPI:
-    """The app for ``cfg``; tests and the daemon may pass the policy, clock and sessions."""
+               settings: WebSettings | None = None,
+               connectors: ConnectorRegistry | None = None) -> FastAPI:
+    """The app for ``cfg``; tests and the daemon may pass the policy, clock and sessions.
+    ``connectors`` (the holding systems', which confirming data not found asks again) are
+    loaded from ``cfg`` when first needed unless given; given ones are the caller's to close."""
     from retentiond.registry.db import (
         make_engine,
         require_current,
@@ -62,9 +68,17 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
     templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
     state = WebState(cfg=cfg, settings=settings, sessions=sessions, policy=policy,
                      clock=clock or SystemClock(), templates=templates,
-                     export_key=cfg.pseudonym_key or os.urandom(32))
+                     export_key=cfg.pseudonym_key or os.urandom(32), connectors=connectors)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:  # the connectors the app loaded itself (connection pools, sessions)
+            state.close_connectors()
 
     app = FastAPI(
+        lifespan=lifespan,
         title="retentiond", version=__version__, openapi_url=None, docs_url=None,
         redoc_url=None, dependencies=[Depends(authorise)],
         description="Review and disposal of records shared under Information Sharing "
@@ -78,6 +92,7 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
     from retentiond.web.api import holds as api_holds
     from retentiond.web.api import overview as api_overview
     from retentiond.web.api import records as api_records
+    from retentiond.web.api import tasks as api_tasks
     from retentiond.web.api import tokens as api_tokens
     from retentiond.web.pages import (
         account,
@@ -92,6 +107,7 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
         records,
         signin,
         sources,
+        tasks,
         users,
     )
     from retentiond.web.pages import (
@@ -99,9 +115,10 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
     )
 
     # exports first: /holds/export.csv must win over /holds/{id}
-    for module in (signin, account, dashboard, exports, queue, records, holds, filters, policy_pages,
-                   audit, certificates, public, users, sources, api_disposals, api_records,
-                   api_holds, api_filters, api_overview, api_tokens, api_feed):
+    for module in (signin, account, dashboard, exports, queue, records, tasks, holds, filters,
+                   policy_pages, audit, certificates, public, users, sources, api_disposals,
+                   api_tasks, api_records, api_holds, api_filters, api_overview, api_tokens,
+                   api_feed):
         app.include_router(module.router)
     if settings.oidc is not None:
         from retentiond.web import oidc

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from dataclasses import dataclass
-from typing import Any
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +32,9 @@ from retentiond.web.sessions import resolve_session, resolve_token, start_sessio
 from retentiond.web.settings import WebSettings
 from retentiond.web.usernames import username_key
 
+if TYPE_CHECKING:
+    from retentiond.connectors import ConnectorRegistry
+
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -49,9 +53,32 @@ class WebState:
     clock: Clock
     templates: Any
     export_key: bytes
+    #: The holding systems' connectors: given to ``create_app`` (then its caller closes them),
+    #: or loaded from ``[connectors]`` on first use (then the app closes them when it stops).
+    connectors: ConnectorRegistry | None = None
+    owns_connectors: bool = False
+    _connectors_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def context(self, actor: str) -> Context:
         return Context(sessions=self.sessions, policy=self.policy, clock=self.clock, actor=actor)
+
+    def holding_connectors(self) -> ConnectorRegistry:
+        """The connectors (none is an empty registry: a configuration without
+        ``[connectors]``). Building them connects to nothing. Raises ``ConfigError`` when the
+        configuration's connectors cannot be built; asked again on the next call."""
+        with self._connectors_lock:
+            if self.connectors is None:
+                from retentiond.connectors import load_connectors
+
+                self.connectors = load_connectors(self.cfg)
+                self.owns_connectors = True
+            return self.connectors
+
+    def close_connectors(self) -> None:
+        with self._connectors_lock:
+            if self.connectors is not None and self.owns_connectors:
+                self.connectors.close()
+                self.connectors, self.owns_connectors = None, False
 
 
 class LoginRequired(Exception):

@@ -31,7 +31,9 @@ VIEW_AUDIT = "view_audit"          # the audit trail, and its export
 EXPORT = "export"                  # lists as CSV and password-protected XLSX
 PREVIEW_POLICY = "preview_policy"  # what a changed pack would move (computes, changes nothing)
 APPROVE = "approve"                # approve disposals
-REVIEW = "review"                  # defer and reject disposals; retry failed ones or send them back to review
+REVIEW = "review"                  # defer and reject disposals; retry failed ones or send them back
+                                   # to review; the tasks for a person (confirm data not found or a
+                                   # destruction, send a finding back)
 HOLD = "hold"                      # place and lift holds
 VIEW_FILTERS = "view_filters"      # saved queue filters (their criteria name controllers)
 MANAGE_FILTERS = "manage_filters"  # save and delete queue filters (a filter can scope a hold)
@@ -102,6 +104,11 @@ ROUTE_RULES: dict[str, str] = {
     "queue_retry": REVIEW,
     "queue_return": REVIEW,
     "record_page": VIEW,
+    # tasks for a person: data not found, manual destruction and review actions to confirm
+    "tasks_page": REVIEW,
+    "task_confirm_not_found": REVIEW,
+    "task_send_back": REVIEW,
+    "task_confirm_destruction": REVIEW,
     "holds_page": VIEW_HOLDS,
     "hold_page": VIEW_HOLDS,
     "holds_export_csv": VIEW_HOLDS,
@@ -139,6 +146,10 @@ ROUTE_RULES: dict[str, str] = {
     "api_disposals_reject": REVIEW,
     "api_disposals_retry": REVIEW,
     "api_disposals_return_to_review": REVIEW,
+    "api_tasks": REVIEW,
+    "api_disposals_confirm_not_found": REVIEW,
+    "api_disposals_confirm_destruction": REVIEW,
+    "api_disposals_send_back": REVIEW,
     "api_record": VIEW,
     "api_holds": VIEW_HOLDS,
     "api_hold": VIEW_HOLDS,

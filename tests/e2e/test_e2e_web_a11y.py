@@ -19,6 +19,7 @@ from web_harness import (
     chromium,
     fail_cases,
     issue_demo_certificates,
+    open_tasks,
     running_app,
     sign_in,
 )
@@ -53,6 +54,8 @@ class Site:
     own_key: str
     hold_id: int
     serials: dict[str, str]
+    #: record keys of a manual task and of data not found (issue 10)
+    task_keys: tuple[str, str] = ("", "")
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +81,10 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
                           reason="litigation L-2026-1 (synthetic)")
         save_filter(officer, name="Referrals due by 2027",
                     criteria={"category": "safeguarding.referral", "due_to": "2027-12-31"})
+        tasks = open_tasks(estate, tmp_path_factory.mktemp("tasks"), manual=1)
         yield Site(base=base, estate=estate, pending_key=pending_key, failed_key=failed_key,
-                   own_key=own_key, hold_id=hold.id, serials=serials)
+                   own_key=own_key, hold_id=hold.id, serials=serials,
+                   task_keys=(tasks["manual"][0][1], tasks["not_found"][0][1]))
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +104,12 @@ def pages_for(site: Site, user: str) -> list[str]:
               f"/records/{site.failed_key}?views=show", "/holds", f"/holds/{site.hold_id}",
               "/filters", "/policy", "/certificates",
               f"/certificates/{site.serials['DEMO-SCH-01']}", "/account", "/no-such-page"]
-    extra = {"officer": ["/audit", "/audit?entity=disposal&limit=20", "/holds?all=true"],
+    tasks = ["/tasks", f"/records/{site.task_keys[0]}?from=tasks",
+             f"/records/{site.task_keys[1]}?from=tasks"]
+    extra = {"officer": ["/audit", "/audit?entity=disposal&limit=20", "/holds?all=true",
+                         *tasks],
              "auditor": ["/audit"], "approver1": [],
-             "admin": ["/audit", "/users", "/users/new"]}
+             "admin": ["/audit", "/users", "/users/new", *tasks]}
     return common + extra[user]
 
 

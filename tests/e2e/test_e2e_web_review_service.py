@@ -1,7 +1,8 @@
 """The review service as an IG officer lives in it (issue 15), in Debian's Chromium: failed
-disposals acted on, actions from the record page, words not codes, totals and page numbers,
-one date input, views kept out of a record's history, users added from a form, the records
-behind a policy preview's counts, and the phone layout."""
+disposals acted on, tasks for a person confirmed (issue 10), actions from the record page,
+words not codes, totals and page numbers, one date input, views kept out of a record's
+history, users added from a form, the records behind a policy preview's counts, and the phone
+layout."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from web_harness import CHROMIUM, ROOT, chromium, fail_cases, running_app, sign_in
+from web_harness import (
+    CHROMIUM,
+    CLOCK_AT,
+    ROOT,
+    chromium,
+    fail_cases,
+    open_tasks,
+    running_app,
+    sign_in,
+)
 
 from retentiond.registry.models import AuditEvent, Disposal, Record
 
@@ -28,7 +38,8 @@ def served(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     with running_app(tmp_path_factory.mktemp("svc"), template=sqlite_template,
                      records=300) as (base, estate):
         failed = fail_cases(estate, 3)
-        yield base, estate, failed
+        tasks = open_tasks(estate, tmp_path_factory.mktemp("tasks"))
+        yield base, estate, failed, tasks
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +70,7 @@ def test_failed_cases_show_why_and_can_be_retried_or_sent_back(served: Any, page
     """The failed queue shows each case's reason beside its state and offers only 'try
     again' and 'send back to review'; a record page says why at the top and acts on its case,
     coming back to the queue as it was filtered."""
-    base, estate, failed = served
+    base, estate, failed, _ = served
     (first, _), (second, second_key), _ = failed
     sign_in(page, base, "officer")
     page.goto(f"{base}/queue?state=failed&sort=id")
@@ -89,7 +100,7 @@ def test_approve_from_the_record_page_and_return_to_the_filtered_queue(served: A
                                                                        page: Any) -> None:
     """An approver reads a record's explanation and approves it there; the queue comes back
     with the same filters, and a refusal (no reason) is shown on the record page itself."""
-    base, estate, _ = served
+    base, estate, _, _ = served
     with estate.ctx.sessions() as s:
         case, key = s.execute(
             select(Disposal.id, Record.record_key).join(Record, Record.id == Disposal.record_id)
@@ -120,7 +131,7 @@ def test_approve_from_the_record_page_and_return_to_the_filtered_queue(served: A
 def test_words_not_codes(served: Any, page: Any) -> None:
     """Categories, states, hold types, actions and audit events read as words; the record
     page keeps the category code in its detail; a refused page says what is missing in words."""
-    base, _, _ = served
+    base, _, _, _ = served
     sign_in(page, base, "officer")
     page.goto(f"{base}/queue?state=any&limit=200")
     table = page.locator("table").inner_text()
@@ -152,7 +163,7 @@ def test_queue_totals_page_numbers_and_the_date_input(served: Any, page: Any) ->
     """'Cases 1 to 25 of N' and 'Page 1 of M'; Next goes to 'Cases 26 to 50', page 2; the
     due-date filter is a GOV.UK date input, and a date that is not a date is an error
     linked to its day box."""
-    base, estate, _ = served
+    base, estate, _, _ = served
     with estate.ctx.sessions() as s:
         total = s.scalar(select(func.count()).select_from(Disposal)
                          .where(Disposal.state == "pending_review"))
@@ -193,7 +204,7 @@ def test_queue_totals_page_numbers_and_the_date_input(served: Any, page: Any) ->
 def test_views_stay_out_of_a_records_history_until_asked_for(served: Any, page: Any) -> None:
     """Viewing a record is audited every time, but its history shows views only after 'Show
     views'."""
-    base, estate, _ = served
+    base, estate, _, _ = served
     with estate.ctx.sessions() as s:
         key = s.scalars(select(Record.record_key).order_by(Record.id.desc())).first()
     sign_in(page, base, "auditor")
@@ -213,7 +224,7 @@ def test_views_stay_out_of_a_records_history_until_asked_for(served: Any, page: 
 def test_dashboard_tiles_say_what_they_count(served: Any, page: Any) -> None:
     """'Cases held' and 'Holds in force' are told apart, and the failed tile leads to the
     failed cases with their reasons."""
-    base, _, _ = served
+    base, _, _, _ = served
     sign_in(page, base, "officer")
     page.goto(f"{base}/dashboard")
     main = page.locator("main").inner_text()
@@ -225,7 +236,7 @@ def test_dashboard_tiles_say_what_they_count(served: Any, page: Any) -> None:
 def test_admin_adds_a_user_who_can_then_sign_in(served: Any, browser: Any, page: Any) -> None:
     """An admin adds an approver from the form (mismatched passwords and no role are refused,
     field by field); the new user signs in and has the approver's menu."""
-    base, _, _ = served
+    base, _, _, _ = served
     sign_in(page, base, "admin")
     page.goto(f"{base}/users")
     page.get_by_role("button", name="Add a user").click()
@@ -251,7 +262,7 @@ def test_admin_adds_a_user_who_can_then_sign_in(served: Any, browser: Any, page:
 def test_policy_preview_lists_the_records_behind_its_counts(served: Any, page: Any) -> None:
     """A changed pack's preview lists, under each category, the records that would move
     with their dates now and then."""
-    base, _, _ = served
+    base, _, _, _ = served
     pack = (ROOT / "policies" / "isa-default.toml").read_text(encoding="utf-8")
     changed = pack.replace('period = "6y"', 'period = "3y"', 1)
     sign_in(page, base, "officer")
@@ -270,7 +281,7 @@ def test_policy_preview_lists_the_records_behind_its_counts(served: Any, page: A
 def test_on_a_phone_the_queue_stacks_and_the_chart_is_narrow(served: Any, browser: Any) -> None:
     """At 390 pixels the queue's rows are cards naming each field, the page does not
     scroll sideways, and the chart is drawn a row a month with its legend as text."""
-    base, _, _ = served
+    base, _, _, _ = served
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     sign_in(page, base, "officer")
@@ -297,7 +308,7 @@ def test_a_second_approval_by_the_same_person_is_not_offered(served: Any, page: 
 
     from retentiond.lifecycle.review import approve
 
-    base, estate, _ = served
+    base, estate, _, _ = served
     with estate.ctx.sessions() as s:
         case, key = s.execute(
             select(Disposal.id, Record.record_key).join(Record, Record.id == Disposal.record_id)
@@ -312,3 +323,60 @@ def test_a_second_approval_by_the_same_person_is_not_offered(served: Any, page: 
     sign_in(page, base, "approver2")
     page.goto(f"{base}/records/{key}")
     assert page.get_by_role("button", name="Approve this case").count() == 1
+
+
+def test_an_officer_confirms_a_task_from_the_tasks_page(served: Any, page: Any,
+                                                        browser: Any) -> None:
+    """From the navigation's Tasks, an officer sees each kind with what to do next, opens a
+    manual task, is told which field is missing, confirms the destruction with the date
+    input and comes back to Tasks with the banner; a record whose data was not found says
+    that this app cannot ask its system again (no connector here), and is sent back to
+    review. On a phone the Tasks page stacks and does not scroll sideways."""
+    base, estate, _, tasks = served
+    (manual, manual_key), _ = tasks["manual"]
+    [(missing, missing_key)] = tasks["not_found"]
+    sign_in(page, base, "officer")
+    page.goto(f"{base}/dashboard")
+    assert page.locator("#tasks-card .rtd-card__number").inner_text() == "3"
+    page.get_by_role("link", name="Tasks", exact=True).first.click()
+    main = page.locator("main").inner_text()
+    assert "Data not found" in main and "Manual destruction to confirm" in main
+    assert "Nothing was deleted" in main and missing_key in main and manual_key in main
+    page.get_by_role("link", name=f"Confirm destruction for record {manual_key}").click()
+    assert page.locator("#task h2").inner_text() == \
+        "Manual destruction to confirm: what to do next"
+    page.get_by_label("Who destroyed it").fill("Shred-It Synthetic Ltd")
+    page.get_by_role("button", name="Confirm destruction").click()
+    summary = page.locator(".govuk-error-summary").inner_text()
+    assert "Enter the date it was destroyed" in summary and "Enter how it was destroyed" in summary
+    assert page.get_by_label("Who destroyed it").input_value() == "Shred-It Synthetic Ltd"
+    page.locator(".govuk-error-summary a", has_text="Enter how it was destroyed").click()
+    assert page.evaluate("document.activeElement.id") == "method"
+    today = CLOCK_AT.date()
+    page.get_by_label("Day").fill(str(today.day))
+    page.get_by_label("Month").fill(str(today.month))
+    page.get_by_label("Year").fill(str(today.year))
+    page.get_by_label("How it was destroyed").fill("cross-cut shredding on site")
+    page.get_by_role("button", name="Confirm destruction").click()
+    assert page.url.endswith("/tasks")
+    assert f"Destruction confirmed for case {manual}" in _banner(page)
+    assert _state(estate, manual) == "executed"
+
+    page.get_by_role("link", name=f"Confirm what happened to it, or send it back for record "
+                                  f"{missing_key}").click()
+    assert "no connector for" in page.locator("#task-problem").inner_text()
+    page.get_by_label("Why it goes back to review").fill("the folder was renamed: import again")
+    page.get_by_role("button", name="Send back to review").click()
+    assert f"Sent case {missing} back to review" in _banner(page)
+    assert _state(estate, missing) == "pending_review"
+
+    context = browser.new_context(viewport={"width": 320, "height": 640})
+    phone = context.new_page()
+    sign_in(phone, base, "officer")
+    phone.goto(f"{base}/tasks")
+    cell = phone.locator("td[data-label=Location]").first
+    label = phone.evaluate("(el) => getComputedStyle(el, '::before').content",
+                           cell.element_handle())
+    assert label == '"Location"' and cell.is_visible()
+    assert phone.evaluate("document.scrollingElement.scrollWidth <= innerWidth")
+    context.close()

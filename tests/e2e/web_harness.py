@@ -163,3 +163,46 @@ def fail_cases(estate: Estate, count: int, *, skip: int = 0) -> list[tuple[int, 
     approve(replace(estate.ctx, actor="approver1"), [i for i, _ in rows], reason="checked")
     execute_due(estate.ctx, ConnectorRegistry({}, {}), owner="tests", batch_size=100, lease_s=60)
     return rows
+
+
+def open_tasks(estate: Estate, workdir: Path, *, manual: int = 2,
+               not_found: int = 1) -> dict[str, list[tuple[int, str]]]:
+    """Tasks for a person: approve ``manual`` pending cases of the referrals system and
+    ``not_found`` of the MIS, and run the executor with a manual connector for the referrals
+    and a filesystem connector whose folder is empty for the MIS (its data is not found).
+    Returns kind -> (case id, record key) of each."""
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from retentiond.connectors import ConnectorRegistry
+    from retentiond.connectors.filesystem import FilesystemConnector
+    from retentiond.connectors.manual import ManualConnector
+    from retentiond.lifecycle.execute import execute_due
+    from retentiond.lifecycle.review import approve
+    from retentiond.registry import models as m
+
+    def pending(system: str, count: int) -> list[tuple[int, str]]:
+        with estate.ctx.sessions() as s:
+            return [(i, k) for i, k in s.execute(
+                select(m.Disposal.id, m.Record.record_key)
+                .join(m.Record, m.Record.id == m.Disposal.record_id)
+                .where(m.Disposal.state == "pending_review", m.Disposal.approvals_required == 1,
+                       m.Record.system == system)
+                .order_by(m.Disposal.id.desc()).limit(count))]
+
+    # the newest cases: tests and fixtures that pick a pending case take the oldest
+    chosen = {"manual": pending("referrals", manual), "not_found": pending("mis", not_found)}
+    assert [len(v) for v in chosen.values()] == [manual, not_found], "too few demo cases"
+    approve(replace(estate.ctx, actor="approver1"),
+            [i for rows in chosen.values() for i, _ in rows], reason="checked")
+    (workdir / "empty-files").mkdir(exist_ok=True)
+    registry = ConnectorRegistry(
+        {"paper": ManualConnector("paper"),
+         "files": FilesystemConnector("files", workdir / "empty-files")},
+        {"referrals": "paper", "mis": "files"})
+    try:
+        execute_due(estate.ctx, registry, owner="tests", batch_size=100, lease_s=60)
+    finally:
+        registry.close()
+    return chosen

@@ -135,6 +135,81 @@ class RetryRequest(ApproveRequest):
     """Failed cases to try again (after their cause is fixed), or to send back to review."""
 
 
+class Task(BaseModel):
+    """A case waiting for a person (the same keys as ``retentiond disposals tasks --format
+    json``)."""
+
+    kind: Literal["not_found", "manual", "review"] = Field(
+        description="not_found: the holding system did not find the data on the first attempt "
+        "(confirm what happened to it, or send it back); manual or review: a person destroys "
+        "the record and confirms it with evidence")
+    reason: str | None = Field(description="why the case waits (for not_found: where it was "
+                                           "not found)")
+    disposal_id: int
+    record_id: str
+    category: str
+    controller: str
+    action: str
+    system: str | None = Field(description="the holding system's code")
+    system_name: str | None = Field(default=None,
+                                    description="the holding system's display name")
+    locator: str | None
+    connector: str | None
+    due_on: dt.date
+    task_created_at: dt.datetime | None = Field(description="when the task was opened")
+    state: str
+    destroyed_by: str | None
+    destroyed_on: dt.date | None
+    method: str | None
+    certificate_no: str | None
+    confirmed_by: str | None
+
+
+class Tasks(BaseModel):
+    items: list[Task]
+    counts: dict[str, int] = Field(description="open tasks by kind (items holds at most "
+                                               "`limit` of each kind)")
+
+
+def _evidence(value: str) -> str:
+    from retentiond.lifecycle.tasks import MIN_EVIDENCE
+    from retentiond.text import is_visible
+
+    if sum(1 for c in value if is_visible(c)) < MIN_EVIDENCE:
+        raise ValueError(f"needs at least {MIN_EVIDENCE} visible characters: what happened to "
+                         "the data, in your own words")
+    return value
+
+
+class ConfirmNotFoundRequest(BaseModel):
+    """What happened to data not found on the first attempt, in the confirmer's own words
+    (quoted by the certificate). The holding system is asked once more first."""
+
+    model_config = ConfigDict(extra="forbid")
+    evidence: Annotated[str, Field(min_length=1, max_length=2000, pattern=TEXT),
+                        AfterValidator(_evidence)]
+
+
+class SendBackRequest(BaseModel):
+    """Why a case of data not found goes back to review (its locator was corrected)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: Reason
+
+
+class ConfirmDestructionRequest(BaseModel):
+    """The evidence of a manual destruction (or of a review action's)."""
+
+    model_config = ConfigDict(extra="forbid")
+    destroyed_by: Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT),
+                            AfterValidator(_visible)]
+    destroyed_on: dt.date = Field(description="not in the future, nor before the record was "
+                                              "due or the task was opened")
+    method: Annotated[str, Field(min_length=1, max_length=500, pattern=TEXT),
+                      AfterValidator(_visible)]
+    certificate_no: Annotated[str, Field(max_length=200, pattern=r"^[^\x00]*$")] | None = None
+
+
 class Hold(BaseModel):
     id: int
     scope: str

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from retentiond.web.auth import web_state
 from retentiond.web.roles import (
     MANAGE_USERS,
+    REVIEW,
     VIEW,
     VIEW_AUDIT,
     VIEW_FILTERS,
@@ -39,6 +40,7 @@ FLASH_COOKIE = "retentiond_flash"
 NAV = (
     ("/dashboard", "Dashboard", VIEW),
     ("/queue", "Review queue", VIEW),
+    ("/tasks", "Tasks", REVIEW),
     ("/holds", "Holds", VIEW_HOLDS),
     ("/filters", "Saved filters", VIEW_FILTERS),
     ("/policy", "Policy", VIEW_POLICY),

@@ -3,9 +3,9 @@ considered, holds, history."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 from retentiond.lifecycle.context import LifecycleError
@@ -15,7 +15,8 @@ from retentiond.web import queries, redact
 from retentiond.web.auth import audit, context_for, current, web_state
 from retentiond.web.pages.common import FieldError, render
 from retentiond.web.pages.queue_params import actions_for, back_query
-from retentiond.web.roles import HOLD
+from retentiond.web.pages.task_info import task_context
+from retentiond.web.roles import HOLD, REVIEW
 from retentiond.web.wording import HOLD_TYPE_LABELS, headline, rule_sentence
 
 #: Views are audit events like any other, but a history an officer reads for decisions
@@ -53,11 +54,15 @@ router = APIRouter(include_in_schema=False)
 
 def record_view(request: Request, record_key: str, *, back: str, show_views: bool = False,
                 errors: list[FieldError] | None = None, form: dict[str, Any] | None = None,
-                status_code: int = 200) -> HTMLResponse:
-    """The page; the queue's actions render it again, with their errors, when one is refused."""
+                status_code: int = 200, came_from: str = "") -> HTMLResponse:
+    """The page; the queue's actions and the task forms render it again, with their errors,
+    when one is refused. ``came_from`` is ``tasks`` when it was opened from the Tasks page
+    (its back link and its task forms go back there)."""
     doc = load_record(request, record_key)
     principal = current(request)
     case = doc.get("disposal")
+    task = task_context(request, case["id"]) if case is not None and principal.can(REVIEW) \
+        and case["state"] == "pending_confirmation" else {}
     if case is not None:
         actions = actions_for(principal, case["state"])
         # The same person cannot approve twice: say so instead of offering a refusal.
@@ -75,10 +80,13 @@ def record_view(request: Request, record_key: str, *, back: str, show_views: boo
                   hold_types=[(t, HOLD_TYPE_LABELS[t]) for t in HOLD_TYPES],
                   actions=actions, back=back, events=events, views=len(views),
                   show_views=show_views, error_summary=errors, errors=errors,
-                  form=form or {}, status_code=status_code)
+                  form=form or {}, status_code=status_code,
+                  came_from="tasks" if came_from == "tasks" else "", **task)
 
 
 @router.get("/records/{record_key:path}", name="record_page")
-def record_page(request: Request, record_key: str, back: str = "",
-                views: str = "") -> HTMLResponse:
-    return record_view(request, record_key, back=back_query(back), show_views=views == "show")
+def record_page(request: Request, record_key: str, back: str = "", views: str = "",
+                came_from: Annotated[str, Query(alias="from", max_length=20)] = ""
+                ) -> HTMLResponse:
+    return record_view(request, record_key, back=back_query(back), show_views=views == "show",
+                       came_from=came_from)
