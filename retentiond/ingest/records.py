@@ -338,6 +338,12 @@ _SUBJECTS = cast(Table, Subject.__table__)
 
 #: ``(id, last_import_id, due_on, facts_digest)`` of a stored record, by key.
 _Stored = dict[str, tuple[int, int | None, dt.date | None, str | None]]
+#: A row of a batch as the writer sorts it: ``(record_key, line, facts_digest, subject_ref,
+#: date_of_birth, date_of_death)``.
+_Listed = tuple[str, int, str, str | None, dt.date | None, dt.date | None]
+#: The rows of a batch that are not plainly unchanged: ``(line, stored)`` in line order, where
+#: ``stored`` is ``(id, last_import_id, due_on, facts_digest)``, or None for a new record.
+_Special = list[tuple[int, tuple[int, int | None, dt.date | None, str | None] | None]]
 #: ``(id, date_of_birth, date_of_death)`` of a subject, by reference.
 _Subjects = dict[str, tuple[int, dt.date | None, dt.date | None]]
 
@@ -482,6 +488,22 @@ class _SqliteIO:
             self._read("SELECT record_key, id, last_import_id, due_on, facts_digest FROM records "
                        "WHERE record_key IN (SELECT value FROM json_each(?))", keys), 3)}
 
+    def sort(self, batch: list[_Listed], run_id: int) -> _Special:
+        """The rows of the batch that are not plainly unchanged (new, changed, or a record this
+        import already wrote); the plainly unchanged ones go to ``_SEEN`` with their subject
+        dates. Keys are distinct within ``batch``."""
+        existing = self.records([b[0] for b in batch])
+        special: _Special = []
+        same: list[tuple[Any, ...]] = []
+        for key, line, digest, ref, dob, dod in batch:
+            stored = existing.get(key)
+            if stored is None or stored[3] != digest or stored[1] == run_id:
+                special.append((line, stored))
+            else:
+                same.append((key, line, ref, dob, dod))
+        self.save_seen(same)
+        return special
+
     def write_records(self, inserts: list[tuple[Any, ...]],
                       updates: list[tuple[Any, ...]]) -> None:
         self.insert_records.run(self.session, inserts)
@@ -521,9 +543,31 @@ _PG_UPDATE_SUBJECTS = (
 _PG_RECORDS = ("SELECT record_key, id, last_import_id, due_on, facts_digest FROM records "
                "WHERE record_key = ANY(%s)")
 _PG_COPY_SEEN = "COPY retentiond_import_seen (" + ", ".join(_SEEN_COLS) + ") FROM STDIN"
+#: A batch's keys and digests, sent once (one COPY), sorted by one statement that looks each
+#: key up (LATERAL ... LIMIT 1: an index probe a row, whatever the planner thinks of a table
+#: without statistics), notes the plainly unchanged rows in ``_SEEN`` on the server, and
+#: returns only the others: an unchanged batch sends its keys once and reads nothing back.
+_PG_BATCH_COLS = ("record_key", "line", "facts_digest", "subject_ref", "date_of_birth",
+                  "date_of_death")
+_PG_CREATE_BATCH = ("CREATE TEMPORARY TABLE retentiond_import_batch (record_key VARCHAR(200), "
+                    "line INTEGER, facts_digest VARCHAR(32), subject_ref VARCHAR(128), "
+                    "date_of_birth DATE, date_of_death DATE) ON COMMIT DROP")
+_PG_COPY_BATCH = "COPY retentiond_import_batch (" + ", ".join(_PG_BATCH_COLS) + ") FROM STDIN"
+_PG_SORT_BATCH = (
+    "WITH b AS (SELECT b.record_key, b.line, b.subject_ref, b.date_of_birth, "  # noqa: S608
+    "b.date_of_death, "
+    "r.id, r.last_import_id, r.due_on, r.facts_digest, "
+    "coalesce(r.facts_digest = b.facts_digest AND r.last_import_id IS DISTINCT FROM %(run)s, "
+    "false) AS same "
+    "FROM retentiond_import_batch AS b LEFT JOIN LATERAL (SELECT id, last_import_id, due_on, "
+    "facts_digest FROM records WHERE records.record_key = b.record_key LIMIT 1) AS r ON true), "
+    "noted AS (INSERT INTO retentiond_import_seen (" + ", ".join(_SEEN_COLS) + ") "
+    "SELECT " + ", ".join(_SEEN_COLS) + " FROM b WHERE same) "
+    "SELECT line, id, last_import_id, due_on, facts_digest FROM b WHERE NOT same ORDER BY line"
+)
 #: What the import made for itself, dropped when it ends: ``ON COMMIT DROP`` alone would leave
 #: them to a second import in the same transaction (an inbox run applies each file in turn).
-_PG_TEMPORARY = ("retentiond_import_records", "retentiond_import_subjects",
+_PG_TEMPORARY = ("retentiond_import_records", "retentiond_import_subjects", "retentiond_import_batch",
                  "retentiond_import_subject_dates", "retentiond_import_seen")
 _PG_COPY_RECORDS = "COPY records (" + ", ".join(_INSERTED) + ") FROM STDIN"
 _PG_COPY_UPDATES = "COPY retentiond_import_records (" + ", ".join(_UPDATED) + ") FROM STDIN"
@@ -544,7 +588,7 @@ class _PostgresIO:
         self.raw: Any = conn.connection.driver_connection
         assert self.raw is not None
         with self.errors("records import: staging tables"), self.raw.cursor() as cur:
-            for sql in _PG_SETUP:
+            for sql in (*_PG_SETUP, _PG_CREATE_BATCH):
                 cur.execute(sql)
 
     def close(self) -> None:
@@ -611,6 +655,16 @@ class _PostgresIO:
             return {key: (rid, last, due, digest) for key, rid, last, due, digest in
                     cur.execute(_PG_RECORDS, (keys,))}
 
+    def sort(self, batch: list[_Listed], run_id: int) -> _Special:
+        """As ``_SqliteIO.sort``: one COPY and one statement a batch."""
+        self._copy(_PG_COPY_BATCH, batch)
+        with self.raw.cursor() as cur:
+            special: _Special = [
+                (line, None if rid is None else (rid, last, due, digest))
+                for line, rid, last, due, digest in cur.execute(_PG_SORT_BATCH, {"run": run_id})]
+            cur.execute("TRUNCATE retentiond_import_batch")
+        return special
+
     def write_records(self, inserts: list[tuple[Any, ...]],
                       updates: list[tuple[Any, ...]]) -> None:
         # New records straight into the table: the batch's keys were just looked up in this
@@ -651,11 +705,11 @@ def facts_digest(source: str | None, row: _Row, _dates: _Reprs = _DATE_REPRS,
     the cost of ``repr`` of the tuple. ``tests/unit/test_facts_digest.py`` holds the two equal."""
     (_, key, category, controller_id, agreement_id, system, locator, subject_ref, dob, dod,
      opened_on, closed_on, event_on, flags) = row
-    return _blake2b(
+    return cast(str, _blake2b(
         f"({source!r}, {key!r}, {category!r}, {controller_id!r}, {agreement_id!r}, "
         f"{system!r}, {locator!r}, {subject_ref!r}, {_dates[dob]}, {_dates[dod]}, "
         f"{_dates[opened_on]}, {_dates[closed_on]}, {_dates[event_on]}, {flags!r})".encode(),
-        digest_size=16).hexdigest()
+        digest_size=16).hexdigest())
 
 
 class _Writer:
@@ -769,31 +823,48 @@ class _Writer:
     def _sort(self, rows: list[_Row], problems: list[str],
               at: Where) -> list[tuple[_Row, str, Any]]:
         """The batch's rows that must be written, with their digests and stored values;
-        every row listed goes to ``_SEEN`` (with the subject dates of those not written)."""
-        existing = self.io.records([r.record_key for r in rows])
+        every row listed goes to ``_SEEN`` (with the subject dates of those not written).
+
+        A key listed twice in the batch is a problem on its later lines (the first is sorted
+        as any row); a key this import already wrote (an earlier batch) is a problem on every
+        line of the batch that lists it. The rows go to the database once, with their digests
+        (``io.sort``), and only those that are not plainly unchanged come back."""
         run_id, source = self.run.id, self.source
-        seen: dict[str, int] = {}
-        listed: list[tuple[Any, ...]] = []
-        changed: list[tuple[_Row, str, Any]] = []
-        for row in rows:
-            key = row.record_key
-            stored = existing.get(key)
-            if key in seen or (stored is not None and stored[1] == run_id):
-                where = f"line {seen[key]}" if key in seen else "an earlier line"
-                self._problem(problems, f"{at(row.line)}: record_id: {key!r} is also on {where}")
-                continue
-            seen[key] = row.line
-            digest = facts_digest(source, row)
-            if stored is not None and stored[3] == digest:
-                self.unchanged += 1
-                if row.subject_ref is not None and (row.date_of_birth or row.date_of_death):
-                    listed.append((key, row.line, row.subject_ref, row.date_of_birth,
-                                   row.date_of_death))
+        batch: list[_Listed] = [
+            (row.record_key, row.line, facts_digest(source, row), row.subject_ref,
+             row.date_of_birth, row.date_of_death) for row in rows]
+        found: list[tuple[int, str]] = []
+        first: dict[str, int] = {}
+        again: list[tuple[int, str]] = []
+        if len({b[0] for b in batch}) != len(batch):
+            for key, line, *_ in batch:
+                if key in first:
+                    again.append((line, key))
                 else:
-                    listed.append((key, row.line, None, None, None))
+                    first[key] = line
+            twice = {line for line, _ in again}
+            batch = [b for b in batch if b[1] not in twice]
+        special = self.io.sort(batch, run_id)
+        self.unchanged += len(batch) - len(special)
+        by_line = {row.line: row for row in rows} if special else {}
+        written_before: set[str] = set()
+        changed: list[tuple[_Row, str, Any]] = []
+        listed: list[tuple[Any, ...]] = []
+        digests = {b[1]: b[2] for b in batch} if special else {}
+        for line, stored in special:
+            row = by_line[line]
+            if stored is not None and stored[1] == run_id:
+                written_before.add(row.record_key)
+                found.append((line, f"{at(line)}: record_id: {row.record_key!r} is also on an "
+                              "earlier line"))
                 continue
-            listed.append((key, row.line, None, None, None))
-            changed.append((row, digest, stored))
+            listed.append((row.record_key, line, None, None, None))
+            changed.append((row, digests[line], stored))
+        for line, key in again:
+            where = "an earlier line" if key in written_before else f"line {first[key]}"
+            found.append((line, f"{at(line)}: record_id: {key!r} is also on {where}"))
+        for _, problem in sorted(found):
+            self._problem(problems, problem)
         self.io.save_seen(listed)
         return changed
 
