@@ -189,6 +189,10 @@ def _flags(raw: dict[str, Any]) -> str:
 
 
 _DATE_FIELDS = ("date_of_birth", "date_of_death", "opened_on", "closed_on", "event_on")
+_DATES_AS_IS = frozenset({dt.date, type(None)})
+#: ``_Row(...)`` without the Python-level ``__new__`` of a named tuple (a row is built a
+#: million times a re-sync).
+_new_row = tuple.__new__
 #: Dates remembered by their text: a file repeats a few tens of thousands of dates over
 #: millions of rows; the bound keeps memory flat.
 _DATE_MEMO = 100_000
@@ -216,14 +220,16 @@ class _Validator:
         self.dates: dict[str, dt.date | None] = {}
 
     def _dates(self, raw: dict[str, Any]) -> list[dt.date | None]:
+        given = list(map(raw.get, _DATE_FIELDS))
+        if _DATES_AS_IS.issuperset(map(type, given)):
+            return given  # a query's DATE columns (never a timestamp), or nothing
         memo = self.dates
         out: list[dt.date | None] = []
-        for name in _DATE_FIELDS:
-            value = raw.get(name)
+        for name, value in zip(_DATE_FIELDS, given, strict=True):
             if value is None or value == "":
                 out.append(None)
                 continue
-            if value.__class__ is dt.date:  # a query's DATE column (never a timestamp)
+            if value.__class__ is dt.date:
                 out.append(value)
                 continue
             if value.__class__ is str and value in memo:
@@ -251,7 +257,10 @@ class _Validator:
         controller = _clean(get("controller"), "controller", 200)
         if not controller:
             raise RowError("controller", "is required")
-        if not _KEY_RE.match(key):
+        # ``_KEY_RE``, given what ``_clean`` already made sure of (stripped, no control or
+        # separator character but the space, at most 200 characters), is only this
+        # (tests/unit/test_record_key_check.py holds the two equal).
+        if key[0] in ";,":
             raise RowError("record_id", f"{key!r} is not a usable identifier")
         if len(category) > 100:
             raise RowError("category", "is longer than 100 characters")
@@ -288,9 +297,9 @@ class _Validator:
             if problem is not None:
                 raise RowError("locator", problem)
         flags = get("flags")
-        return _Row(line, key, category, controller_id, agreement_id, system, locator,
-                    subject_ref, dob, dod, opened_on, closed_on, event_on,
-                    "" if flags is None or flags == "" else _flags(raw))
+        return _new_row(_Row, (line, key, category, controller_id, agreement_id, system,
+                               locator, subject_ref, dob, dod, opened_on, closed_on, event_on,
+                               "" if flags is None or flags == "" else _flags(raw)))
 
 
 #: The subject dates this file has stated so far, with the line that stated each: a file may
