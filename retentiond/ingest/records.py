@@ -824,12 +824,14 @@ class _Writer:
             out[ref] = (ids[ref], dob, dod)
         return out
 
-    def write(self, rows: list[_Row], problems: list[str], at: Where) -> None:
-        """Write one batch (and its subjects); add what is wrong with it to ``problems``."""
+    def write(self, rows: list[_Row], listed: list[_Listed], problems: list[str],
+              at: Where) -> None:
+        """Write one batch (and its subjects); add what is wrong with it to ``problems``.
+        ``listed`` is the batch as ``_Listed`` (with its digests), row for row."""
         with self.io.errors("records import: write a batch"):
-            self._write(rows, problems, at)
+            self._write(rows, listed, problems, at)
 
-    def _sort(self, rows: list[_Row], problems: list[str],
+    def _sort(self, rows: list[_Row], batch: list[_Listed], problems: list[str],
               at: Where) -> list[tuple[_Row, str, Any]]:
         """The batch's rows that must be written, with their digests and stored values;
         every row listed goes to ``_SEEN`` (with the subject dates of those not written).
@@ -838,10 +840,7 @@ class _Writer:
         as any row); a key this import already wrote (an earlier batch) is a problem on every
         line of the batch that lists it. The rows go to the database once, with their digests
         (``io.sort``), and only those that are not plainly unchanged come back."""
-        run_id, source = self.run.id, self.source
-        batch: list[_Listed] = [
-            (row.record_key, row.line, facts_digest(source, row), row.subject_ref,
-             row.date_of_birth, row.date_of_death) for row in rows]
+        run_id = self.run.id
         found: list[tuple[int, str]] = []
         first: dict[str, int] = {}
         again: list[tuple[int, str]] = []
@@ -877,8 +876,9 @@ class _Writer:
         self.io.save_seen(listed)
         return changed
 
-    def _write(self, rows: list[_Row], problems: list[str], at: Where) -> None:
-        changed_rows = self._sort(rows, problems, at)
+    def _write(self, rows: list[_Row], listed: list[_Listed], problems: list[str],
+               at: Where) -> None:
+        changed_rows = self._sort(rows, listed, problems, at)
         if not changed_rows:
             return
         subjects = self._subjects([r for r, _, _ in changed_rows], problems, at)
@@ -1010,6 +1010,8 @@ class _Part:
     """A batch of validated rows and the problems found on the way (in line order)."""
 
     rows: list[_Row]
+    #: The rows as the writer sorts them (``_Listed``: with their facts digests), row for row.
+    listed: list[_Listed]
     problems: list[str]
     #: Why the rest of the file could not be read (its header, its encoding).
     refusals: tuple[str, ...] = ()
@@ -1054,8 +1056,11 @@ class _Reader:
 
     def _run(self) -> None:
         feed, row = self.feed, self.validator.row
-        at, name = feed.at, feed.name
+        at, name, source = feed.at, feed.name, feed.source
         batch: list[_Row] = []
+        # Each row's digest is made here, not in the writer: the writer's thread waits on the
+        # database for most of a batch, and this one has the interpreter meanwhile.
+        listed: list[_Listed] = []
         found: list[str] = []
         refusals: list[str] = []
         count = 0
@@ -1065,13 +1070,17 @@ class _Reader:
                 for line, raw in rows:
                     count += 1
                     try:
-                        batch.append(row(line, raw))
+                        good = row(line, raw)
                     except RowError as exc:
                         found.append(f"{at(line)}: {exc.field}: {exc}")
+                    else:
+                        batch.append(good)
+                        listed.append((good[1], line, facts_digest(source, good), good[7],
+                                       good[8], good[9]))
                     if len(batch) >= BATCH:
-                        if not self._put(_Part(rows=batch, problems=found)):
+                        if not self._put(_Part(rows=batch, listed=listed, problems=found)):
                             return
-                        batch, found = [], []
+                        batch, listed, found = [], [], []
             except RowError as exc:
                 refusals.append(f"{at(1)}: {exc.field}: {exc}")
             except UnicodeDecodeError as exc:
@@ -1082,10 +1091,11 @@ class _Reader:
                 close = getattr(rows, "close", None)
                 if close is not None:
                     close()  # a generator's finally (a file, a cursor) runs in this thread
-            self._put(_Part(rows=batch, problems=found, refusals=tuple(refusals), count=count,
+            self._put(_Part(rows=batch, listed=listed, problems=found, refusals=tuple(refusals),
+                            count=count,
                             last=True))
         except BaseException as exc:  # handed to the writer's thread, which raises it
-            self._put(_Part(rows=[], problems=[], error=exc, last=True))
+            self._put(_Part(rows=[], listed=[], problems=[], error=exc, last=True))
 
 
 def file_feed(path: Path, *, fmt: str = "csv", name: str | None = None,
@@ -1136,7 +1146,7 @@ def apply_feed(ctx: Context, session: Session, feed: Feed, *, filename: str,
                     more += 1
             problems.extend(part.refusals)
             if part.rows:
-                writer.write(part.rows, problems, at)
+                writer.write(part.rows, part.listed, problems, at)
             if part.last:
                 count = part.count
                 break
