@@ -561,7 +561,10 @@ _PG_BATCH_COLS = ("record_key", "line", "facts_digest", "subject_ref", "date_of_
 _PG_CREATE_BATCH = ("CREATE TEMPORARY TABLE retentiond_import_batch (record_key VARCHAR(200), "
                     "line INTEGER, facts_digest VARCHAR(32), subject_ref VARCHAR(128), "
                     "date_of_birth DATE, date_of_death DATE) ON COMMIT DROP")
-_PG_COPY_BATCH = "COPY retentiond_import_batch (" + ", ".join(_PG_BATCH_COLS) + ") FROM STDIN"
+_PG_COPY_BATCH = ("COPY retentiond_import_batch (" + ", ".join(_PG_BATCH_COLS)
+                  + ") FROM STDIN (FORMAT BINARY)")
+#: Binary COPY: about half the work of text, on both sides, for a million rows a re-sync.
+_PG_BATCH_TYPES = ("varchar", "int4", "varchar", "varchar", "date", "date")
 _PG_SORT_BATCH = (
     "WITH b AS (SELECT b.record_key, b.line, b.subject_ref, b.date_of_birth, "  # noqa: S608
     "b.date_of_death, "
@@ -619,8 +622,11 @@ class _PostgresIO:
         except psycopg.Error as exc:
             raise DBAPIError.instance(what, None, exc, psycopg.Error) from exc
 
-    def _copy(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def _copy(self, sql: str, rows: list[tuple[Any, ...]] | list[_Listed],
+              types: tuple[str, ...] | None = None) -> None:
         with self.raw.cursor() as cur, cur.copy(sql) as copy:
+            if types is not None:
+                copy.set_types(types)
             write = copy.write_row
             for row in rows:
                 write(row)
@@ -666,7 +672,7 @@ class _PostgresIO:
 
     def sort(self, batch: list[_Listed], run_id: int) -> _Special:
         """As ``_SqliteIO.sort``: one COPY and one statement a batch."""
-        self._copy(_PG_COPY_BATCH, batch)
+        self._copy(_PG_COPY_BATCH, batch, _PG_BATCH_TYPES)
         with self.raw.cursor() as cur:
             special: _Special = [
                 (line, None if rid is None else (rid, last, due, digest))
