@@ -499,18 +499,22 @@ class _SqliteIO:
 
     def sort(self, batch: list[_Listed], run_id: int) -> _Special:
         """The rows of the batch that are not plainly unchanged (new, changed, or a record this
-        import already wrote); the plainly unchanged ones go to ``_SEEN`` with their subject
-        dates. Keys are distinct within ``batch``."""
+        import already wrote), in line order. Every row goes to ``_SEEN`` but those of records
+        this import already wrote (each is a problem: the key is listed twice); the plainly
+        unchanged ones with their subject dates, the others (to be written, and checked with
+        their subject dates as they are written) without. Keys are distinct within ``batch``."""
         existing = self.records([b[0] for b in batch])
         special: _Special = []
-        same: list[tuple[Any, ...]] = []
+        seen: list[tuple[Any, ...]] = []
         for key, line, digest, ref, dob, dod in batch:
             stored = existing.get(key)
             if stored is None or stored[3] != digest or stored[1] == run_id:
                 special.append((line, stored))
+                if stored is None or stored[1] != run_id:
+                    seen.append((key, line, None, None, None))
             else:
-                same.append((key, line, ref, dob, dod))
-        self.save_seen(same)
+                seen.append((key, line, ref, dob, dod))
+        self.save_seen(seen)
         return special
 
     def write_records(self, inserts: list[tuple[Any, ...]],
@@ -551,11 +555,11 @@ _PG_UPDATE_SUBJECTS = (
 )
 _PG_RECORDS = ("SELECT record_key, id, last_import_id, due_on, facts_digest FROM records "
                "WHERE record_key = ANY(%s)")
-_PG_COPY_SEEN = "COPY retentiond_import_seen (" + ", ".join(_SEEN_COLS) + ") FROM STDIN"
 #: A batch's keys and digests, sent once (one COPY), sorted by one statement that looks each
 #: key up (LATERAL ... LIMIT 1: an index probe a row, whatever the planner thinks of a table
-#: without statistics), notes the plainly unchanged rows in ``_SEEN`` on the server, and
-#: returns only the others: an unchanged batch sends its keys once and reads nothing back.
+#: without statistics), notes the rows in ``_SEEN`` on the server (as ``_SqliteIO.sort``
+#: says), and returns only those that are not plainly unchanged: an unchanged batch sends its
+#: keys once and reads nothing back.
 _PG_BATCH_COLS = ("record_key", "line", "facts_digest", "subject_ref", "date_of_birth",
                   "date_of_death")
 _PG_CREATE_BATCH = ("CREATE TEMPORARY TABLE retentiond_import_batch (record_key VARCHAR(200), "
@@ -574,7 +578,9 @@ _PG_SORT_BATCH = (
     "FROM retentiond_import_batch AS b LEFT JOIN LATERAL (SELECT id, last_import_id, due_on, "
     "facts_digest FROM records WHERE records.record_key = b.record_key LIMIT 1) AS r ON true), "
     "noted AS (INSERT INTO retentiond_import_seen (" + ", ".join(_SEEN_COLS) + ") "
-    "SELECT " + ", ".join(_SEEN_COLS) + " FROM b WHERE same) "
+    "SELECT record_key, line, CASE WHEN same THEN subject_ref END, "
+    "CASE WHEN same THEN date_of_birth END, CASE WHEN same THEN date_of_death END "
+    "FROM b WHERE last_import_id IS DISTINCT FROM %(run)s) "
     "SELECT line, id, last_import_id, due_on, facts_digest FROM b WHERE NOT same ORDER BY line"
 )
 #: What the import made for itself, dropped when it ends: ``ON COMMIT DROP`` alone would leave
@@ -606,10 +612,6 @@ class _PostgresIO:
     def close(self) -> None:
         with self.raw.cursor() as cur:
             cur.execute("DROP TABLE " + ", ".join(_PG_TEMPORARY))
-
-    def save_seen(self, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            self._copy(_PG_COPY_SEEN, rows)
 
     @contextmanager
     def errors(self, what: str) -> Iterator[None]:
@@ -840,7 +842,8 @@ class _Writer:
     def _sort(self, rows: list[_Row], batch: list[_Listed], problems: list[str],
               at: Where) -> list[tuple[_Row, str, Any]]:
         """The batch's rows that must be written, with their digests and stored values;
-        every row listed goes to ``_SEEN`` (with the subject dates of those not written).
+        every row listed goes to ``_SEEN`` (by ``io.sort``; with the subject dates of those
+        not written).
 
         A key listed twice in the batch is a problem on its later lines (the first is sorted
         as any row); a key this import already wrote (an earlier batch) is a problem on every
@@ -863,7 +866,6 @@ class _Writer:
         by_line = {row.line: row for row in rows} if special else {}
         written_before: set[str] = set()
         changed: list[tuple[_Row, str, Any]] = []
-        listed: list[tuple[Any, ...]] = []
         digests = {b[1]: b[2] for b in batch} if special else {}
         for line, stored in special:
             row = by_line[line]
@@ -872,14 +874,12 @@ class _Writer:
                 found.append((line, f"{at(line)}: record_id: {row.record_key!r} is also on an "
                               "earlier line"))
                 continue
-            listed.append((row.record_key, line, None, None, None))
             changed.append((row, digests[line], stored))
         for line, key in again:
             where = "an earlier line" if key in written_before else f"line {first[key]}"
             found.append((line, f"{at(line)}: record_id: {key!r} is also on {where}"))
         for _, problem in sorted(found):
             self._problem(problems, problem)
-        self.io.save_seen(listed)
         return changed
 
     def _write(self, rows: list[_Row], listed: list[_Listed], problems: list[str],
