@@ -553,8 +553,6 @@ _PG_UPDATE_SUBJECTS = (
     "date_of_death = c.date_of_death, updated_at = c.updated_at "
     "FROM retentiond_import_subjects AS c WHERE s.ref = c.ref"
 )
-_PG_RECORDS = ("SELECT record_key, id, last_import_id, due_on, facts_digest FROM records "
-               "WHERE record_key = ANY(%s)")
 #: A batch's keys and digests, sent once (one COPY), sorted by one statement that looks each
 #: key up (LATERAL ... LIMIT 1: an index probe a row, whatever the planner thinks of a table
 #: without statistics), notes the rows in ``_SEEN`` on the server (as ``_SqliteIO.sort``
@@ -666,11 +664,6 @@ class _PostgresIO:
                 cur.execute(_PG_UPDATE_SUBJECTS)
                 cur.execute("TRUNCATE retentiond_import_subjects")
         return ids
-
-    def records(self, keys: list[str]) -> _Stored:
-        with self.raw.cursor() as cur:
-            return {key: (rid, last, due, digest) for key, rid, last, due, digest in
-                    cur.execute(_PG_RECORDS, (keys,))}
 
     def sort(self, batch: list[_Listed], run_id: int) -> _Special:
         """As ``_SqliteIO.sort``: one COPY and one statement a batch."""
