@@ -13,8 +13,12 @@ the run's row and audit event, one transaction):
 4. a re-sync after 0.1% of the rows disappeared from the extract: ``resync_gone_s``, checked to
    flag exactly those records gone at source.
 
-Each phase reports its wall time, CPU seconds of this process and peak RSS (sampled), so
-"memory flat" can be read across sizes. ``VACUUM ANALYZE`` runs between phases, outside the
+Each phase reports its wall time, CPU seconds of this process, CPU seconds of the PostgreSQL
+backends serving the two databases (``*_server_cpu_s``: sampled every 0.1 s from ``/proc`` by
+the database names in their process titles, so a machine shared with other sessions does not
+blur it) and peak RSS (sampled), so "memory flat" can be read across sizes, and what a quiet
+2-core machine would take can be bounded: at least the larger of the two CPU figures, at most
+their sum. ``VACUUM ANALYZE`` runs between phases, outside the
 timings, as autovacuum would.
 """
 
@@ -27,10 +31,12 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, make_url, select, text
 
 from bench.backends import database, server_version
 from bench.estate import write_estate
@@ -90,8 +96,65 @@ def _change(holding_url: str, sql: str) -> int:
     return int(n)
 
 
-def _phase(out: dict[str, Any], key: str, ctx: Context, spec: Any, records: int) -> Any:
-    outcome, seconds, peak = _timed(key, key, lambda: run_source(ctx, spec, force=True))
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+class ServerCpu:
+    """CPU seconds of the PostgreSQL backends whose process title names one of ``databases``
+    while the ``with`` block runs (Linux ``/proc``; a backend that ends between two samples
+    loses at most ``interval_s`` of its time)."""
+
+    def __init__(self, databases: list[str], interval_s: float = 0.1) -> None:
+        self.databases = [d.encode() for d in databases]
+        self.interval_s = interval_s
+        self.start: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> dict[int, int]:
+        ticks: dict[int, int] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                    title = fh.read()
+                if not any(d in title for d in self.databases):
+                    continue
+                with open(f"/proc/{entry.name}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                ticks[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime + stime
+            except (OSError, IndexError, ValueError):
+                continue
+        return ticks
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.last.update(self._sample())
+
+    @property
+    def seconds(self) -> float:
+        return sum(t - self.start.get(pid, 0) for pid, t in self.last.items()) / _TICK
+
+    def __enter__(self) -> ServerCpu:
+        self.start = self._sample()
+        self.last = dict(self.start)
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.last.update(self._sample())
+
+
+def _phase(out: dict[str, Any], key: str, ctx: Context, spec: Any, records: int,
+           databases: list[str]) -> Any:
+    with ServerCpu(databases) as server:
+        outcome, seconds, peak = _timed(key, key, lambda: run_source(ctx, spec, force=True))
+    out[f"{key}_server_cpu_s"] = round(server.seconds, 2)
     assert outcome.outcome == "ok", outcome
     out[f"{key}_s"] = round(seconds, 2)
     out[f"{key}_rows_per_s"] = round(records / seconds)
@@ -125,20 +188,21 @@ def run(*, records: int, as_of: dt.date, seed: int, keep: bool) -> dict[str, Any
             spec = source_spec("warehouse", {"kind": "sql", "url": holding_url, "query": QUERY,
                                              "mode": "full", "interval_s": 86400},
                                "bench: [sources.warehouse]", base=workdir)
-            first = _phase(out, "first_sync", ctx, spec, records)
+            names = [make_url(u).database or "" for u in (url, holding_url)]
+            first = _phase(out, "first_sync", ctx, spec, records, names)
             assert first.counts["created"] == records
             _analyze(engine)
-            unchanged = _phase(out, "resync_unchanged", ctx, spec, records)
+            unchanged = _phase(out, "resync_unchanged", ctx, spec, records, names)
             assert unchanged.counts["unchanged"] == records, unchanged.counts
             changed = _change(holding_url, "UPDATE extract SET locator = "
                               "coalesce(locator, '') || '/moved' WHERE n % 100 = 0")
             out["changed_rows"] = changed
-            pct = _phase(out, "resync_1pct", ctx, spec, records)
+            pct = _phase(out, "resync_1pct", ctx, spec, records, names)
             assert pct.counts["updated"] == changed, (pct.counts, changed)
             _analyze(engine)
             removed = _change(holding_url, "DELETE FROM extract WHERE n % 1000 = 7")
             out["removed_rows"] = removed
-            gone = _phase(out, "resync_gone", ctx, spec, records - removed)
+            gone = _phase(out, "resync_gone", ctx, spec, records - removed, names)
             assert gone.counts["gone"] == removed, (gone.counts, removed)
             with ctx.sessions() as session:
                 flagged = session.scalar(select(func.count()).select_from(Record).where(

@@ -189,6 +189,10 @@ def _flags(raw: dict[str, Any]) -> str:
 
 
 _DATE_FIELDS = ("date_of_birth", "date_of_death", "opened_on", "closed_on", "event_on")
+_DATES_AS_IS = frozenset({dt.date, type(None)})
+#: ``_Row(...)`` without the Python-level ``__new__`` of a named tuple (a row is built a
+#: million times a re-sync).
+_new_row = tuple.__new__
 #: Dates remembered by their text: a file repeats a few tens of thousands of dates over
 #: millions of rows; the bound keeps memory flat.
 _DATE_MEMO = 100_000
@@ -216,12 +220,17 @@ class _Validator:
         self.dates: dict[str, dt.date | None] = {}
 
     def _dates(self, raw: dict[str, Any]) -> list[dt.date | None]:
+        given = list(map(raw.get, _DATE_FIELDS))
+        if _DATES_AS_IS.issuperset(map(type, given)):
+            return given  # a query's DATE columns (never a timestamp), or nothing
         memo = self.dates
         out: list[dt.date | None] = []
-        for name in _DATE_FIELDS:
-            value = raw.get(name)
+        for name, value in zip(_DATE_FIELDS, given, strict=True):
             if value is None or value == "":
                 out.append(None)
+                continue
+            if value.__class__ is dt.date:
+                out.append(value)
                 continue
             if value.__class__ is str and value in memo:
                 out.append(memo[value])
@@ -248,7 +257,10 @@ class _Validator:
         controller = _clean(get("controller"), "controller", 200)
         if not controller:
             raise RowError("controller", "is required")
-        if not _KEY_RE.match(key):
+        # ``_KEY_RE``, given what ``_clean`` already made sure of (stripped, no control or
+        # separator character but the space, at most 200 characters), is only this
+        # (tests/unit/test_record_key_check.py holds the two equal).
+        if key[0] in ";,":
             raise RowError("record_id", f"{key!r} is not a usable identifier")
         if len(category) > 100:
             raise RowError("category", "is longer than 100 characters")
@@ -285,9 +297,9 @@ class _Validator:
             if problem is not None:
                 raise RowError("locator", problem)
         flags = get("flags")
-        return _Row(line, key, category, controller_id, agreement_id, system, locator,
-                    subject_ref, dob, dod, opened_on, closed_on, event_on,
-                    "" if flags is None or flags == "" else _flags(raw))
+        return _new_row(_Row, (line, key, category, controller_id, agreement_id, system,
+                               locator, subject_ref, dob, dod, opened_on, closed_on, event_on,
+                               "" if flags is None or flags == "" else _flags(raw)))
 
 
 #: The subject dates this file has stated so far, with the line that stated each: a file may
@@ -335,6 +347,12 @@ _SUBJECTS = cast(Table, Subject.__table__)
 
 #: ``(id, last_import_id, due_on, facts_digest)`` of a stored record, by key.
 _Stored = dict[str, tuple[int, int | None, dt.date | None, str | None]]
+#: A row of a batch as the writer sorts it: ``(record_key, line, facts_digest, subject_ref,
+#: date_of_birth, date_of_death)``.
+_Listed = tuple[str, int, str, str | None, dt.date | None, dt.date | None]
+#: The rows of a batch that are not plainly unchanged: ``(line, stored)`` in line order, where
+#: ``stored`` is ``(id, last_import_id, due_on, facts_digest)``, or None for a new record.
+_Special = list[tuple[int, tuple[int, int | None, dt.date | None, str | None] | None]]
 #: ``(id, date_of_birth, date_of_death)`` of a subject, by reference.
 _Subjects = dict[str, tuple[int, dt.date | None, dt.date | None]]
 
@@ -479,6 +497,26 @@ class _SqliteIO:
             self._read("SELECT record_key, id, last_import_id, due_on, facts_digest FROM records "
                        "WHERE record_key IN (SELECT value FROM json_each(?))", keys), 3)}
 
+    def sort(self, batch: list[_Listed], run_id: int) -> _Special:
+        """The rows of the batch that are not plainly unchanged (new, changed, or a record this
+        import already wrote), in line order. Every row goes to ``_SEEN`` but those of records
+        this import already wrote (each is a problem: the key is listed twice); the plainly
+        unchanged ones with their subject dates, the others (to be written, and checked with
+        their subject dates as they are written) without. Keys are distinct within ``batch``."""
+        existing = self.records([b[0] for b in batch])
+        special: _Special = []
+        seen: list[tuple[Any, ...]] = []
+        for key, line, digest, ref, dob, dod in batch:
+            stored = existing.get(key)
+            if stored is None or stored[3] != digest or stored[1] == run_id:
+                special.append((line, stored))
+                if stored is None or stored[1] != run_id:
+                    seen.append((key, line, None, None, None))
+            else:
+                seen.append((key, line, ref, dob, dod))
+        self.save_seen(seen)
+        return special
+
     def write_records(self, inserts: list[tuple[Any, ...]],
                       updates: list[tuple[Any, ...]]) -> None:
         self.insert_records.run(self.session, inserts)
@@ -515,12 +553,37 @@ _PG_UPDATE_SUBJECTS = (
     "date_of_death = c.date_of_death, updated_at = c.updated_at "
     "FROM retentiond_import_subjects AS c WHERE s.ref = c.ref"
 )
-_PG_RECORDS = ("SELECT record_key, id, last_import_id, due_on, facts_digest FROM records "
-               "WHERE record_key = ANY(%s)")
-_PG_COPY_SEEN = "COPY retentiond_import_seen (" + ", ".join(_SEEN_COLS) + ") FROM STDIN"
+#: A batch's keys and digests, sent once (one COPY), sorted by one statement that looks each
+#: key up (LATERAL ... LIMIT 1: an index probe a row, whatever the planner thinks of a table
+#: without statistics), notes the rows in ``_SEEN`` on the server (as ``_SqliteIO.sort``
+#: says), and returns only those that are not plainly unchanged: an unchanged batch sends its
+#: keys once and reads nothing back.
+_PG_BATCH_COLS = ("record_key", "line", "facts_digest", "subject_ref", "date_of_birth",
+                  "date_of_death")
+_PG_CREATE_BATCH = ("CREATE TEMPORARY TABLE retentiond_import_batch (record_key VARCHAR(200), "
+                    "line INTEGER, facts_digest VARCHAR(32), subject_ref VARCHAR(128), "
+                    "date_of_birth DATE, date_of_death DATE) ON COMMIT DROP")
+_PG_COPY_BATCH = ("COPY retentiond_import_batch (" + ", ".join(_PG_BATCH_COLS)
+                  + ") FROM STDIN (FORMAT BINARY)")
+#: Binary COPY: about half the work of text, on both sides, for a million rows a re-sync.
+_PG_BATCH_TYPES = ("varchar", "int4", "varchar", "varchar", "date", "date")
+_PG_SORT_BATCH = (
+    "WITH b AS (SELECT b.record_key, b.line, b.subject_ref, b.date_of_birth, "  # noqa: S608
+    "b.date_of_death, "
+    "r.id, r.last_import_id, r.due_on, r.facts_digest, "
+    "coalesce(r.facts_digest = b.facts_digest AND r.last_import_id IS DISTINCT FROM %(run)s, "
+    "false) AS same "
+    "FROM retentiond_import_batch AS b LEFT JOIN LATERAL (SELECT id, last_import_id, due_on, "
+    "facts_digest FROM records WHERE records.record_key = b.record_key LIMIT 1) AS r ON true), "
+    "noted AS (INSERT INTO retentiond_import_seen (" + ", ".join(_SEEN_COLS) + ") "
+    "SELECT record_key, line, CASE WHEN same THEN subject_ref END, "
+    "CASE WHEN same THEN date_of_birth END, CASE WHEN same THEN date_of_death END "
+    "FROM b WHERE last_import_id IS DISTINCT FROM %(run)s) "
+    "SELECT line, id, last_import_id, due_on, facts_digest FROM b WHERE NOT same ORDER BY line"
+)
 #: What the import made for itself, dropped when it ends: ``ON COMMIT DROP`` alone would leave
 #: them to a second import in the same transaction (an inbox run applies each file in turn).
-_PG_TEMPORARY = ("retentiond_import_records", "retentiond_import_subjects",
+_PG_TEMPORARY = ("retentiond_import_records", "retentiond_import_subjects", "retentiond_import_batch",
                  "retentiond_import_subject_dates", "retentiond_import_seen")
 _PG_COPY_RECORDS = "COPY records (" + ", ".join(_INSERTED) + ") FROM STDIN"
 _PG_COPY_UPDATES = "COPY retentiond_import_records (" + ", ".join(_UPDATED) + ") FROM STDIN"
@@ -541,16 +604,12 @@ class _PostgresIO:
         self.raw: Any = conn.connection.driver_connection
         assert self.raw is not None
         with self.errors("records import: staging tables"), self.raw.cursor() as cur:
-            for sql in _PG_SETUP:
+            for sql in (*_PG_SETUP, _PG_CREATE_BATCH):
                 cur.execute(sql)
 
     def close(self) -> None:
         with self.raw.cursor() as cur:
             cur.execute("DROP TABLE " + ", ".join(_PG_TEMPORARY))
-
-    def save_seen(self, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            self._copy(_PG_COPY_SEEN, rows)
 
     @contextmanager
     def errors(self, what: str) -> Iterator[None]:
@@ -563,8 +622,11 @@ class _PostgresIO:
         except psycopg.Error as exc:
             raise DBAPIError.instance(what, None, exc, psycopg.Error) from exc
 
-    def _copy(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def _copy(self, sql: str, rows: list[tuple[Any, ...]] | list[_Listed],
+              types: tuple[str, ...] | None = None) -> None:
         with self.raw.cursor() as cur, cur.copy(sql) as copy:
+            if types is not None:
+                copy.set_types(types)
             write = copy.write_row
             for row in rows:
                 write(row)
@@ -603,10 +665,15 @@ class _PostgresIO:
                 cur.execute("TRUNCATE retentiond_import_subjects")
         return ids
 
-    def records(self, keys: list[str]) -> _Stored:
+    def sort(self, batch: list[_Listed], run_id: int) -> _Special:
+        """As ``_SqliteIO.sort``: one COPY and one statement a batch."""
+        self._copy(_PG_COPY_BATCH, batch, _PG_BATCH_TYPES)
         with self.raw.cursor() as cur:
-            return {key: (rid, last, due, digest) for key, rid, last, due, digest in
-                    cur.execute(_PG_RECORDS, (keys,))}
+            special: _Special = [
+                (line, None if rid is None else (rid, last, due, digest))
+                for line, rid, last, due, digest in cur.execute(_PG_SORT_BATCH, {"run": run_id})]
+            cur.execute("TRUNCATE retentiond_import_batch")
+        return special
 
     def write_records(self, inserts: list[tuple[Any, ...]],
                       updates: list[tuple[Any, ...]]) -> None:
@@ -622,12 +689,37 @@ class _PostgresIO:
                 cur.execute("TRUNCATE retentiond_import_records")
 
 
-def facts_digest(source: str | None, row: _Row) -> str:
+class _Reprs(dict[Any, str]):
+    """``repr`` of a date (or None), remembered: a feed repeats a few tens of thousands of
+    dates over millions of rows, and ``repr`` of a date is most of the cost of a digest. The
+    bound keeps memory flat."""
+
+    def __missing__(self, value: Any) -> str:
+        if len(self) >= _DATE_MEMO:
+            self.clear()
+        text = self[value] = repr(value)
+        return text
+
+
+_DATE_REPRS = _Reprs()
+
+
+def facts_digest(source: str | None, row: _Row, _dates: _Reprs = _DATE_REPRS,
+                 _blake2b: Any = hashlib.blake2b) -> str:
     """What a row states (every fact but its line) and which feed stated it, digested: equal
-    digests, equal rows. 16 bytes of BLAKE2b: a collision would need ~2^64 rows."""
-    # repr of a tuple of str, int, date and None is stable across runs and versions, and
-    # half the cost of formatting each value.
-    return hashlib.blake2b(repr((source, *row[1:])).encode(), digest_size=16).hexdigest()
+    digests, equal rows. 16 bytes of BLAKE2b: a collision would need ~2^64 rows.
+
+    The text digested is exactly ``repr((source, *row[1:]))`` (the repr of a tuple of str,
+    int, date and None is stable across runs and versions), which is what every stored digest
+    was made from: it is built here by one f-string with the dates' reprs remembered, at half
+    the cost of ``repr`` of the tuple. ``tests/unit/test_facts_digest.py`` holds the two equal."""
+    (_, key, category, controller_id, agreement_id, system, locator, subject_ref, dob, dod,
+     opened_on, closed_on, event_on, flags) = row
+    return cast(str, _blake2b(
+        f"({source!r}, {key!r}, {category!r}, {controller_id!r}, {agreement_id!r}, "
+        f"{system!r}, {locator!r}, {subject_ref!r}, {_dates[dob]}, {_dates[dod]}, "
+        f"{_dates[opened_on]}, {_dates[closed_on]}, {_dates[event_on]}, {flags!r})".encode(),
+        digest_size=16).hexdigest())
 
 
 class _Writer:
@@ -733,44 +825,59 @@ class _Writer:
             out[ref] = (ids[ref], dob, dod)
         return out
 
-    def write(self, rows: list[_Row], problems: list[str], at: Where) -> None:
-        """Write one batch (and its subjects); add what is wrong with it to ``problems``."""
+    def write(self, rows: list[_Row], listed: list[_Listed], problems: list[str],
+              at: Where) -> None:
+        """Write one batch (and its subjects); add what is wrong with it to ``problems``.
+        ``listed`` is the batch as ``_Listed`` (with its digests), row for row."""
         with self.io.errors("records import: write a batch"):
-            self._write(rows, problems, at)
+            self._write(rows, listed, problems, at)
 
-    def _sort(self, rows: list[_Row], problems: list[str],
+    def _sort(self, rows: list[_Row], batch: list[_Listed], problems: list[str],
               at: Where) -> list[tuple[_Row, str, Any]]:
         """The batch's rows that must be written, with their digests and stored values;
-        every row listed goes to ``_SEEN`` (with the subject dates of those not written)."""
-        existing = self.io.records([r.record_key for r in rows])
-        run_id, source = self.run.id, self.source
-        seen: dict[str, int] = {}
-        listed: list[tuple[Any, ...]] = []
-        changed: list[tuple[_Row, str, Any]] = []
-        for row in rows:
-            key = row.record_key
-            stored = existing.get(key)
-            if key in seen or (stored is not None and stored[1] == run_id):
-                where = f"line {seen[key]}" if key in seen else "an earlier line"
-                self._problem(problems, f"{at(row.line)}: record_id: {key!r} is also on {where}")
-                continue
-            seen[key] = row.line
-            digest = facts_digest(source, row)
-            if stored is not None and stored[3] == digest:
-                self.unchanged += 1
-                if row.subject_ref is not None and (row.date_of_birth or row.date_of_death):
-                    listed.append((key, row.line, row.subject_ref, row.date_of_birth,
-                                   row.date_of_death))
+        every row listed goes to ``_SEEN`` (by ``io.sort``; with the subject dates of those
+        not written).
+
+        A key listed twice in the batch is a problem on its later lines (the first is sorted
+        as any row); a key this import already wrote (an earlier batch) is a problem on every
+        line of the batch that lists it. The rows go to the database once, with their digests
+        (``io.sort``), and only those that are not plainly unchanged come back."""
+        run_id = self.run.id
+        found: list[tuple[int, str]] = []
+        first: dict[str, int] = {}
+        again: list[tuple[int, str]] = []
+        if len({b[0] for b in batch}) != len(batch):
+            for key, line, *_ in batch:
+                if key in first:
+                    again.append((line, key))
                 else:
-                    listed.append((key, row.line, None, None, None))
+                    first[key] = line
+            twice = {line for line, _ in again}
+            batch = [b for b in batch if b[1] not in twice]
+        special = self.io.sort(batch, run_id)
+        self.unchanged += len(batch) - len(special)
+        by_line = {row.line: row for row in rows} if special else {}
+        written_before: set[str] = set()
+        changed: list[tuple[_Row, str, Any]] = []
+        digests = {b[1]: b[2] for b in batch} if special else {}
+        for line, stored in special:
+            row = by_line[line]
+            if stored is not None and stored[1] == run_id:
+                written_before.add(row.record_key)
+                found.append((line, f"{at(line)}: record_id: {row.record_key!r} is also on an "
+                              "earlier line"))
                 continue
-            listed.append((key, row.line, None, None, None))
-            changed.append((row, digest, stored))
-        self.io.save_seen(listed)
+            changed.append((row, digests[line], stored))
+        for line, key in again:
+            where = "an earlier line" if key in written_before else f"line {first[key]}"
+            found.append((line, f"{at(line)}: record_id: {key!r} is also on {where}"))
+        for _, problem in sorted(found):
+            self._problem(problems, problem)
         return changed
 
-    def _write(self, rows: list[_Row], problems: list[str], at: Where) -> None:
-        changed_rows = self._sort(rows, problems, at)
+    def _write(self, rows: list[_Row], listed: list[_Listed], problems: list[str],
+               at: Where) -> None:
+        changed_rows = self._sort(rows, listed, problems, at)
         if not changed_rows:
             return
         subjects = self._subjects([r for r, _, _ in changed_rows], problems, at)
@@ -902,6 +1009,8 @@ class _Part:
     """A batch of validated rows and the problems found on the way (in line order)."""
 
     rows: list[_Row]
+    #: The rows as the writer sorts them (``_Listed``: with their facts digests), row for row.
+    listed: list[_Listed]
     problems: list[str]
     #: Why the rest of the file could not be read (its header, its encoding).
     refusals: tuple[str, ...] = ()
@@ -946,8 +1055,11 @@ class _Reader:
 
     def _run(self) -> None:
         feed, row = self.feed, self.validator.row
-        at, name = feed.at, feed.name
+        at, name, source = feed.at, feed.name, feed.source
         batch: list[_Row] = []
+        # Each row's digest is made here, not in the writer: the writer's thread waits on the
+        # database for most of a batch, and this one has the interpreter meanwhile.
+        listed: list[_Listed] = []
         found: list[str] = []
         refusals: list[str] = []
         count = 0
@@ -957,13 +1069,17 @@ class _Reader:
                 for line, raw in rows:
                     count += 1
                     try:
-                        batch.append(row(line, raw))
+                        good = row(line, raw)
                     except RowError as exc:
                         found.append(f"{at(line)}: {exc.field}: {exc}")
+                    else:
+                        batch.append(good)
+                        listed.append((good[1], line, facts_digest(source, good), good[7],
+                                       good[8], good[9]))
                     if len(batch) >= BATCH:
-                        if not self._put(_Part(rows=batch, problems=found)):
+                        if not self._put(_Part(rows=batch, listed=listed, problems=found)):
                             return
-                        batch, found = [], []
+                        batch, listed, found = [], [], []
             except RowError as exc:
                 refusals.append(f"{at(1)}: {exc.field}: {exc}")
             except UnicodeDecodeError as exc:
@@ -974,10 +1090,11 @@ class _Reader:
                 close = getattr(rows, "close", None)
                 if close is not None:
                     close()  # a generator's finally (a file, a cursor) runs in this thread
-            self._put(_Part(rows=batch, problems=found, refusals=tuple(refusals), count=count,
+            self._put(_Part(rows=batch, listed=listed, problems=found, refusals=tuple(refusals),
+                            count=count,
                             last=True))
         except BaseException as exc:  # handed to the writer's thread, which raises it
-            self._put(_Part(rows=[], problems=[], error=exc, last=True))
+            self._put(_Part(rows=[], listed=[], problems=[], error=exc, last=True))
 
 
 def file_feed(path: Path, *, fmt: str = "csv", name: str | None = None,
@@ -1028,7 +1145,7 @@ def apply_feed(ctx: Context, session: Session, feed: Feed, *, filename: str,
                     more += 1
             problems.extend(part.refusals)
             if part.rows:
-                writer.write(part.rows, problems, at)
+                writer.write(part.rows, part.listed, problems, at)
             if part.last:
                 count = part.count
                 break

@@ -323,6 +323,41 @@ def test_conflicts_across_batches_are_refused(base, tmp_path, monkeypatch, kind)
     assert records_by_key(base) == {} and _subjects(base) == {}
 
 
+def test_keys_listed_again_are_named_line_by_line_in_line_order(base, tmp_path, monkeypatch):
+    """A re-import whose batches mix unchanged, changed and new rows with keys listed again: a
+    key written by an earlier batch is "also on an earlier line" on every later line, a key
+    listed twice in one batch names its first line, whether that first listing is unchanged,
+    changed or new; the problems come in line order and nothing is applied."""
+    monkeypatch.setattr(records_mod, "BATCH", 4)
+    load_records(base, tmp_path, [referral(f"R-{n}", "2019-01-01") for n in range(4)])
+    state = snapshot(base)
+    path = write_records(tmp_path / "again.csv", [
+        referral("R-N", "2019-01-01"),      # 2: new, written by batch 1
+        referral("R-0", "2019-01-01"),      # 3: unchanged
+        referral("R-1", "2019-05-01"),      # 4: changed
+        referral("R-2", "2019-01-01"),      # 5: unchanged
+        referral("R-N", "2019-01-01"),      # 6: batch 2: written by batch 1
+        referral("R-0", "2019-01-01"),      # 7: unchanged, listed on line 3 (final check)
+        referral("R-M", "2019-01-01"),      # 8: new
+        referral("R-M", "2019-01-01"),      # 9: same batch as line 8
+        referral("R-N", "2019-01-01"),      # 10: batch 3: written by batch 1
+        referral("R-3", "2019-01-01"),      # 11: unchanged
+        referral("R-3", "2019-01-01"),      # 12: same batch as line 11
+        referral("R-N", "2019-01-01"),      # 13: same batch, written by batch 1
+    ])
+    with pytest.raises(ImportRefused) as err:
+        import_records(base, path)
+    assert err.value.problems == [
+        f"{path}:6: record_id: 'R-N' is also on an earlier line",
+        f"{path}:9: record_id: 'R-M' is also on line 8",
+        f"{path}:10: record_id: 'R-N' is also on an earlier line",
+        f"{path}:12: record_id: 'R-3' is also on line 11",
+        f"{path}:13: record_id: 'R-N' is also on an earlier line",
+        f"{path}:7: record_id: 'R-0' is also on line 3",
+    ]
+    assert snapshot(base)["records"] == state["records"]
+
+
 def test_same_subject_same_dates_in_one_file_is_fine(base, tmp_path):
     """The same subject on several rows with the same (or empty) dates is not a conflict."""
     load_records(base, tmp_path, [pupil("R-1", "2000-01-01", subject="S-1"),
