@@ -286,6 +286,25 @@ def show_disposals(rows: Sequence[DisposalView], fmt: str) -> int:
     return 0
 
 
+def show_matching(result: Any, fmt: str) -> int:
+    """A bulk preview (``acting``) or result (``acted``) of ``disposals ... --matching``."""
+    if fmt == "json":
+        print_json(result.as_json())
+        return 0
+    if hasattr(result, "acted"):
+        line = f"{result.verb}: {result.acted:,} of the {result.matching:,} cases selected"
+        if result.verb == "approve":
+            line += (f" ({result.completed:,} now approved, {result.waiting:,} waiting for "
+                     "another approver or stage)")
+    else:
+        line = (f"{result.verb} would act on {result.acting:,} of the {result.matching:,} "
+                "cases selected")
+    print(line)
+    for lo in result.left_out:
+        print(f"left out: {lo.words}")
+    return 0
+
+
 def show_tasks(tasks: Sequence[TaskView], fmt: str) -> int:
     if fmt == "json":
         print_json([t.as_json() for t in tasks])

@@ -399,6 +399,11 @@ def cmd_disposals_act(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.lifecycle import failed, review
 
     ctx = acting_context(cfg, "approving") if args.verb == "approve" else make_context(cfg)
+    if getattr(args, "matching", False):
+        return _disposals_matching(args, ctx)
+    if not args.ids:
+        raise LifecycleError(f"name the disposal ids to {args.verb}, or select cases with "
+                             "--matching and the queue's filters")
     ids = _positive_ids(args.ids)
     if args.verb == "approve":
         rows = review.approve(ctx, ids, reason=args.reason,
@@ -413,6 +418,51 @@ def cmd_disposals_act(args: argparse.Namespace, cfg: Config) -> int:
     else:
         rows = review.reject(ctx, ids, reason=args.reason)
     return show_disposals(rows, args.format)
+
+
+#: The queue's filters, as ``disposals approve|defer|reject --matching`` takes them.
+MATCHING_FILTERS = (("controller", "controller code"), ("category", "category"),
+                    ("rule", "rule id"), ("action", "disposal action"),
+                    ("due-from", "due on or after (YYYY-MM-DD)"),
+                    ("due-to", "due on or before (YYYY-MM-DD)"),
+                    ("state", "case state (default pending_review; 'any' for every state)"))
+
+
+def _disposals_matching(args: argparse.Namespace, ctx: Context) -> int:
+    """Everything the filters select: without ``--expect``, say how many cases would be acted
+    on (and left out, and why) and change nothing; with it, act, or refuse if the count moved."""
+    from retentiond.cli.commands import show_matching
+    from retentiond.lifecycle import bulk_review
+    from retentiond.lifecycle.filters import parse_criteria
+
+    if args.ids:
+        raise LifecycleError("--matching acts on what the filters select: name no ids with it")
+    raw = {name.replace("-", "_"): getattr(args, name.replace("-", "_"))
+           for name, _ in MATCHING_FILTERS}
+    state = raw.pop("state")
+    raw["state"] = None if state == "any" else (state or "pending_review")
+    criteria = parse_criteria({k: v for k, v in raw.items() if v is not None})
+    gone = args.gone_at_source
+    ack = getattr(args, "acknowledge_not_found", False)
+    if args.expect is None:
+        preview = bulk_review.preview_matching(ctx, args.verb, criteria, gone_at_source=gone,
+                                               acknowledge_not_found=ack)
+        status = show_matching(preview, args.format)
+        print(f"nothing was changed: to {args.verb} these {preview.acting:,} cases, run the "
+              f"same command with --expect {preview.acting}", file=sys.stderr)
+        return status
+    if args.verb == "approve":
+        result = bulk_review.approve_matching(ctx, criteria, reason=args.reason,
+                                              expected=args.expect, gone_at_source=gone,
+                                              acknowledge_not_found=ack)
+        log_override(ctx, "approving")
+    elif args.verb == "defer":
+        result = bulk_review.defer_matching(ctx, criteria, reason=args.reason, until=args.until,
+                                            expected=args.expect, gone_at_source=gone)
+    else:
+        result = bulk_review.reject_matching(ctx, criteria, reason=args.reason,
+                                             expected=args.expect, gone_at_source=gone)
+    return show_matching(result, args.format)
 
 
 def cmd_audit_verify(args: argparse.Namespace, cfg: Config) -> int:
@@ -813,10 +863,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "approvals no longer count)")):
         p = leaf(dis, verb, help, cmd_disposals_act, ("table", "json"))
         p.set_defaults(verb=verb)
-        p.add_argument("ids", nargs="+", metavar="ID")
+        bulk = verb in ("approve", "defer", "reject")
+        p.add_argument("ids", nargs="*" if bulk else "+", metavar="ID")
         p.add_argument("--reason", required=True)
         if verb == "defer":
             p.add_argument("--until", type=_date, required=True, metavar="DATE")
+        if bulk:
+            p.add_argument("--matching", action="store_true",
+                           help="act on every case the filters below select (the review "
+                           "queue's); without --expect, only say how many and change nothing")
+            for name, help_text in MATCHING_FILTERS:
+                p.add_argument(f"--{name}", default=None, help=help_text)
+            p.add_argument("--gone-at-source", action="store_true",
+                           help="only records their source no longer lists")
+            p.add_argument("--expect", type=int, default=None, metavar="N",
+                           help="with --matching: the number of cases you expect to act on "
+                           "(as the command without it said); refused if the filters now "
+                           "select another number")
         if verb == "approve":
             p.add_argument("--acknowledge-not-found", action="store_true",
                            help="approve cases whose data their holding system did not find "

@@ -50,7 +50,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from retentiond.lifecycle.context import Context, LifecycleError, required_text
-from retentiond.lifecycle.filters import Criteria
+from retentiond.lifecycle.filters import Criteria, check_known
 from retentiond.lifecycle.presence import locator_digest
 from retentiond.lifecycle.review import CLOSABLE, repeated_approval
 from retentiond.lifecycle.sql import hold_covers_record, no_hold_covers_record
@@ -182,6 +182,7 @@ def _selected(session: Session, ctx: Context, criteria: Criteria,
               gone_at_source: bool) -> list[ColumnElement[bool]]:
     """The queue's conditions for ``criteria`` (on the case's own due date, rule and action,
     as the queue filters them), plus the actor's scope."""
+    check_known(ctx, session, criteria)
     where: list[ColumnElement[bool]] = []
     if criteria.state:
         where.append(Disposal.state == criteria.state)
@@ -409,7 +410,7 @@ def approve_matching(ctx: Context, criteria: Criteria, *, reason: str, expected:
     different people have approved it. Refused, with nothing changed, unless exactly
     ``expected`` cases qualify.
     """
-    reason = required_text(reason, "a reason is required")
+    reason = required_text(reason, "reason: a reason is required")
     _check_expected(expected)
     now = ctx.clock.now()
     with write_transaction(ctx.sessions) as session:
@@ -471,7 +472,7 @@ def approve_matching(ctx: Context, criteria: Criteria, *, reason: str, expected:
 
 def _close_matching(ctx: Context, verb: str, criteria: Criteria, *, reason: str, expected: int,
                     gone_at_source: bool, until: dt.date | None) -> BulkResult:
-    reason = required_text(reason, "a reason is required")
+    reason = required_text(reason, "reason: a reason is required")
     _check_expected(expected)
     now = ctx.clock.now()
     state = "deferred" if verb == "defer" else "rejected"

@@ -139,6 +139,12 @@ ROUTE_RULES: dict[str, str] = {
     "api_disposals_reject": REVIEW,
     "api_disposals_retry": REVIEW,
     "api_disposals_return_to_review": REVIEW,
+    # everything a filter selects: the preview needs the action's own permission (checked in
+    # the route: APPROVE for approve, REVIEW for defer and reject)
+    "api_disposals_matching_preview": VIEW,
+    "api_disposals_approve_matching": APPROVE,
+    "api_disposals_defer_matching": REVIEW,
+    "api_disposals_reject_matching": REVIEW,
     "api_record": VIEW,
     "api_holds": VIEW_HOLDS,
     "api_hold": VIEW_HOLDS,

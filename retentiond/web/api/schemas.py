@@ -194,6 +194,70 @@ class FilterCriteria(BaseModel):
     state: str | None = Field(default=None, max_length=200)
 
 
+class PreviewMatchingRequest(BaseModel):
+    """What acting on everything a queue filter selects would do now."""
+
+    model_config = ConfigDict(extra="forbid")
+    verb: Literal["approve", "defer", "reject"]
+    criteria: FilterCriteria = Field(default_factory=FilterCriteria)
+    gone_at_source: bool = Field(default=False, description="only records their source no "
+                                 "longer lists (as the queue's filter)")
+    acknowledge_not_found: bool = Field(
+        default=False, description="approve: include cases whose data was not found in their "
+        "holding system when last asked (left out otherwise)")
+
+
+class LeftOut(BaseModel):
+    reason: str = Field(description="held, not_pending, not_closable, not_due, "
+                        "already_approved, other_stage or not_found")
+    count: int
+    states: dict[str, int] = Field(description="for not_pending and not_closable: how many "
+                                   "cases in each state")
+    words: str = Field(description="the same in words: '12 are under a hold'")
+
+
+class MatchingPreview(BaseModel):
+    verb: str
+    criteria: dict[str, str]
+    gone_at_source: bool
+    matching: int = Field(description="cases the filter selects (within the caller's scope)")
+    acting: int = Field(description="cases the action would change now: send it as `expected`")
+    left_out: list[LeftOut]
+
+
+class RejectMatchingRequest(BaseModel):
+    """Act on every case a queue filter selects. ``expected`` is the count the person
+    confirmed (``acting`` of the preview): if the filter now selects another number of cases,
+    the request is refused (409) and nothing changes."""
+
+    model_config = ConfigDict(extra="forbid")
+    criteria: FilterCriteria = Field(default_factory=FilterCriteria)
+    gone_at_source: bool = False
+    expected: int = Field(ge=0, le=10**9)
+    reason: Reason
+
+
+class ApproveMatchingRequest(RejectMatchingRequest):
+    acknowledge_not_found: bool = Field(
+        default=False, description="include cases whose data was not found in their holding "
+        "system when last asked")
+
+
+class DeferMatchingRequest(RejectMatchingRequest):
+    until: dt.date
+
+
+class MatchingResult(BaseModel):
+    verb: str
+    matching: int
+    acted: int
+    completed: int = Field(description="approve: cases now approved (or cooling off); defer "
+                           "and reject: every case acted on")
+    waiting: int = Field(description="approve: cases that wait for another approver or stage")
+    left_out: list[LeftOut]
+    event_id: int | None = Field(description="the audit event recording the action")
+
+
 class SavedFilter(BaseModel):
     id: int
     name: str
