@@ -89,6 +89,7 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
         holds,
         public,
         queue,
+        queue_matching,
         records,
         signin,
         sources,
@@ -99,9 +100,9 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
     )
 
     # exports first: /holds/export.csv must win over /holds/{id}
-    for module in (signin, account, dashboard, exports, queue, records, holds, filters, policy_pages,
-                   audit, certificates, public, users, sources, api_disposals, api_records,
-                   api_holds, api_filters, api_overview, api_tokens, api_feed):
+    for module in (signin, account, dashboard, exports, queue, queue_matching, records, holds,
+                   filters, policy_pages, audit, certificates, public, users, sources,
+                   api_disposals, api_records, api_holds, api_filters, api_overview, api_tokens, api_feed):
         app.include_router(module.router)
     if settings.oidc is not None:
         from retentiond.web import oidc

@@ -101,6 +101,12 @@ ROUTE_RULES: dict[str, str] = {
     "queue_hold": HOLD,
     "queue_retry": REVIEW,
     "queue_return": REVIEW,
+    # every case a filter selects: the confirmation page needs the action's own permission
+    # (checked in the route: APPROVE for approve, REVIEW for defer and reject)
+    "queue_matching_page": VIEW,
+    "queue_matching_approve": APPROVE,
+    "queue_matching_defer": REVIEW,
+    "queue_matching_reject": REVIEW,
     "record_page": VIEW,
     "holds_page": VIEW_HOLDS,
     "hold_page": VIEW_HOLDS,

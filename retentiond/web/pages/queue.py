@@ -32,6 +32,7 @@ from retentiond.web.pages.common import (
     redirect,
     render,
 )
+from retentiond.web.pages.queue_matching import matching_links
 from retentiond.web.pages.queue_params import actions_for, back_query, filter_from
 from retentiond.web.queries import QueryError, QueueFilter
 from retentiond.web.wording import (
@@ -72,7 +73,8 @@ def _queue_view(request: Request, f: QueueFilter, *, errors: list[FieldError] | 
         due_from=form.get("due_from") if form and "due_from" in form else parts_of(f.due_from),
         due_to=form.get("due_to") if form and "due_to" in form else parts_of(f.due_to),
         error_summary=errors, errors=errors, selected=selected or set(), form=form or {},
-        actions=actions, status_code=status_code,
+        actions=actions, matching_links=matching_links(f, actions),
+        status_code=status_code,
     )
 
 
