@@ -35,6 +35,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     String,
+    and_,
     case,
     cast,
     exists,
@@ -43,6 +44,7 @@ from sqlalchemy import (
     insert,
     literal,
     not_,
+    or_,
     select,
     update,
 )
@@ -53,6 +55,7 @@ from retentiond.lifecycle.context import Context, LifecycleError, required_text
 from retentiond.lifecycle.filters import Criteria, check_known
 from retentiond.lifecycle.presence import locator_digest
 from retentiond.lifecycle.review import CLOSABLE, repeated_approval
+from retentiond.lifecycle.scopes import groups_of, scope_clause
 from retentiond.lifecycle.sql import hold_covers_record, no_hold_covers_record
 from retentiond.logs import get_logger
 from retentiond.registry.chain import note_inserted
@@ -62,6 +65,7 @@ from retentiond.registry.models import (
     AuditEvent,
     Controller,
     Disposal,
+    DisposalStage,
     Record,
     RecordPresence,
 )
@@ -168,16 +172,6 @@ class BulkResult:
 
 # --- the selection ------------------------------------------------------------------------
 
-def _scope(session: Session, actor: str) -> ColumnElement[bool] | None:
-    """The actor's scope as a condition on ``records`` joined with ``controllers``, or None
-    when unscoped."""
-    return None
-
-
-def _groups(session: Session, actor: str) -> frozenset[str]:
-    return frozenset()
-
-
 def _selected(session: Session, ctx: Context, criteria: Criteria,
               gone_at_source: bool) -> list[ColumnElement[bool]]:
     """The queue's conditions for ``criteria`` (on the case's own due date, rule and action,
@@ -201,7 +195,7 @@ def _selected(session: Session, ctx: Context, criteria: Criteria,
         where.append(Record.controller_id == (ident if ident is not None else -1))
     if gone_at_source:
         where.append(Record.gone_at_source_at.is_not(None))
-    scope = _scope(session, ctx.actor)
+    scope = scope_clause(session, ctx.actor)
     if scope is not None:
         where.append(scope)
     return where
@@ -266,6 +260,13 @@ def _checks(session: Session, ctx: Context, verb: str, where: list[ColumnElement
         Disposal.state == "pending_review", no_hold_covers_record(session, today),
         Disposal.due_on <= today, not_(_live_approval_by(ctx.actor)),
     ]
+    # A staged case waits for one group: the actor must be a member of it (the order of
+    # stages is the case's own: ``stage`` is the one it waits for).
+    groups = sorted(groups_of(session, ctx.actor))
+    not_member = (Disposal.stage.is_not(None) & Disposal.stage_group.not_in(groups)) if groups \
+        else Disposal.stage.is_not(None)
+    whens.append((not_member, literal("other_stage")))
+    eligible.append(not_(not_member))
     if blocked:
         whens.append((Disposal.record_id.in_(blocked), literal("not_found")))
         eligible.append(Disposal.record_id.not_in(blocked))
@@ -423,44 +424,64 @@ def approve_matching(ctx: Context, criteria: Criteria, *, reason: str, expected:
         people = (select(func.count(func.distinct(Approval.approver)))
                   .where(Approval.disposal_id == Disposal.id, Approval.voided_at.is_(None))
                   .correlate(Disposal).scalar_subquery())
+        next_position = Disposal.stage + 1
+        has_next = exists().where(DisposalStage.disposal_id == Disposal.id,
+                                  DisposalStage.position == next_position).correlate(Disposal)
+        next_group = (select(DisposalStage.group_name)
+                      .where(DisposalStage.disposal_id == Disposal.id,
+                             DisposalStage.position == next_position)
+                      .correlate(Disposal).scalar_subquery())
+        approved_stage = (select(Approval.stage)
+                          .where(Approval.disposal_id == Disposal.id,
+                                 Approval.approver == ctx.actor, Approval.voided_at.is_(None))
+                          .correlate(Disposal).scalar_subquery())
         for chunk in _chunks(ids):
+            chunk_ids = list(chunk)
             try:
                 session.execute(insert(Approval).from_select(
-                    ["disposal_id", "approver", "reason", "approved_at"],
+                    ["disposal_id", "approver", "reason", "approved_at", "stage"],
                     select(Disposal.id, literal(ctx.actor), literal(reason),
-                           literal(now, Approval.approved_at.type))
-                    .where(Disposal.id.in_(list(chunk))).order_by(Disposal.id)))
+                           literal(now, Approval.approved_at.type), Disposal.stage)
+                    .where(Disposal.id.in_(chunk_ids)).order_by(Disposal.id)))
             except IntegrityError as exc:
                 if not repeated_approval(exc):
                     raise
                 raise LifecycleError(
                     f"{ctx.actor} approved some of these cases at the same moment from another "
                     "session: nothing was changed here; look at the selection again") from None
-            done = session.scalars(
+            # Complete first (a count case with enough different people, a staged case at its
+            # last stage), then move the other staged cases on to their next stage: in that
+            # order a case moved on is never taken for one at its last stage.
+            done = _complete(session, chunk_ids, now, or_(
+                and_(Disposal.stage.is_(None), people >= Disposal.approvals_required),
+                and_(Disposal.stage.is_not(None), not_(has_next))))
+            moved_on = session.scalars(
                 update(Disposal)
-                .where(Disposal.id.in_(list(chunk)), Disposal.state == "pending_review",
-                       people >= Disposal.approvals_required)
-                .values(state="approved", updated_at=now)
+                .where(Disposal.id.in_(chunk_ids), Disposal.state == "pending_review",
+                       Disposal.stage.is_not(None), has_next)
+                .values(stage=next_position, stage_group=next_group, updated_at=now)
                 .returning(Disposal.id).execution_options(synchronize_session=False)).all()
-            rest = len(session.scalars(
+            rest = session.scalars(
                 update(Disposal)
-                .where(Disposal.id.in_(list(chunk)), Disposal.state == "pending_review")
+                .where(Disposal.id.in_(chunk_ids), Disposal.state == "pending_review",
+                       Disposal.stage.is_(None))
                 .values(updated_at=now).returning(Disposal.id)
-                .execution_options(synchronize_session=False)).all())
-            if len(done) + rest != len(chunk):
+                .execution_options(synchronize_session=False)).all()
+            if len(done) + len(moved_on) + len(rest) != len(chunk_ids):
                 raise LifecycleError(
                     "some of the selected cases changed while they were being approved: "
                     "nothing was changed; look at the selection again")
             completed += len(done)
             data: dict[str, Any] = {
                 "approvals": people, "approvals_required": Disposal.approvals_required,
-                "by_filter": literal(event_id, Integer), **ctx.sod_data()}
+                "stage": approved_stage, "by_filter": literal(event_id, Integer),
+                **ctx.sod_data()}
             if checks.not_found:
                 data["acknowledged_not_found"] = case(
                     *[(Disposal.record_id == rid, literal(system))
                       for rid, system in checks.not_found.items()],
                     else_=literal(None, String))
-            _audit_cases(session, ctx, chunk, reason=reason, now=now, data=data,
+            _audit_cases(session, ctx, chunk_ids, reason=reason, now=now, data=data,
                          kind=case((Disposal.state == "pending_review",
                                     literal("DisposalApprovalRecorded")),
                                    else_=literal("DisposalApproved")))
@@ -468,6 +489,28 @@ def approve_matching(ctx: Context, criteria: Criteria, *, reason: str, expected:
              left_out=sum(lo.count for lo in left))
     return BulkResult(verb="approve", matching=matching, acted=len(ids), completed=completed,
                       waiting=len(ids) - completed, left_out=left, event_id=event_id)
+
+
+def _complete(session: Session, ids: list[int], now: dt.datetime,
+              complete: ColumnElement[bool]) -> list[int]:
+    """Cases of ``ids`` still pending review for which ``complete`` holds are approved: to
+    ``cooling_off`` until ``now`` plus their ``cooling_off_days`` when they have some, else to
+    ``approved`` (guarded by state). Returns their ids."""
+    days = sorted(d for d in session.scalars(
+        select(Disposal.cooling_off_days).where(Disposal.id.in_(ids)).distinct())
+        if d and d > 0)
+    until: Any = literal(None, Disposal.cooling_until.type)
+    if days:
+        until = case(*[(Disposal.cooling_off_days == d,
+                        literal(now + dt.timedelta(days=d), Disposal.cooling_until.type))
+                       for d in days], else_=literal(None, Disposal.cooling_until.type))
+    return list(session.scalars(
+        update(Disposal)
+        .where(Disposal.id.in_(ids), Disposal.state == "pending_review", complete)
+        .values(state=case((Disposal.cooling_off_days > 0, literal("cooling_off")),
+                           else_=literal("approved")),
+                cooling_until=until, updated_at=now)
+        .returning(Disposal.id).execution_options(synchronize_session=False)).all())
 
 
 def _close_matching(ctx: Context, verb: str, criteria: Criteria, *, reason: str, expected: int,

@@ -328,3 +328,114 @@ def test_hold_placed_during_bulk_approval(ctx: Context, tmp_path: Any, round_: i
                                   .where(m.Disposal.state == "approved"))
     assert approved in (0, 2999)
     _chain_ok(ctx)
+
+
+# --- staged cases, groups and scopes (issue 14 items 1 and 2, through the bulk path) -------
+
+STAGES = ("service", "ig", "dpo")
+
+
+def _stage_cases(ctx: Context, keys: list[str], *, cooling_off_days: int = 0) -> None:
+    """Make the cases of ``keys`` staged (service, then ig, then dpo), waiting for stage 0,
+    as evaluate writes them for a rule with ``stages``."""
+    with ctx.sessions.begin() as session:
+        for key in keys:
+            case_ = session.scalar(select(m.Disposal).join(m.Record).where(
+                m.Record.record_key == key, m.Disposal.state == "pending_review"))
+            assert case_ is not None
+            case_.stage, case_.stage_group = 0, STAGES[0]
+            case_.cooling_off_days = cooling_off_days
+            for position, group in enumerate(STAGES):
+                session.add(m.DisposalStage(disposal_id=case_.id, position=position,
+                                            name=group, group_name=group))
+
+
+def _groups(ctx: Context, members: dict[str, tuple[str, ...]]) -> None:
+    with ctx.sessions.begin() as session:
+        for group in STAGES:
+            session.add(m.ReviewGroup(name=group, label=group.upper(),
+                                      created_at=ctx.clock.now()))
+        session.flush()
+        for user, groups in members.items():
+            for group in groups:
+                session.add(m.GroupMember(group_name=group, username=user))
+
+
+@pytest.fixture
+def staged(ctx: Context, tmp_path: Any) -> Context:
+    """Six staged referrals of LA-01 (two with a 7-day cooling-off), three of SCH-01, two
+    count cases of LA-01; svc is in service, both is in service and ig, ig1 in ig, dpo1 in
+    dpo."""
+    seed_controllers(ctx, tmp_path)
+    load_records(ctx, tmp_path, [
+        *[referral(f"S{i}", "2015-01-01") for i in range(6)],
+        *[referral(f"T{i}", "2015-01-01", controller="SCH-01") for i in range(3)],
+        *[referral(f"C{i}", "2015-01-01") for i in range(2)]])
+    evaluate(ctx, TODAY)
+    _stage_cases(ctx, [f"S{i}" for i in range(4)] + [f"T{i}" for i in range(3)])
+    _stage_cases(ctx, ["S4", "S5"], cooling_off_days=7)
+    _groups(ctx, {"svc": ("service",), "both": ("service", "ig"), "ig1": ("ig",),
+                  "dpo1": ("dpo",)})
+    return ctx
+
+
+def _stage_of(ctx: Context, key: str) -> tuple[str, int | None, str | None]:
+    case_ = live_case(ctx, key)
+    return case_.state, case_.stage, case_.stage_group
+
+
+def test_staged_cases_go_stage_by_stage(staged: Context) -> None:
+    """Each bulk approval satisfies the stage a case waits for and moves it to the next; a
+    member of another group leaves it out ("waits for a stage you are not in"); one person in
+    two groups cannot approve two stages of one case; the last stage completes it, into
+    cooling-off when the rule has some."""
+    every = Criteria(state="pending_review")
+    ig_first = preview_matching(as_actor(staged, "ig1"), "approve", every)
+    assert {lo.code: lo.count for lo in ig_first.left_out} == {"other_stage": 9}
+    assert ig_first.acting == 2  # the two count cases
+    both = as_actor(staged, "both")
+    result = approve_matching(both, every, reason="service review", expected=11)
+    assert (result.completed, result.waiting) == (2, 9)
+    assert _stage_of(staged, "S0") == ("pending_review", 1, "ig")
+    again = preview_matching(both, "approve", every)
+    assert (again.acting, {lo.code: lo.count for lo in again.left_out}) == (
+        0, {"already_approved": 9})
+    approve_matching(as_actor(staged, "ig1"), every, reason="ig review", expected=9)
+    assert _stage_of(staged, "S0") == ("pending_review", 2, "dpo")
+    with pytest.raises(SelectionChanged):
+        approve_matching(as_actor(staged, "svc"), every, reason="wrong stage", expected=9)
+    done = approve_matching(as_actor(staged, "dpo1"), every, reason="dpo review", expected=9)
+    assert done.completed == 9
+    assert _stage_of(staged, "S0")[0] == "approved"
+    cooling = live_case(staged, "S4")
+    assert cooling.state == "cooling_off"
+    assert cooling.cooling_until == staged.clock.now() + dt.timedelta(days=7)
+    with staged.sessions() as session:
+        per_case = session.execute(
+            select(m.Approval.disposal_id, func.count(func.distinct(m.Approval.approver)),
+                   func.count(func.distinct(m.Approval.stage)))
+            .where(m.Approval.voided_at.is_(None), m.Approval.stage.is_not(None))
+            .group_by(m.Approval.disposal_id)).all()
+        stages_seen = {row[0]: sorted(session.scalars(
+            select(m.Approval.stage).where(m.Approval.disposal_id == row[0])
+            .order_by(m.Approval.id))) for row in per_case}
+    assert len(per_case) == 9 and all(people == 3 == stages for _, people, stages in per_case)
+    assert all(s == [0, 1, 2] for s in stages_seen.values())
+    _chain_ok(staged)
+
+
+def test_scoped_reviewer_selects_only_in_scope(staged: Context) -> None:
+    """A reviewer scoped to SCH-01 selects only SCH-01's cases, whatever the filter; naming
+    another controller selects nothing."""
+    with staged.sessions.begin() as session:
+        session.add(m.ReviewScope(principal_kind="user", principal="svc", controller="SCH-01",
+                                  category=None))
+    svc = as_actor(staged, "svc")
+    preview = preview_matching(svc, "approve", Criteria(state="pending_review"))
+    assert (preview.matching, preview.acting) == (3, 3)
+    assert preview_matching(svc, "approve", Criteria(controller="LA-01")).matching == 0
+    approve_matching(svc, Criteria(state="pending_review"), reason="school", expected=3)
+    assert _stage_of(staged, "T0") == ("pending_review", 1, "ig")
+    assert _stage_of(staged, "S0") == ("pending_review", 0, "service")
+    rejected = preview_matching(svc, "reject", Criteria())
+    assert rejected.matching == 3
