@@ -90,11 +90,15 @@ def _fill_holding(engine: Any, locators: list[str]) -> None:
                 for loc in chunk for n in range(NOTES_PER_FILE)])
 
 
-def _approve(ctx: Context, actor: str) -> dict[str, Any]:
+def _preview(ctx: Context, actor: str) -> int:
+    """What the confirmation page shows the officer: the count they confirm."""
+    return preview_matching(dataclasses.replace(ctx, actor=actor), "approve", PENDING).acting
+
+
+def _approve(ctx: Context, actor: str, expected: int) -> dict[str, Any]:
     officer = dataclasses.replace(ctx, actor=actor)
-    preview = preview_matching(officer, "approve", PENDING)
     result = approve_matching(officer, PENDING, reason="first-day backlog: reviewed by filter",
-                              expected=preview.acting)
+                              expected=expected)
     return {"acted": result.acted, "completed": result.completed, "waiting": result.waiting,
             "left_out": {lo.code: lo.count for lo in result.left_out}}
 
@@ -120,7 +124,7 @@ def _smtp() -> tuple[Any, int]:
 
 
 def run(*, records: int, backend: str, as_of: dt.date, seed: int, keep: bool,
-        backlog_days: int, batch_size: int) -> dict[str, Any]:
+        backlog_days: int, batch_size: int, stop_after: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"records": records, "backend": backend, "backlog_days": backlog_days,
                            "execute_batch_size": batch_size}
     workdir = Path(tempfile.mkdtemp(prefix="retentiond-backlog-"))
@@ -128,7 +132,8 @@ def run(*, records: int, backend: str, as_of: dt.date, seed: int, keep: bool,
         with database(backend, workdir, keep=keep, log=_log) as url, \
                 database(backend, workdir, keep=keep, role="holding", log=_log) as holding_url:
             out.update(_run_in(url, holding_url, workdir, records=records, as_of=as_of,
-                               seed=seed, backlog_days=backlog_days, batch_size=batch_size))
+                               seed=seed, backlog_days=backlog_days, batch_size=batch_size,
+                               stop_after=stop_after))
             out["machine"] = {"nproc": os.cpu_count(), "python": platform.python_version(),
                               "database": f"{backend} {server_version(backend, url)}"}
     finally:
@@ -141,7 +146,8 @@ def run(*, records: int, backend: str, as_of: dt.date, seed: int, keep: bool,
 
 
 def _run_in(url: str, holding_url: str, workdir: Path, *, records: int, as_of: dt.date,
-            seed: int, backlog_days: int, batch_size: int) -> dict[str, Any]:
+            seed: int, backlog_days: int, batch_size: int, stop_after: str | None = None
+            ) -> dict[str, Any]:
     from retentiond.certificates.issue import issue_certificates
     from retentiond.connectors import ConnectorRegistry
     from retentiond.connectors.sql import KeyedTable, SqlConnector
@@ -185,11 +191,22 @@ def _run_in(url: str, holding_url: str, workdir: Path, *, records: int, as_of: d
     out["queued"] = ev.queued
     out["queued_fraction"] = round(ev.queued / records, 4)
     _analyze(engine)
-    out["approve_first"] = timed("approve_first", f"approve by filter ({ev.queued:,} cases "
-                                 "pending review), first IG officer",
-                                 lambda: _approve(ctx, "ig.officer.one"))
-    out["approve_second"] = timed("approve_second", "approve by filter, second IG officer "
-                                  "(two-approver cases)", lambda: _approve(ctx, "ig.officer.two"))
+    for key, actor in (("first", "ig.officer.one"), ("second", "ig.officer.two")):
+        expected = timed(f"preview_{key}", f"count what approving by filter would do ({actor})",
+                         lambda actor=actor: _preview(ctx, actor))
+        out[f"approve_{key}"] = timed(
+            f"approve_{key}", f"approve {expected:,} cases by filter ({actor})",
+            lambda actor=actor, expected=expected: _approve(ctx, actor, expected))
+    out["approved_by_filter_per_s"] = round(
+        out["approve_first"]["acted"] / times["approve_first"]) if times["approve_first"] else None
+    if stop_after == "approve":
+        out["seconds"] = times
+        out["load_average_at_start_of"] = loads
+        with ctx.sessions() as session:
+            out["cases_by_state"] = dict(session.execute(
+                select(Disposal.state, func.count()).group_by(Disposal.state)).all())
+        engine.dispose()
+        return out
     _analyze(engine)
 
     with ctx.sessions() as session:
@@ -244,8 +261,6 @@ def _run_in(url: str, holding_url: str, workdir: Path, *, records: int, as_of: d
     out["seconds"] = times
     out["load_average_at_start_of"] = loads
     out["total_s"] = round(sum(times.values()), 1)
-    out["approved_by_filter_per_s"] = round(
-        out["approve_first"]["acted"] / times["approve_first"]) if times["approve_first"] else None
     engine.dispose()
     return out
 
@@ -263,11 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=1000,
                         help="cases execute_due claims at a time (the daemon's "
                         "[daemon.jobs.execute] batch_size; default 1000)")
+    parser.add_argument("--stop-after", choices=["approve"], default=None,
+                        help="stop after the approvals by filter (their figures alone)")
     args = parser.parse_args(argv)
     configure_logging(level="warning")
     started = time.perf_counter()
     figures = run(records=args.records, backend=args.backend, as_of=args.as_of, seed=args.seed,
-                  keep=args.keep, backlog_days=args.backlog_days, batch_size=args.batch_size)
+                  keep=args.keep, backlog_days=args.backlog_days, batch_size=args.batch_size,
+                  stop_after=args.stop_after)
     figures["wall_s_with_harness"] = round(time.perf_counter() - started, 1)
     text = json.dumps(figures, indent=2, default=str)
     print(text)

@@ -32,10 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Integer,
     String,
     and_,
+    any_,
     case,
     cast,
     exists,
@@ -48,6 +50,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -56,7 +59,7 @@ from retentiond.lifecycle.filters import Criteria, check_known
 from retentiond.lifecycle.presence import locator_digest
 from retentiond.lifecycle.review import CLOSABLE, repeated_approval
 from retentiond.lifecycle.scopes import groups_of, scope_clause
-from retentiond.lifecycle.sql import hold_covers_record, no_hold_covers_record
+from retentiond.lifecycle.sql import no_hold_covers_record
 from retentiond.logs import get_logger
 from retentiond.registry.chain import note_inserted
 from retentiond.registry.db import write_transaction
@@ -72,8 +75,10 @@ from retentiond.registry.models import (
 
 log = get_logger("retentiond.bulk_review")
 
-#: Cases per statement: an ``IN`` list of this many ids is well within every driver's limit.
+#: Cases per statement: an ``IN`` list of this many ids is well within SQLite's limit; on
+#: PostgreSQL the ids go as one array parameter (``= ANY``), so a statement can take more.
 CHUNK = 5000
+CHUNK_PG = 25000
 VERBS = ("approve", "defer", "reject")
 
 #: Why a selected case is left out, in the order the checks are made (a case counts under the
@@ -252,7 +257,9 @@ def _checks(session: Session, ctx: Context, verb: str, where: list[ColumnElement
     whens: list[tuple[ColumnElement[bool], Any]] = [
         (Disposal.state == "held", literal("held")),
         (Disposal.state != "pending_review", literal("not_pending")),
-        (hold_covers_record(session, today), literal("held")),
+        # One EXISTS per hold scope, each an index probe: one EXISTS over their OR would
+        # make the database scan the holds for every selected case.
+        (not_(no_hold_covers_record(session, today)), literal("held")),
         (Disposal.due_on > today, literal("not_due")),
         (_live_approval_by(ctx.actor), literal("already_approved")),
     ]
@@ -322,12 +329,15 @@ def preview_matching(ctx: Context, verb: str, criteria: Criteria, *,
 
 # --- acting -------------------------------------------------------------------------------
 
-def _lock(session: Session, where: list[ColumnElement[bool]], checks: _Checks) -> list[int]:
+def _lock(session: Session, where: list[ColumnElement[bool]],
+          checks: _Checks) -> tuple[list[int], list[int]]:
     """The ids of the cases to act on, locked (PostgreSQL: ``FOR UPDATE OF disposals``; on
-    SQLite the write lock already holds everything)."""
-    return list(session.scalars(
-        _from().where(*where, *checks.eligible).order_by(Disposal.id)
-        .with_for_update(of=Disposal)))
+    SQLite the write lock already holds everything), and the distinct positive
+    ``cooling_off_days`` among them."""
+    rows = session.execute(
+        _from().add_columns(Disposal.cooling_off_days).where(*where, *checks.eligible)
+        .order_by(Disposal.id).with_for_update(of=Disposal)).all()
+    return [r[0] for r in rows], sorted({r[1] for r in rows if r[1] and r[1] > 0})
 
 
 def _refuse_changed(verb: str, found: int, expected: int) -> SelectionChanged:
@@ -338,8 +348,21 @@ def _refuse_changed(verb: str, found: int, expected: int) -> SelectionChanged:
         "look at the selection again")
 
 
-def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:
-    return [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
+def _chunks(session: Session, ids: Sequence[int]) -> list[list[int]]:
+    size = CHUNK_PG if _pg(session) else CHUNK
+    return [list(ids[i:i + size]) for i in range(0, len(ids), size)]
+
+
+def _pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _among(session: Session, column: Any, ids: list[int]) -> ColumnElement[bool]:
+    """``column`` is one of ``ids``: an ``IN`` list, or on PostgreSQL ``= ANY`` of one array
+    parameter (one bind however many ids, and a plan the server does not re-make per size)."""
+    condition: ColumnElement[bool] = (column == any_(literal(ids, ARRAY(BigInteger)))
+                                      if _pg(session) else column.in_(ids))
+    return condition
 
 
 def _json(session: Session, pairs: dict[str, Any]) -> Any:
@@ -361,7 +384,7 @@ def _audit_cases(session: Session, ctx: Context, ids: Sequence[int], *, kind: An
             literal(now, AuditEvent.occurred_at.type), kind, literal(ctx.actor),
             literal("disposal"), cast(Disposal.id, String), literal(reason),
             literal(ctx.policy.version), _json(session, data),
-        ).where(Disposal.id.in_(list(ids))).order_by(Disposal.id)).returning(AuditEvent.id))
+        ).where(_among(session, Disposal.id, list(ids))).order_by(Disposal.id)).returning(AuditEvent.id))
     note_inserted(session, audited)
 
 
@@ -382,16 +405,30 @@ def _summary(session: Session, ctx: Context, verb: str, criteria: Criteria, *,
     return int(event.id)
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Started:
+    ids: list[int]
+    matching: int
+    left: tuple[LeftOut, ...]
+    checks: _Checks
+    cooling_days: list[int]
+
+
 def _start(ctx: Context, session: Session, verb: str, criteria: Criteria, gone_at_source: bool,
-           acknowledge_not_found: bool, expected: int
-           ) -> tuple[list[int], int, tuple[LeftOut, ...], _Checks]:
+           acknowledge_not_found: bool, expected: int) -> _Started:
+    """Lock the cases to act on and check their number; count the selection, and (only when
+    some are left out) why."""
     where = _selected(session, ctx, criteria, gone_at_source)
     checks = _checks(session, ctx, verb, where, acknowledge_not_found)
-    ids = _lock(session, where, checks)
+    ids, days = _lock(session, where, checks)
     if len(ids) != expected:
         raise _refuse_changed(verb, len(ids), expected)
-    matching, _acting, left = _count(session, where, checks)
-    return ids, matching, left, checks
+    matching = int(session.scalar(select(func.count()).select_from(
+        _from().where(*where).subquery())) or 0)
+    left: tuple[LeftOut, ...] = ()
+    if matching != len(ids):
+        matching, _acting, left = _count(session, where, checks)
+    return _Started(ids=ids, matching=matching, left=left, checks=checks, cooling_days=days)
 
 
 def _check_expected(expected: int) -> None:
@@ -415,8 +452,10 @@ def approve_matching(ctx: Context, criteria: Criteria, *, reason: str, expected:
     _check_expected(expected)
     now = ctx.clock.now()
     with write_transaction(ctx.sessions) as session:
-        ids, matching, left, checks = _start(ctx, session, "approve", criteria, gone_at_source,
-                                             acknowledge_not_found, expected)
+        started = _start(ctx, session, "approve", criteria, gone_at_source,
+                         acknowledge_not_found, expected)
+        ids, matching, left, checks = (started.ids, started.matching, started.left,
+                                       started.checks)
         event_id = _summary(session, ctx, "approve", criteria, gone_at_source=gone_at_source,
                             reason=reason, now=now, matching=matching, acting=len(ids), left=left,
                             extra={"acknowledge_not_found": acknowledge_not_found})
@@ -435,14 +474,14 @@ def approve_matching(ctx: Context, criteria: Criteria, *, reason: str, expected:
                           .where(Approval.disposal_id == Disposal.id,
                                  Approval.approver == ctx.actor, Approval.voided_at.is_(None))
                           .correlate(Disposal).scalar_subquery())
-        for chunk in _chunks(ids):
+        for chunk in _chunks(session, ids):
             chunk_ids = list(chunk)
             try:
                 session.execute(insert(Approval).from_select(
                     ["disposal_id", "approver", "reason", "approved_at", "stage"],
                     select(Disposal.id, literal(ctx.actor), literal(reason),
                            literal(now, Approval.approved_at.type), Disposal.stage)
-                    .where(Disposal.id.in_(chunk_ids)).order_by(Disposal.id)))
+                    .where(_among(session, Disposal.id, chunk_ids)).order_by(Disposal.id)))
             except IntegrityError as exc:
                 if not repeated_approval(exc):
                     raise
@@ -454,16 +493,16 @@ def approve_matching(ctx: Context, criteria: Criteria, *, reason: str, expected:
             # order a case moved on is never taken for one at its last stage.
             done = _complete(session, chunk_ids, now, or_(
                 and_(Disposal.stage.is_(None), people >= Disposal.approvals_required),
-                and_(Disposal.stage.is_not(None), not_(has_next))))
+                and_(Disposal.stage.is_not(None), not_(has_next))), started.cooling_days)
             moved_on = session.scalars(
                 update(Disposal)
-                .where(Disposal.id.in_(chunk_ids), Disposal.state == "pending_review",
+                .where(_among(session, Disposal.id, chunk_ids), Disposal.state == "pending_review",
                        Disposal.stage.is_not(None), has_next)
                 .values(stage=next_position, stage_group=next_group, updated_at=now)
                 .returning(Disposal.id).execution_options(synchronize_session=False)).all()
             rest = session.scalars(
                 update(Disposal)
-                .where(Disposal.id.in_(chunk_ids), Disposal.state == "pending_review",
+                .where(_among(session, Disposal.id, chunk_ids), Disposal.state == "pending_review",
                        Disposal.stage.is_(None))
                 .values(updated_at=now).returning(Disposal.id)
                 .execution_options(synchronize_session=False)).all()
@@ -492,13 +531,10 @@ def approve_matching(ctx: Context, criteria: Criteria, *, reason: str, expected:
 
 
 def _complete(session: Session, ids: list[int], now: dt.datetime,
-              complete: ColumnElement[bool]) -> list[int]:
+              complete: ColumnElement[bool], days: list[int]) -> list[int]:
     """Cases of ``ids`` still pending review for which ``complete`` holds are approved: to
-    ``cooling_off`` until ``now`` plus their ``cooling_off_days`` when they have some, else to
-    ``approved`` (guarded by state). Returns their ids."""
-    days = sorted(d for d in session.scalars(
-        select(Disposal.cooling_off_days).where(Disposal.id.in_(ids)).distinct())
-        if d and d > 0)
+    ``cooling_off`` until ``now`` plus their ``cooling_off_days`` (one of ``days``) when they
+    have some, else to ``approved`` (guarded by state). Returns their ids."""
     until: Any = literal(None, Disposal.cooling_until.type)
     if days:
         until = case(*[(Disposal.cooling_off_days == d,
@@ -506,7 +542,7 @@ def _complete(session: Session, ids: list[int], now: dt.datetime,
                        for d in days], else_=literal(None, Disposal.cooling_until.type))
     return list(session.scalars(
         update(Disposal)
-        .where(Disposal.id.in_(ids), Disposal.state == "pending_review", complete)
+        .where(_among(session, Disposal.id, ids), Disposal.state == "pending_review", complete)
         .values(state=case((Disposal.cooling_off_days > 0, literal("cooling_off")),
                            else_=literal("approved")),
                 cooling_until=until, updated_at=now)
@@ -520,28 +556,28 @@ def _close_matching(ctx: Context, verb: str, criteria: Criteria, *, reason: str,
     now = ctx.clock.now()
     state = "deferred" if verb == "defer" else "rejected"
     with write_transaction(ctx.sessions) as session:
-        ids, matching, left, _ = _start(ctx, session, verb, criteria, gone_at_source,
-                                               False, expected)
+        started = _start(ctx, session, verb, criteria, gone_at_source, False, expected)
+        ids, matching, left = started.ids, started.matching, started.left
         extra = {"until": until.isoformat()} if until is not None else {}
         event_id = _summary(session, ctx, verb, criteria, gone_at_source=gone_at_source,
                             reason=reason, now=now, matching=matching, acting=len(ids),
                             left=left, extra=extra)
-        for chunk in _chunks(ids):
+        for chunk in _chunks(session, ids):
             chunk_ids = list(chunk)
-            records = select(Disposal.record_id).where(Disposal.id.in_(chunk_ids))
+            records = select(Disposal.record_id).where(_among(session, Disposal.id, chunk_ids))
             if verb == "defer":
                 session.execute(update(Record).where(Record.id.in_(records))
                                 .values(deferred_until=until, updated_at=now)
                                 .execution_options(synchronize_session=False))
             else:
                 due = (select(Disposal.due_on)
-                       .where(Disposal.record_id == Record.id, Disposal.id.in_(chunk_ids))
+                       .where(Disposal.record_id == Record.id, _among(session, Disposal.id, chunk_ids))
                        .correlate(Record).scalar_subquery())
                 session.execute(update(Record).where(Record.id.in_(records))
                                 .values(rejected_due_on=due, updated_at=now)
                                 .execution_options(synchronize_session=False))
             moved = len(session.scalars(
-                update(Disposal).where(Disposal.id.in_(chunk_ids), Disposal.state.in_(CLOSABLE))
+                update(Disposal).where(_among(session, Disposal.id, chunk_ids), Disposal.state.in_(CLOSABLE))
                 .values(state=state, reason=reason, updated_at=now).returning(Disposal.id)
                 .execution_options(synchronize_session=False)).all())
             if moved != len(chunk_ids):
