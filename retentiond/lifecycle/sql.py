@@ -41,28 +41,13 @@ def filter_hold_conditions(session: Session, as_of: dt.date) -> list[ColumnEleme
 
 def hold_covers_record(session: Session, as_of: dt.date) -> ColumnElement[bool]:
     """True for a row of ``records`` that any active hold covers (correlated EXISTS for the
-    fixed scopes, one condition per active filter hold, read in ``session`` now)."""
-    # Explicit correlation: nested inside EXISTS, auto-correlation would give each scalar
-    # subquery its own FROM records, and match every hold against an arbitrary record's subject
-    # and controller instead of this record's.
-    subject_ref = (
-        select(Subject.ref).where(Subject.id == Record.subject_id).correlate(Record)
-        .scalar_subquery()
-    )
-    controller_code = (
-        select(Controller.code).where(Controller.id == Record.controller_id).correlate(Record)
-        .scalar_subquery()
-    )
-    fixed = exists().where(
-        hold_is_active(as_of),
-        or_(
-            and_(Hold.scope_kind == "record", Hold.scope_value == Record.record_key),
-            and_(Hold.scope_kind == "category", Hold.scope_value == Record.category),
-            and_(Hold.scope_kind == "subject", Hold.scope_value == subject_ref),
-            and_(Hold.scope_kind == "controller", Hold.scope_value == controller_code),
-        ),
-    )
-    return or_(fixed, *filter_hold_conditions(session, as_of))
+    fixed scopes, one condition per active filter hold, read in ``session`` now).
+
+    Written as ``NOT`` of :func:`no_hold_covers_record`: one ``EXISTS`` per scope, each an
+    index probe of ``ix_holds_scope``. One ``EXISTS`` over the four scopes' ``OR`` (the form
+    before issue 14) made PostgreSQL read every active hold for every case checked: 1.6 s a
+    batch of 1,000 at execution with 4,500 holds."""
+    return not_(no_hold_covers_record(session, as_of))
 
 
 def no_hold_covers_record(session: Session, as_of: dt.date) -> ColumnElement[bool]:
