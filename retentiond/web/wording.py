@@ -102,7 +102,7 @@ ROLE_LABELS = {
 #: Audit event kinds whose words are not simply the kind spelt out.
 _EVENT_WORDS = {
     "DisposalQueued": "Case opened for review",
-    "DisposalApprovalRecorded": "Approval recorded (another approver or stage needed)",
+    "DisposalApprovalRecorded": "Approval recorded (another approver needed)",
     "DisposalExceptionRaised": "Exception raised: back to the IG officer",
     "DisposalResumed": "Sent on to review after an exception",
     "DisposalCommented": "Comment",
