@@ -98,6 +98,11 @@ def policies_check(paths: Sequence[str], fmt: str) -> int:
         return 0
     print(f"valid: {len(policy.rules)} rules in {len(policy.packs)} pack(s), "
           f"{len(policy.categories)} categories; version {policy.version}")
+    staged = [r for r in policy.rules if r.stages]
+    if staged:
+        groups = sorted({s.group for r in staged for s in r.stages})
+        print(f"{len(staged)} rule(s) approved in stages, by the review groups "
+              f"{', '.join(groups)} (each group needs members: 'retentiond groups')")
     for name in unsigned:
         print(f"note: pack {name!r} needs local sign-off (set signed_off_by and signed_off_on "
               "in its [pack] table) before it is put in force")
