@@ -16,6 +16,7 @@ from int_support import (
     as_actor,
     at,
     audit_counts,
+    disposals_of,
     live_case,
     load_records,
     pupil,
@@ -356,3 +357,46 @@ def test_execution_claims_only_approved_cases(cooling):
     with cooling.sessions() as session:
         ready = session.scalars(select(m.Disposal.id).where(_ready(cooling.clock.now()))).all()
     assert ready == []
+
+
+def test_exception_resolved_by_correcting_the_facts(staged, tmp_path):
+    """The IG officer corrects the record (a re-import with another date of birth): recompute
+    withdraws the case raised as an exception, and no case stays open on the old decision."""
+    case = live_case(staged, "R-P-1").id
+    raise_exception(as_actor(staged, "manager.sch01"), [case], reason="date of birth wrong")
+    load_records(staged, tmp_path, [pupil("R-P-1", "2010-01-01", controller="SCH-01")])
+    with staged.sessions() as session:
+        assert session.get(m.Disposal, case).state == "withdrawn"
+    evaluate(staged, TODAY)
+    assert [c.state for c in disposals_of(staged, "R-P-1")] == ["withdrawn"]
+
+
+def test_automatic_approval_waits_out_the_cooling_off(ctx, tmp_path):
+    """A rule that approves automatically and has a cooling-off queues its cases cooling
+    off, not approved."""
+    from conftest import DEFAULT_PACK
+
+    from retentiond.policy import load_policy_set
+
+    text = DEFAULT_PACK.read_text(encoding="utf-8")
+    head, marker, tail = text.partition('id = "isa.safeguarding.referral"')
+    tail = tail.replace("auto_approve = false\n", "auto_approve = true\ncooling_off_days = 3\n",
+                        1)
+    (tmp_path / "auto.toml").write_text(head + marker + tail, encoding="utf-8")
+    auto = with_policy(ctx, load_policy_set([tmp_path / "auto.toml"]))
+    seed_controllers(auto, tmp_path)
+    load_records(auto, tmp_path, [referral("R-AUTO", "2015-01-01")])
+    evaluate(auto, TODAY)
+    case = live_case(auto, "R-AUTO")
+    assert case.state == "cooling_off" and case.cooling_off_days == 3
+    assert case.cooling_until == auto.clock.now() + dt.timedelta(days=3)
+    assert end_cooling(at(auto, TODAY + dt.timedelta(days=3)))["cooling_ended"] == 1
+    assert live_case(auto, "R-AUTO").state == "approved"
+
+
+def test_a_hold_on_an_exception_sends_it_on_to_held(staged):
+    case = live_case(staged, "R-P-1").id
+    raise_exception(as_actor(staged, "officer.ig"), [case], reason="query")
+    place_hold(staged, scope="record:R-P-1", hold_type="police", reason="request")
+    (view,) = resume(as_actor(staged, "officer.ig"), [case], reason="sent on")
+    assert view.state == "held"
