@@ -132,6 +132,11 @@ ROUTE_RULES: dict[str, str] = {
     "users_disable": MANAGE_USERS,
     "users_revoke_sessions": MANAGE_USERS,
     "users_revoke_token": MANAGE_USERS,
+    "groups_page": MANAGE_USERS,
+    "groups_add": MANAGE_USERS,
+    "groups_member_add": MANAGE_USERS,
+    "groups_member_remove": MANAGE_USERS,
+    "groups_scope": MANAGE_USERS,
     # REST API (/api/v1)
     "api_me": SIGNED_IN,
     # the caller's own tokens (an administrator may list and revoke anyone's: checked in the

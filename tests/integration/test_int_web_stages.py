@@ -121,3 +121,43 @@ def test_exception_and_comment_show_in_the_history(client: TestClient, estate: E
     r = client.post("/api/v1/disposals/resume", json={"ids": [case], "reason": "checked"},
                     headers=_bearer(estate, "approver1"))
     assert r.status_code == 403
+
+
+def _csrf(client: TestClient, path: str) -> str:
+    import re
+
+    found = re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)
+    assert found is not None
+    return found.group(1)
+
+
+def test_admin_manages_review_groups_on_their_page(client: TestClient, estate: Estate) -> None:
+    sign_in(client, "admin")
+    page = client.get("/groups")
+    assert page.status_code == 200 and "service-managers" in page.text
+    token = _csrf(client, "/groups")
+    r = client.post("/groups", data={"csrf_token": token, "name": "IG", "label": "IG team"},
+                    follow_redirects=True)
+    assert "Review group ig is added." in r.text
+    r = client.post("/groups", data={"csrf_token": token, "name": "i g"})
+    assert r.status_code == 400 and "is not allowed in a group name" in r.text
+    r = client.post("/groups/ig/members", data={"csrf_token": token, "username": "officer"},
+                    follow_redirects=True)
+    assert "officer is a member of ig." in r.text
+    r = client.post("/groups/ig/members", data={"csrf_token": token, "username": "nobody.x"})
+    assert r.status_code == 400 and "There is no user" in r.text
+    r = client.post("/groups/ig/scope", data={"csrf_token": token, "controllers": [SCHOOL],
+                                               "categories": ["education.pupil_record"]},
+                    follow_redirects=True)
+    assert "Group ig&#39;s scope is saved." in r.text or "Group ig's scope is saved." in r.text
+    from retentiond.lifecycle.groups import show_group
+
+    group = show_group(estate.ctx, "ig")
+    assert group.members == ("officer",)
+    assert group.scope == ((SCHOOL, "education.pupil_record"),)
+    r = client.post("/groups/ig/members/officer/remove", data={"csrf_token": token},
+                    follow_redirects=True)
+    assert "officer is no longer a member of ig." in r.text
+    # Only administrators manage groups.
+    sign_in(client, "officer")
+    assert client.get("/groups").status_code == 403
