@@ -400,3 +400,20 @@ def test_a_hold_on_an_exception_sends_it_on_to_held(staged):
     place_hold(staged, scope="record:R-P-1", hold_type="police", reason="request")
     (view,) = resume(as_actor(staged, "officer.ig"), [case], reason="sent on")
     assert view.state == "held"
+
+
+def test_executor_refuses_a_staged_case_approved_by_too_few_people(staged):
+    """However a staged case came to be approved (here: written by hand after one stage),
+    the executor counts one different person per stage and withdraws it."""
+    from retentiond.connectors import ConnectorRegistry
+    from retentiond.lifecycle.execute import execute_due
+
+    case = live_case(staged, "R-P-1").id
+    approve(as_actor(staged, "manager.sch01"), [case], reason="ok")
+    with staged.sessions.begin() as session:
+        session.get(m.Disposal, case).state = "approved"
+    result = execute_due(staged, ConnectorRegistry({}, {}), owner="tests", batch_size=10,
+                         lease_s=60)
+    assert result.withdrawn == 1
+    with staged.sessions() as session:
+        assert session.get(m.Disposal, case).state == "withdrawn"
