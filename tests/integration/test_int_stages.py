@@ -417,3 +417,26 @@ def test_executor_refuses_a_staged_case_approved_by_too_few_people(staged):
     assert result.withdrawn == 1
     with staged.sessions() as session:
         assert session.get(m.Disposal, case).state == "withdrawn"
+
+
+def test_an_exception_racing_the_last_approval(cooling):
+    """Whichever commits first, a case in exception has no approval standing, and a case
+    cooling off has one per stage."""
+    for key in ("R-P-1", "R-P-2"):
+        case = live_case(cooling, key).id
+        approve(as_actor(cooling, "manager.sch01"), [case], reason="ok")
+        if key == "R-P-2":
+            approve(as_actor(cooling, "officer.ig2"), [case], reason="ok")
+        last = as_actor(cooling, "officer.dpo" if key == "R-P-2" else "officer.ig")
+        raiser = as_actor(cooling, "officer.both")
+        outcomes = together(
+            lambda last=last, case=case: approve(last, [case], reason="last stage"),
+            lambda raiser=raiser, case=case: raise_exception(raiser, [case], reason="stop"))
+        only_refusals(outcomes)
+        final = live_case(cooling, key)
+        people = active_approvers(cooling, case)
+        if final.state == "exception":
+            assert people == []
+        else:
+            assert final.state == "cooling_off" and len(people) == (3 if key == "R-P-2" else 2)
+    assert _verified(cooling)
