@@ -177,4 +177,8 @@ def test_staged_review_with_scope_cooling_off_and_an_exception(served: Any, brow
     assert "Exception raised: back to the IG officer" in text
     assert "this pupil has a sibling case still open" in text
     assert ig.get_by_role("button", name="Send this case on to review").is_visible()
+    # The rules in force say who approves what, and the wait.
+    ig.goto(f"{base}/policy")
+    assert ("2 stages: service (group service-managers), ig (group ig); then 7 days' "
+            "cooling-off") in ig.locator("main").inner_text()
     ig.context.close()
