@@ -54,7 +54,7 @@ def api_disposals(
                         descending=order == "desc", limit=limit, after=after, before=before)
         with web_state(request).sessions() as session:
             page = queries.queue_page(session, f, controller_id=principal.controller_id,
-                                   reviewer=principal.username)
+                                      reviewer=principal.username)
     except QueryError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
     return DisposalPage(items=[Disposal.model_validate(v.as_json())
@@ -68,7 +68,7 @@ def _check_ids(request: Request, ids: list[int]) -> None:
     principal = current(request)
     with web_state(request).sessions() as session:
         allowed = queries.disposals_for_ids(session, ids, controller_id=principal.controller_id,
-                                   reviewer=principal.username)
+                                            reviewer=principal.username)
     missing = sorted(set(ids) - set(allowed))
     if missing:
         raise HTTPException(status_code=404, detail=f"no disposal {', '.join(map(str, missing))}")
