@@ -69,3 +69,21 @@ def check_username(raw: str) -> str:
         raise UsernameError(f"a user name's letters must all be of one script, not {mixed}: "
                             "such a name can look like another person's")
     return name
+
+
+#: The longest review group name (``review_groups.name``).
+GROUP_NAME_LENGTH = 100
+
+
+def check_group_name(raw: str) -> str:
+    """A review group's name to store: checked like a user name (``check_username``), then
+    NFKC and lower-case, at most ``GROUP_NAME_LENGTH`` characters. ``UsernameError`` (its
+    message says "group name") otherwise."""
+    try:
+        name = check_username(raw)
+    except UsernameError as exc:
+        raise UsernameError(str(exc).replace("user name", "group name")) from None
+    name = unicodedata.normalize("NFKC", name.lower())
+    if len(name) > GROUP_NAME_LENGTH:
+        raise UsernameError(f"a group name is at most {GROUP_NAME_LENGTH} characters")
+    return name

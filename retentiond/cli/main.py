@@ -465,6 +465,85 @@ def _disposals_matching(args: argparse.Namespace, ctx: Context) -> int:
     return show_matching(result, args.format)
 
 
+def cmd_disposals_case(args: argparse.Namespace, cfg: Config) -> int:
+    """``disposals exception|resume|cancel-cooling IDS --reason`` and ``comment ID --text``."""
+    from retentiond.cli.commands import show_disposals
+    from retentiond.lifecycle import review
+
+    ctx = make_context(cfg)
+    if args.verb == "comment":
+        return show_disposals([review.comment(ctx, args.id, text=args.text)], args.format)
+    ids = _positive_ids(args.ids)
+    act = {"exception": review.raise_exception, "resume": review.resume,
+           "cancel-cooling": review.cancel_cooling}[args.verb]
+    return show_disposals(act(ctx, ids, reason=args.reason), args.format)
+
+
+def _show_groups(groups: list[Any], fmt: str) -> int:
+    from retentiond.cli.output import print_json, print_table
+
+    if fmt == "json":
+        print_json([g.as_json() for g in groups])
+    else:
+        print_table(("name", "label", "members", "scope"),
+                    [(g.name, g.label, ", ".join(g.members) or "-", _scope_words(g.scope))
+                     for g in groups])
+    return 0
+
+
+def _scope_words(rows: Any) -> str:
+    if not rows:
+        return "unscoped"
+    return "; ".join(f"{c or 'any controller'} / {k or 'any category'}" for c, k in rows)
+
+
+def cmd_groups(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.output import print_json
+    from retentiond.lifecycle import groups
+
+    ctx = make_context(cfg)
+    verb = args.verb
+    if verb == "add":
+        return _show_groups([groups.add_group(ctx, args.name, label=args.label)], args.format)
+    if verb == "list":
+        return _show_groups(groups.list_groups(ctx), args.format)
+    if verb == "show":
+        return _show_groups([groups.show_group(ctx, args.name)], args.format)
+    if verb == "delete":
+        groups.delete_group(ctx, args.name)
+        print(f"review group {args.name} deleted")
+        return 0
+    if verb == "member-add":
+        return _show_groups([groups.add_member(ctx, args.name, args.username)], args.format)
+    if verb == "member-remove":
+        return _show_groups([groups.remove_member(ctx, args.name, args.username)], args.format)
+    rows = groups.set_scope(ctx, "group", args.name, controllers=args.controller,
+                            categories=args.category, clear=args.clear)
+    if args.format == "json":
+        print_json([{"controller": c, "category": k} for c, k in rows])
+    else:
+        print(f"group {args.name}: {_scope_words(rows)}")
+    return 0
+
+
+def cmd_users_scope(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.output import print_json
+    from retentiond.lifecycle import groups
+
+    ctx = make_context(cfg)
+    if args.show:
+        rows = groups.user_scope(ctx, args.username)
+    else:
+        rows = groups.set_scope(ctx, "user", args.username, controllers=args.controller,
+                                categories=args.category, clear=args.clear)
+    if args.format == "json":
+        print_json([{"controller": c, "category": k} for c, k in rows])
+    else:
+        print(f"user {args.username}: {_scope_words(rows)} (their own rows; their groups' "
+              "rows add to them)")
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.audit.chain import verify
     from retentiond.cli.output import print_json
@@ -695,6 +774,15 @@ def cmd_users(args: argparse.Namespace, cfg: Config) -> int:
 
 # --- parser ---------------------------------------------------------------------------------
 
+def _scope_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--controller", action="append", default=[], metavar="CODE",
+                   help="a controller in scope (repeat for several)")
+    p.add_argument("--category", action="append", default=[], metavar="CATEGORY",
+                   help="a category in scope (repeat for several; with --controller: those "
+                   "categories of those controllers)")
+    p.add_argument("--clear", action="store_true", help="remove the scope rows")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
@@ -884,6 +972,21 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--acknowledge-not-found", action="store_true",
                            help="approve cases whose data their holding system did not find "
                            "when last checked (the executor still looks again first)")
+    for verb, help in (("exception", "raise an exception on cases: out of review and back to "
+                        "the IG officer, approvals voided"),
+                       ("resume", "send cases raised as exceptions on to review (stage 1 "
+                        "again)"),
+                       ("cancel-cooling", "cancel the cooling-off of approved cases: back to "
+                        "review, approvals voided")):
+        p = leaf(dis, verb, help, cmd_disposals_case, ("table", "json"))
+        p.set_defaults(verb=verb)
+        p.add_argument("ids", nargs="+", metavar="ID")
+        p.add_argument("--reason", required=True)
+    p = leaf(dis, "comment", "comment on a case (its history shows it; nothing else changes)",
+             cmd_disposals_case, ("table", "json"))
+    p.set_defaults(verb="comment")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--text", required=True)
     p = leaf(dis, "check", "look for the data of cases awaiting review or execution in their "
              "holding systems (the daemon does this after each evaluation)",
              cmd_disposals_check, ("text", "json"))
@@ -937,6 +1040,34 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "token":
             p.add_argument("--name", dest="token_name", required=True,
                            help="what uses the token (shown in the audit trail)")
+
+    p = leaf(usr, "scope", "limit what a user may review to controllers and categories "
+             "(their groups' scopes add to it)", cmd_users_scope, ("table", "json"))
+    p.add_argument("username", metavar="USERNAME")
+    _scope_arguments(p)
+    p.add_argument("--show", action="store_true", help="show the user's own scope rows")
+
+    grp = group("groups", "review groups: who approves each stage, and what they may review")
+    for verb, help in (("add", "add a review group"), ("list", "list review groups"),
+                       ("show", "show a review group"),
+                       ("delete", "delete a review group (refused while cases wait for it)"),
+                       ("scope", "limit what a group may review to controllers and categories")):
+        p = leaf(grp, verb, help, cmd_groups, ("table", "json"))
+        p.set_defaults(verb=verb)
+        if verb != "list":
+            p.add_argument("name", metavar="GROUP")
+        if verb == "add":
+            p.add_argument("--label", default=None, help="words for people (default: the name)")
+        if verb == "scope":
+            _scope_arguments(p)
+    members = grp.add_parser("members", help="a group's members", parents=[common])
+    msub = members.add_subparsers(dest="members_verb", required=True, metavar="SUBCOMMAND")
+    for verb, help in (("add", "add a user to a group"),
+                       ("remove", "remove a user from a group")):
+        p = leaf(msub, verb, help, cmd_groups, ("table", "json"))
+        p.set_defaults(verb=f"member-{verb}")
+        p.add_argument("name", metavar="GROUP")
+        p.add_argument("username", metavar="USERNAME")
 
     from retentiond.cli.certs import add_commands
 

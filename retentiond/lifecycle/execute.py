@@ -63,6 +63,7 @@ from retentiond.connectors import (
     remaining_copies,
 )
 from retentiond.lifecycle.context import Context
+from retentiond.lifecycle.cooling import end_cooling
 from retentiond.lifecycle.sql import hold_covers_record, short_of_approvers
 from retentiond.logs import get_logger
 from retentiond.registry.models import (
@@ -909,6 +910,8 @@ def execute_due(ctx: Context, connectors: ConnectorRegistry, *, owner: str, batc
          "held", "withdrawn", "released", "lease_lost"), 0)
     retried: set[int] = set()
     stopped = False
+    # Cases whose cooling-off has ended become approved (or held) before anything is claimed.
+    end_cooling(ctx)
     while True:
         if stop is not None and stop.is_set():
             stopped = True

@@ -20,33 +20,14 @@ of a user's roles and, for a ``controller`` user, on top of their controller.
 
 from __future__ import annotations
 
-import unicodedata
-
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from retentiond.registry.models import Controller, GroupMember, Record, ReviewScope
-from retentiond.usernames import UsernameError, check_username
+from retentiond.usernames import GROUP_NAME_LENGTH, check_group_name
 
-#: The longest group name (``review_groups.name``).
-GROUP_NAME_LENGTH = 100
-
-
-class GroupNameError(ValueError):
-    """A group name that is not allowed; the message says which character and why."""
-
-
-def check_group_name(raw: str) -> str:
-    """The group name to store: NFKC, lower-case, with the characters a user name may have
-    (``retentiond.usernames.check_username``), at most 100 characters."""
-    try:
-        name = check_username(raw)
-    except UsernameError as exc:
-        raise GroupNameError(str(exc).replace("user name", "group name")) from None
-    name = unicodedata.normalize("NFKC", name.lower())
-    if len(name) > GROUP_NAME_LENGTH:
-        raise GroupNameError(f"a group name is at most {GROUP_NAME_LENGTH} characters")
-    return name
+__all__ = ["GROUP_NAME_LENGTH", "check_group_name", "groups_of", "in_scope", "record_scope",
+           "rows_clause", "scope_clause", "scope_rows"]
 
 
 def groups_of(session: Session, actor: str) -> frozenset[str]:
@@ -89,6 +70,28 @@ def scope_clause(session: Session, actor: str) -> ColumnElement[bool] | None:
     cases in their scope."""
     rows = scope_rows(session, actor)
     return None if not rows else rows_clause(rows)
+
+
+def record_scope(session: Session, actor: str | None) -> ColumnElement[bool] | None:
+    """``scope_clause`` as a condition over ``Record`` alone (controller codes looked up
+    first), for queries that do not join ``Controller``. None: unscoped (or no actor)."""
+    if actor is None:
+        return None
+    rows = scope_rows(session, actor)
+    if not rows:
+        return None
+    codes = sorted({c for c, _ in rows if c is not None})
+    ids = {code: ident for code, ident in session.execute(
+        select(Controller.code, Controller.id).where(Controller.code.in_(codes)))}
+    parts: list[ColumnElement[bool]] = []
+    for controller, category in dict.fromkeys(rows):
+        conds: list[ColumnElement[bool]] = []
+        if controller is not None:
+            conds.append(Record.controller_id == ids.get(controller, -1))
+        if category is not None:
+            conds.append(Record.category == category)
+        parts.append(and_(*conds) if conds else true())
+    return or_(*parts)
 
 
 def in_scope(rows: list[tuple[str | None, str | None]], controller: str,

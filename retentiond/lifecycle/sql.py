@@ -9,11 +9,19 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, func, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from retentiond.lifecycle.filters import controller_ids, parse_criteria, record_condition
-from retentiond.registry.models import Approval, Controller, Disposal, Hold, Record, Subject
+from retentiond.registry.models import (
+    Approval,
+    Controller,
+    Disposal,
+    DisposalStage,
+    Hold,
+    Record,
+    Subject,
+)
 
 #: Disposal states after which the record is gone from the holding system.
 DONE_STATES = ("executed", "certified", "notified")
@@ -105,9 +113,14 @@ def short_of_approvers(session: Session, ids: Collection[int]) -> dict[int, str]
     people = (select(func.count(func.distinct(Approval.approver)))
               .where(Approval.disposal_id == Disposal.id, Approval.voided_at.is_(None))
               .correlate(Disposal).scalar_subquery())
+    # A staged case needs one different person per stage, whatever its count says.
+    stages = (select(func.count()).select_from(DisposalStage)
+              .where(DisposalStage.disposal_id == Disposal.id)
+              .correlate(Disposal).scalar_subquery())
+    need = case((Disposal.stage.is_not(None), stages), else_=Disposal.approvals_required)
     rows = session.execute(
-        select(Disposal.id, people, Disposal.approvals_required)
-        .where(Disposal.id.in_(list(ids)), people < Disposal.approvals_required)).all()
+        select(Disposal.id, people, need)
+        .where(Disposal.id.in_(list(ids)), people < need)).all()
     return {i: f"approved by {n} of the {need} different people its rule needs: it goes back "
                "to review" for i, n, need in rows}
 
@@ -119,3 +132,18 @@ def has_open_case() -> ColumnElement[bool]:
     return exists().where(
         Disposal.record_id == Record.id, Disposal.state.in_((*OPEN_STATES, *DONE_STATES))
     )
+
+
+def restart_stages(session: Session, ids: Collection[int]) -> None:
+    """Staged cases among ``ids`` wait for their first stage again (their approvals were just
+    voided: a hold, a return to review, an exception sent on, a cancelled cooling-off)."""
+    if not ids:
+        return
+    first = (select(DisposalStage.group_name)
+             .where(DisposalStage.disposal_id == Disposal.id, DisposalStage.position == 0)
+             .correlate(Disposal).scalar_subquery())
+    session.execute(
+        update(Disposal)
+        .where(Disposal.id.in_(list(ids)), Disposal.stage.is_not(None))
+        .values(stage=0, stage_group=first)
+        .execution_options(synchronize_session="fetch"))

@@ -86,6 +86,7 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
         dashboard,
         exports,
         filters,
+        groups,
         holds,
         public,
         queue,
@@ -101,8 +102,9 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
 
     # exports first: /holds/export.csv must win over /holds/{id}
     for module in (signin, account, dashboard, exports, queue, queue_matching, records, holds,
-                   filters, policy_pages, audit, certificates, public, users, sources,
-                   api_disposals, api_records, api_holds, api_filters, api_overview, api_tokens, api_feed):
+                   filters, policy_pages, audit, certificates, public, users, groups, sources,
+                   api_disposals, api_records, api_holds, api_filters, api_overview, api_tokens,
+                   api_feed):
         app.include_router(module.router)
     if settings.oidc is not None:
         from retentiond.web import oidc

@@ -33,6 +33,9 @@ PREVIEW_POLICY = "preview_policy"  # what a changed pack would move (computes, c
 APPROVE = "approve"                # approve disposals
 REVIEW = "review"                  # defer and reject disposals; retry failed ones or send them back to review
 HOLD = "hold"                      # place and lift holds
+#: Raise an exception on a case (out of review, back to the IG officer) and comment on it:
+#: anyone who approves or reviews.
+DISCUSS = "discuss"
 VIEW_FILTERS = "view_filters"      # saved queue filters (their criteria name controllers)
 MANAGE_FILTERS = "manage_filters"  # save and delete queue filters (a filter can scope a hold)
 MANAGE_USERS = "manage_users"      # users, their sessions; list and revoke anyone's API
@@ -45,15 +48,15 @@ FEED = "feed"                      # push records and trigger events (API tokens
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
-                        VIEW_AUDIT, EXPORT, PREVIEW_POLICY, REVIEW, HOLD, MANAGE_FILTERS, RESEND,
+                        VIEW_AUDIT, EXPORT, PREVIEW_POLICY, REVIEW, DISCUSS, HOLD, MANAGE_FILTERS, RESEND,
                         MANAGE_USERS, VIEW_SOURCES}),
     "ig_officer": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
-                             VIEW_AUDIT, EXPORT, PREVIEW_POLICY, REVIEW, HOLD, MANAGE_FILTERS,
+                             VIEW_AUDIT, EXPORT, PREVIEW_POLICY, REVIEW, DISCUSS, HOLD, MANAGE_FILTERS,
                              RESEND, VIEW_SOURCES}),
     # Approval is its own role so that deciding and approving can be different people; one
     # person may hold both roles where an organisation allows it.
     "approver": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
-                           EXPORT, APPROVE}),
+                           EXPORT, APPROVE, DISCUSS}),
     "auditor": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
                           VIEW_AUDIT, EXPORT, PREVIEW_POLICY, VIEW_SOURCES}),
     # Everything a controller reads is filtered to its own organisation's records; saved
@@ -107,6 +110,10 @@ ROUTE_RULES: dict[str, str] = {
     "queue_matching_approve": APPROVE,
     "queue_matching_defer": REVIEW,
     "queue_matching_reject": REVIEW,
+    "queue_exception": DISCUSS,
+    "queue_comment": DISCUSS,
+    "queue_resume": REVIEW,
+    "queue_cancel_cooling": REVIEW,
     "record_page": VIEW,
     "holds_page": VIEW_HOLDS,
     "hold_page": VIEW_HOLDS,
@@ -131,6 +138,11 @@ ROUTE_RULES: dict[str, str] = {
     "users_disable": MANAGE_USERS,
     "users_revoke_sessions": MANAGE_USERS,
     "users_revoke_token": MANAGE_USERS,
+    "groups_page": MANAGE_USERS,
+    "groups_add": MANAGE_USERS,
+    "groups_member_add": MANAGE_USERS,
+    "groups_member_remove": MANAGE_USERS,
+    "groups_scope": MANAGE_USERS,
     # REST API (/api/v1)
     "api_me": SIGNED_IN,
     # the caller's own tokens (an administrator may list and revoke anyone's: checked in the
@@ -151,6 +163,10 @@ ROUTE_RULES: dict[str, str] = {
     "api_disposals_approve_matching": APPROVE,
     "api_disposals_defer_matching": REVIEW,
     "api_disposals_reject_matching": REVIEW,
+    "api_disposals_exception": DISCUSS,
+    "api_disposals_comment": DISCUSS,
+    "api_disposals_resume": REVIEW,
+    "api_disposals_cancel_cooling": REVIEW,
     "api_record": VIEW,
     "api_holds": VIEW_HOLDS,
     "api_hold": VIEW_HOLDS,

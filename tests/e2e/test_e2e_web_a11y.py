@@ -78,6 +78,13 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
                           reason="litigation L-2026-1 (synthetic)")
         save_filter(officer, name="Referrals due by 2027",
                     criteria={"category": "safeguarding.referral", "due_to": "2027-12-31"})
+        from retentiond.lifecycle.groups import add_group, add_member, set_scope
+
+        admin = replace(ctx, actor="admin")
+        add_group(admin, "service-managers", label="Service managers")
+        add_member(admin, "service-managers", "approver2")
+        set_scope(admin, "group", "service-managers", controllers=["DEMO-SCH-01"],
+                  categories=[])
         yield Site(base=base, estate=estate, pending_key=pending_key, failed_key=failed_key,
                    own_key=own_key, hold_id=hold.id, serials=serials)
 
@@ -101,7 +108,7 @@ def pages_for(site: Site, user: str) -> list[str]:
               f"/certificates/{site.serials['DEMO-SCH-01']}", "/account", "/no-such-page"]
     extra = {"officer": ["/audit", "/audit?entity=disposal&limit=20", "/holds?all=true"],
              "auditor": ["/audit"], "approver1": [],
-             "admin": ["/audit", "/users", "/users/new"]}
+             "admin": ["/audit", "/users", "/users/new", "/groups"]}
     return common + extra[user]
 
 

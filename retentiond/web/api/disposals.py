@@ -17,6 +17,8 @@ from retentiond.web.api import ERRORS
 from retentiond.web.api.schemas import (
     ApproveMatchingRequest,
     ApproveRequest,
+    CaseRequest,
+    CommentRequest,
     DeferMatchingRequest,
     DeferRequest,
     Disposal,
@@ -60,7 +62,8 @@ def api_disposals(
                         action=action, due_from=due_from, due_to=due_to, sort=sort,
                         descending=order == "desc", limit=limit, after=after, before=before)
         with web_state(request).sessions() as session:
-            page = queries.queue_page(session, f, controller_id=principal.controller_id)
+            page = queries.queue_page(session, f, controller_id=principal.controller_id,
+                                      reviewer=principal.username)
     except QueryError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
     return DisposalPage(items=[Disposal.model_validate(v.as_json())
@@ -73,7 +76,8 @@ def api_disposals(
 def _check_ids(request: Request, ids: list[int]) -> None:
     principal = current(request)
     with web_state(request).sessions() as session:
-        allowed = queries.disposals_for_ids(session, ids, controller_id=principal.controller_id)
+        allowed = queries.disposals_for_ids(session, ids, controller_id=principal.controller_id,
+                                            reviewer=principal.username)
     missing = sorted(set(ids) - set(allowed))
     if missing:
         raise HTTPException(status_code=404, detail=f"no disposal {', '.join(map(str, missing))}")
@@ -205,3 +209,35 @@ async def api_disposals_reject_matching(request: Request,
     return await _matching(request, bulk_review.reject_matching, body.criteria,
                            reason=body.reason, expected=body.expected,
                            gone_at_source=body.gone_at_source)
+@router.post("/disposals/exception", name="api_disposals_exception", response_model=Disposals)
+async def api_disposals_exception(request: Request, body: CaseRequest) -> Disposals:
+    """Raise an exception on cases pending review or cooling off: they leave review and go
+    back to the IG officer (state ``exception``); their approvals no longer count."""
+    return await _act(request, body.ids, review.raise_exception, reason=body.reason)
+
+
+@router.post("/disposals/resume", name="api_disposals_resume", response_model=Disposals)
+async def api_disposals_resume(request: Request, body: CaseRequest) -> Disposals:
+    """Send cases raised as exceptions on to review, at their first stage (or to ``held``)."""
+    return await _act(request, body.ids, review.resume, reason=body.reason)
+
+
+@router.post("/disposals/cancel-cooling", name="api_disposals_cancel_cooling",
+             response_model=Disposals)
+async def api_disposals_cancel_cooling(request: Request, body: CaseRequest) -> Disposals:
+    """Cancel the cooling-off of cases: back to review, their approvals no longer count."""
+    return await _act(request, body.ids, review.cancel_cooling, reason=body.reason)
+
+
+@router.post("/disposals/{disposal_id}/comment", name="api_disposals_comment",
+             response_model=Disposal)
+async def api_disposals_comment(request: Request, disposal_id: int,
+                                body: CommentRequest) -> Disposal:
+    """Comment on a case: its history shows it; nothing else changes."""
+    await run_in_threadpool(_check_ids, request, [disposal_id])
+    try:
+        view = await run_in_threadpool(
+            lambda: review.comment(context_for(request), disposal_id, text=body.text))
+    except LifecycleError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    return Disposal.model_validate(view.as_json())

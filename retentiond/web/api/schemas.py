@@ -96,6 +96,17 @@ class Disposal(BaseModel):
         default=None, description="why the last attempt to carry it out failed")
     attempts: int = Field(default=0, description="attempts to carry it out since it was "
                                                   "approved (or last retried)")
+    stage: int | None = Field(default=None, description="a staged case: the 0-based position "
+                              "of the stage it waits for (the last once complete); null for a "
+                              "count rule")
+    stage_group: str | None = Field(default=None, description="the review group whose member "
+                                    "approves the stage it waits for")
+    stages: list[dict[str, Any]] = Field(default_factory=list, description="a staged case's "
+                                         "stages in order: position, name, group")
+    cooling_off_days: int = Field(default=0, description="days it waits, once approved, "
+                                  "before it may be carried out")
+    cooling_until: dt.datetime | None = Field(default=None, description="while cooling_off: "
+                                              "when it may be carried out")
 
 
 class DisposalPage(BaseModel):
@@ -129,6 +140,15 @@ class RejectRequest(BaseModel):
 
 class DeferRequest(RejectRequest):
     until: dt.date
+
+
+class CaseRequest(RejectRequest):
+    """Cases to raise an exception on, send on to review, or end the cooling-off of."""
+
+
+class CommentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: Reason
 
 
 class RetryRequest(ApproveRequest):
