@@ -234,6 +234,11 @@ def _run_in(url: str, holding_url: str, workdir: Path, *, records: int, as_of: d
         raise RuntimeError(f"execute_due executed {executed.executed} of {len(locators)} "
                            f"({executed.as_json()}); {left} holding rows left")
 
+    if stop_after == "execute":
+        out["seconds"] = times
+        out["load_average_at_start_of"] = loads
+        engine.dispose()
+        return out
     signer = make_signer(workdir / "keys", ctx.clock.now())
     issued = timed("certify", "issue_certificates", lambda: issue_certificates(
         ctx, signer, batch="run"))
@@ -278,8 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=1000,
                         help="cases execute_due claims at a time (the daemon's "
                         "[daemon.jobs.execute] batch_size; default 1000)")
-    parser.add_argument("--stop-after", choices=["approve"], default=None,
-                        help="stop after the approvals by filter (their figures alone)")
+    parser.add_argument("--stop-after", choices=["approve", "execute"], default=None,
+                        help="stop after the approvals by filter, or after execution (the "
+                        "figures up to there alone)")
     args = parser.parse_args(argv)
     configure_logging(level="warning")
     started = time.perf_counter()
