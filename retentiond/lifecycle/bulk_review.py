@@ -491,8 +491,11 @@ def approve_matching(ctx: Context, criteria: Criteria, *, reason: str, expected:
             # Complete first (a count case with enough different people, a staged case at its
             # last stage), then move the other staged cases on to their next stage: in that
             # order a case moved on is never taken for one at its last stage.
+            # A one-approver case needs no count (this approval is the one): most cases of a
+            # backlog, and the count is a lookup per case.
             done = _complete(session, chunk_ids, now, or_(
-                and_(Disposal.stage.is_(None), people >= Disposal.approvals_required),
+                and_(Disposal.stage.is_(None), or_(Disposal.approvals_required <= 1,
+                                                   people >= Disposal.approvals_required)),
                 and_(Disposal.stage.is_not(None), not_(has_next))), started.cooling_days)
             moved_on = session.scalars(
                 update(Disposal)
