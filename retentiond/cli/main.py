@@ -428,6 +428,22 @@ MATCHING_FILTERS = (("controller", "controller code"), ("category", "category"),
                     ("state", "case state (default pending_review; 'any' for every state)"))
 
 
+def _matching_options(p: argparse.ArgumentParser) -> None:
+    """``--matching``, the queue's filters and ``--expect`` (``disposals approve|defer|reject|
+    exception``)."""
+    p.add_argument("--matching", action="store_true",
+                   help="act on every case the filters below select (the review queue's); "
+                   "without --expect, only say how many and change nothing")
+    for name, help_text in MATCHING_FILTERS:
+        p.add_argument(f"--{name}", default=None, help=help_text)
+    p.add_argument("--gone-at-source", action="store_true",
+                   help="only records their source no longer lists")
+    p.add_argument("--expect", type=int, default=None, metavar="N",
+                   help="with --matching: the number of cases you expect to act on (as the "
+                   "command without it said); refused if the filters now select another "
+                   "number")
+
+
 def _disposals_matching(args: argparse.Namespace, ctx: Context) -> int:
     """Everything the filters select: without ``--expect``, say how many cases would be acted
     on (and left out, and why) and change nothing; with it, act, or refuse if the count moved."""
@@ -459,6 +475,9 @@ def _disposals_matching(args: argparse.Namespace, ctx: Context) -> int:
     elif args.verb == "defer":
         result = bulk_review.defer_matching(ctx, criteria, reason=args.reason, until=args.until,
                                             expected=args.expect, gone_at_source=gone)
+    elif args.verb == "exception":
+        result = bulk_review.except_matching(ctx, criteria, reason=args.reason,
+                                             expected=args.expect, gone_at_source=gone)
     else:
         result = bulk_review.reject_matching(ctx, criteria, reason=args.reason,
                                              expected=args.expect, gone_at_source=gone)
@@ -471,6 +490,11 @@ def cmd_disposals_case(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.lifecycle import review
 
     ctx = make_context(cfg)
+    if getattr(args, "matching", False):
+        return _disposals_matching(args, ctx)
+    if args.verb == "exception" and not args.ids:
+        raise LifecycleError("name the disposal ids to raise an exception on, or select cases "
+                             "with --matching and the queue's filters")
     if args.verb == "comment":
         return show_disposals([review.comment(ctx, args.id, text=args.text)], args.format)
     ids = _positive_ids(args.ids)
@@ -957,17 +981,7 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "defer":
             p.add_argument("--until", type=_date, required=True, metavar="DATE")
         if bulk:
-            p.add_argument("--matching", action="store_true",
-                           help="act on every case the filters below select (the review "
-                           "queue's); without --expect, only say how many and change nothing")
-            for name, help_text in MATCHING_FILTERS:
-                p.add_argument(f"--{name}", default=None, help=help_text)
-            p.add_argument("--gone-at-source", action="store_true",
-                           help="only records their source no longer lists")
-            p.add_argument("--expect", type=int, default=None, metavar="N",
-                           help="with --matching: the number of cases you expect to act on "
-                           "(as the command without it said); refused if the filters now "
-                           "select another number")
+            _matching_options(p)
         if verb == "approve":
             p.add_argument("--acknowledge-not-found", action="store_true",
                            help="approve cases whose data their holding system did not find "
@@ -980,8 +994,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "review, approvals voided")):
         p = leaf(dis, verb, help, cmd_disposals_case, ("table", "json"))
         p.set_defaults(verb=verb)
-        p.add_argument("ids", nargs="+", metavar="ID")
+        p.add_argument("ids", nargs="*" if verb == "exception" else "+", metavar="ID")
         p.add_argument("--reason", required=True)
+        if verb == "exception":
+            _matching_options(p)
     p = leaf(dis, "comment", "comment on a case (its history shows it; nothing else changes)",
              cmd_disposals_case, ("table", "json"))
     p.set_defaults(verb="comment")

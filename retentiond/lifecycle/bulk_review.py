@@ -57,9 +57,9 @@ from sqlalchemy.orm import Session
 from retentiond.lifecycle.context import Context, LifecycleError, required_text
 from retentiond.lifecycle.filters import Criteria, check_known
 from retentiond.lifecycle.presence import locator_digest
-from retentiond.lifecycle.review import CLOSABLE, repeated_approval
+from retentiond.lifecycle.review import CLOSABLE, EXCEPTABLE, repeated_approval
 from retentiond.lifecycle.scopes import groups_of, scope_clause
-from retentiond.lifecycle.sql import no_hold_covers_record
+from retentiond.lifecycle.sql import no_hold_covers_record, restart_stages
 from retentiond.logs import get_logger
 from retentiond.registry.chain import note_inserted
 from retentiond.registry.db import write_transaction
@@ -79,7 +79,7 @@ log = get_logger("retentiond.bulk_review")
 #: PostgreSQL the ids go as one array parameter (``= ANY``), so a statement can take more.
 CHUNK = 5000
 CHUNK_PG = 25000
-VERBS = ("approve", "defer", "reject")
+VERBS = ("approve", "defer", "reject", "exception")
 
 #: Why a selected case is left out, in the order the checks are made (a case counts under the
 #: first that applies), with the words the pages and commands use after a count ("12 ...").
@@ -89,6 +89,8 @@ LEFT_OUT_WORDS: dict[str, tuple[str, str]] = {
     "not_pending": ("is not pending review", "are not pending review"),
     "not_closable": ("cannot be deferred or rejected in its state",
                      "cannot be deferred or rejected in their state"),
+    "not_exceptable": ("is neither pending review nor cooling off",
+                       "are neither pending review nor cooling off"),
     "not_due": ("is not due yet", "are not due yet"),
     "already_approved": ("you have already approved", "you have already approved"),
     "other_stage": ("waits for a stage you are not in", "wait for a stage you are not in"),
@@ -247,6 +249,11 @@ class _Checks:
 def _checks(session: Session, ctx: Context, verb: str, where: list[ColumnElement[bool]],
             acknowledge_not_found: bool) -> _Checks:
     today = ctx.clock.today()
+    if verb == "exception":
+        return _Checks(
+            reason=case((Disposal.state.not_in(EXCEPTABLE), literal("not_exceptable")),
+                        else_=literal(None, String)),
+            eligible=[Disposal.state.in_(EXCEPTABLE)], not_found={})
     if verb != "approve":
         return _Checks(
             reason=case((Disposal.state.not_in(CLOSABLE), literal("not_closable")),
@@ -303,7 +310,8 @@ def _count(session: Session, where: list[ColumnElement[bool]],
             by_code.setdefault(code, {})[state] = by_code.get(code, {}).get(state, 0) + n
     left = tuple(
         LeftOut(code=code, count=sum(by_code[code].values()),
-                states=dict(by_code[code]) if code in ("not_pending", "not_closable") else {})
+                states=dict(by_code[code]) if code in ("not_pending", "not_closable",
+                                                      "not_exceptable") else {})
         for code in LEFT_OUT_WORDS if code in by_code)
     return matching, acting, left
 
@@ -341,7 +349,8 @@ def _lock(session: Session, where: list[ColumnElement[bool]],
 
 
 def _refuse_changed(verb: str, found: int, expected: int) -> SelectionChanged:
-    doing = {"approve": "approved", "defer": "deferred", "reject": "rejected"}[verb]
+    doing = {"approve": "approved", "defer": "deferred", "reject": "rejected",
+             "exception": "raised as exceptions"}[verb]
     return SelectionChanged(
         f"expected: the filter now selects {found:,} cases to be {doing}, not the "
         f"{expected:,} you confirmed (the queue changed meanwhile): nothing was changed; "
@@ -393,7 +402,8 @@ def _summary(session: Session, ctx: Context, verb: str, criteria: Criteria, *,
              left: tuple[LeftOut, ...], extra: dict[str, Any]) -> int:
     """The event that records the action itself; returns its id."""
     kind = {"approve": "DisposalsApprovedByFilter", "defer": "DisposalsDeferredByFilter",
-            "reject": "DisposalsRejectedByFilter"}[verb]
+            "reject": "DisposalsRejectedByFilter",
+            "exception": "DisposalExceptionsRaisedByFilter"}[verb]
     event = AuditEvent(occurred_at=now, kind=kind, actor=ctx.actor, entity="queue",
                        entity_id="filter", reason=reason, policy_version=ctx.policy.version,
                        data={"criteria": criteria.as_json(), "gone_at_source": gone_at_source,
@@ -616,3 +626,42 @@ def reject_matching(ctx: Context, criteria: Criteria, *, reason: str, expected: 
     the records are retained and not queued again until their due date changes."""
     return _close_matching(ctx, "reject", criteria, reason=reason, expected=expected,
                            gone_at_source=gone_at_source, until=None)
+
+
+def except_matching(ctx: Context, criteria: Criteria, *, reason: str, expected: int,
+                    gone_at_source: bool = False) -> BulkResult:
+    """Raise an exception on every case of the selection pending review or cooling off
+    (``review.raise_exception``'s rules): the cases go back to the IG officer as
+    ``exception``, their live approvals voided, a staged case back at its first stage."""
+    reason = required_text(reason, "reason: a reason is required")
+    _check_expected(expected)
+    now = ctx.clock.now()
+    with write_transaction(ctx.sessions) as session:
+        started = _start(ctx, session, "exception", criteria, gone_at_source, False, expected)
+        ids, matching, left = started.ids, started.matching, started.left
+        event_id = _summary(session, ctx, "exception", criteria, gone_at_source=gone_at_source,
+                            reason=reason, now=now, matching=matching, acting=len(ids),
+                            left=left, extra={})
+        for chunk_ids in _chunks(session, ids):
+            # Audited first, so that each event says the state the case was in.
+            _audit_cases(session, ctx, chunk_ids, reason=reason, now=now,
+                         kind=literal("DisposalExceptionRaised"),
+                         data={"was": Disposal.state, "by_filter": literal(event_id, Integer)})
+            moved = session.scalars(
+                update(Disposal).where(_among(session, Disposal.id, chunk_ids),
+                                       Disposal.state.in_(EXCEPTABLE))
+                .values(state="exception", reason=reason, updated_at=now, cooling_until=None)
+                .returning(Disposal.id).execution_options(synchronize_session=False)).all()
+            if len(moved) != len(chunk_ids):
+                raise LifecycleError(
+                    "some of the selected cases changed while exceptions were being raised on "
+                    "them: nothing was changed; look at the selection again")
+            session.execute(update(Approval)
+                            .where(_among(session, Approval.disposal_id, chunk_ids),
+                                   Approval.voided_at.is_(None))
+                            .values(voided_at=now).execution_options(synchronize_session=False))
+            restart_stages(session, chunk_ids)
+    log.info("bulk_exceptions_raised", acted=len(ids), matching=matching,
+             left_out=sum(lo.count for lo in left))
+    return BulkResult(verb="exception", matching=matching, acted=len(ids), completed=len(ids),
+                      left_out=left, event_id=event_id)

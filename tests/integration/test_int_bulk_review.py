@@ -439,3 +439,22 @@ def test_scoped_reviewer_selects_only_in_scope(staged: Context) -> None:
     assert _stage_of(staged, "S0") == ("pending_review", 0, "service")
     rejected = preview_matching(svc, "reject", Criteria())
     assert rejected.matching == 3
+
+
+def test_bulk_exception_equals_one_by_one(mixed: Context) -> None:
+    """Raising an exception by filter matches ``review.raise_exception`` case by case: cases
+    pending review go to ``exception`` with their approvals voided; a held case is left out."""
+    from retentiond.lifecycle.bulk_review import except_matching
+    from retentiond.lifecycle.review import raise_exception
+
+    every = Criteria(controller="SCH-01")
+    preview = preview_matching(mixed, "exception", every)
+    assert (preview.matching, preview.acting) == (12, 11)
+    assert {lo.code: lo.count for lo in preview.left_out} == {"not_exceptable": 1}
+    result = except_matching(mixed, every, reason="facts look wrong", expected=11)
+    assert result.acted == 11
+    _one_by_one(mixed, "B", lambda c, ids: raise_exception(c, ids, reason="facts look wrong"))
+    assert _outcome(mixed, "A") == _outcome(mixed, "B")
+    assert _outcome(mixed, "A")["CP0"] == ("exception", ())
+    assert audit_counts(mixed)["DisposalExceptionRaised"] == 22
+    _chain_ok(mixed)

@@ -155,3 +155,22 @@ def test_api_preview_then_act(client: TestClient, estate: Estate) -> None:
     officer = {"Authorization": f"Bearer {estate.tokens['officer']}"}
     assert client.post("/api/v1/disposals/matching/preview", json=body,
                        headers=officer).status_code == 403
+
+
+def test_api_exception_matching(client: TestClient, estate: Estate) -> None:
+    """An approver raises exceptions on a controller's pending cases through the API: the
+    cases go back to the IG officer; the preview's count is the guard."""
+    code = _busiest(estate)
+    auth = {"Authorization": f"Bearer {estate.tokens['approver2']}"}
+    criteria = {"controller": code, "state": "pending_review"}
+    preview = client.post("/api/v1/disposals/matching/preview", headers=auth,
+                          json={"verb": "exception", "criteria": criteria})
+    acting = preview.json()["acting"]
+    assert acting == len(_pending(estate, code))
+    done = client.post("/api/v1/disposals/exception-matching", headers=auth, json={
+        "criteria": criteria, "expected": acting, "reason": "facts look wrong"})
+    assert done.status_code == 200, done.text
+    assert _pending(estate, code) == []
+    with estate.ctx.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Disposal).where(
+            Disposal.state == "exception")) == acting

@@ -241,3 +241,14 @@ async def api_disposals_comment(request: Request, disposal_id: int,
     except LifecycleError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
     return Disposal.model_validate(view.as_json())
+
+
+@router.post("/disposals/exception-matching", name="api_disposals_exception_matching",
+             response_model=MatchingResult)
+async def api_disposals_exception_matching(request: Request,
+                                           body: RejectMatchingRequest) -> MatchingResult:
+    """Raise an exception on every case the filter selects that is pending review or cooling
+    off: back to the IG officer, approvals voided."""
+    return await _matching(request, bulk_review.except_matching, body.criteria,
+                           reason=body.reason, expected=body.expected,
+                           gone_at_source=body.gone_at_source)

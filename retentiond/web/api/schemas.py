@@ -218,7 +218,7 @@ class PreviewMatchingRequest(BaseModel):
     """What acting on everything a queue filter selects would do now."""
 
     model_config = ConfigDict(extra="forbid")
-    verb: Literal["approve", "defer", "reject"]
+    verb: Literal["approve", "defer", "reject", "exception"]
     criteria: FilterCriteria = Field(default_factory=FilterCriteria)
     gone_at_source: bool = Field(default=False, description="only records their source no "
                                  "longer lists (as the queue's filter)")
@@ -228,8 +228,8 @@ class PreviewMatchingRequest(BaseModel):
 
 
 class LeftOut(BaseModel):
-    reason: str = Field(description="held, not_pending, not_closable, not_due, "
-                        "already_approved, other_stage or not_found")
+    reason: str = Field(description="held, not_pending, not_closable, not_exceptable, "
+                        "not_due, already_approved, other_stage or not_found")
     count: int
     states: dict[str, int] = Field(description="for not_pending and not_closable: how many "
                                    "cases in each state")

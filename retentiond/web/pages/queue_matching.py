@@ -38,7 +38,8 @@ from retentiond.web.wording import case_words, plural
 router = APIRouter(include_in_schema=False)
 
 VERB_WORDS = {"approve": ("Approve", "approved"), "defer": ("Defer", "deferred"),
-              "reject": ("Reject", "rejected")}
+              "reject": ("Reject", "rejected"),
+              "exception": ("Raise an exception on", "sent back to the IG officer as exceptions")}
 
 
 class _Refused(Exception):
@@ -115,6 +116,9 @@ def _result_words(verb: str, result: bulk_review.BulkResult, until: dt.date | No
     elif verb == "defer":
         assert until is not None
         text = f"Deferred {plural(result.acted, 'case')} until {long_date(until)}."
+    elif verb == "exception":
+        text = (f"Raised an exception on {plural(result.acted, 'case')}: they are back with the "
+                "IG officer.")
     else:
         text = f"Rejected {plural(result.acted, 'case')}: the records are kept."
     if result.left_out:
@@ -146,7 +150,7 @@ async def _act(request: Request, verb: str) -> Response:
             kwargs["until"] = until
         actions: dict[str, Callable[..., bulk_review.BulkResult]] = {
             "approve": bulk_review.approve_matching, "defer": bulk_review.defer_matching,
-            "reject": bulk_review.reject_matching}
+            "reject": bulk_review.reject_matching, "exception": bulk_review.except_matching}
         action = actions[verb]
         try:
             result = await run_in_threadpool(action, ctx, _criteria(f), **kwargs)
@@ -182,8 +186,13 @@ async def queue_matching_reject(request: Request) -> Response:
     return await _act(request, "reject")
 
 
+@router.post("/queue/matching/exception", name="queue_matching_exception")
+async def queue_matching_exception(request: Request) -> Response:
+    return await _act(request, "exception")
+
+
 def matching_links(f: QueueFilter, actions: list[str]) -> list[tuple[str, str]]:
     """(label, href) of the queue's "every case matching this filter" actions."""
     back = _query(f)
     return [(VERB_WORDS[v][0], "/queue/matching?" + query_string({"verb": v, "back": back}))
-            for v in ("approve", "defer", "reject") if v in actions]
+            for v in ("approve", "defer", "reject", "exception") if v in actions]
