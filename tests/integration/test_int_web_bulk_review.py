@@ -136,7 +136,8 @@ def test_api_preview_then_act(client: TestClient, estate: Estate) -> None:
     code = _busiest(estate)
     auth = {"Authorization": f"Bearer {estate.tokens['approver2']}"}
     body = {"verb": "approve", "criteria": {"controller": code, "state": "pending_review"}}
-    preview = client.post("/api/v1/disposals/matching/preview", json=body, headers=auth)
+    query = {"verb": "approve", "controller": code, "state": "pending_review"}
+    preview = client.get("/api/v1/disposals/matching", params=query, headers=auth)
     assert preview.status_code == 200, preview.text
     acting = preview.json()["acting"]
     assert acting == len(_pending(estate, code))
@@ -149,12 +150,12 @@ def test_api_preview_then_act(client: TestClient, estate: Estate) -> None:
                        headers=auth)
     assert done.status_code == 200, done.text
     assert done.json()["acted"] == acting
-    bad = client.post("/api/v1/disposals/matching/preview", headers=auth,
-                      json={"verb": "approve", "criteria": {"state": "nonsense"}})
+    bad = client.get("/api/v1/disposals/matching", headers=auth,
+                     params={"verb": "approve", "state": "nonsense"})
     assert bad.status_code == 400 and bad.json()["detail"].startswith("criteria.state")
     officer = {"Authorization": f"Bearer {estate.tokens['officer']}"}
-    assert client.post("/api/v1/disposals/matching/preview", json=body,
-                       headers=officer).status_code == 403
+    assert client.get("/api/v1/disposals/matching", params=query,
+                      headers=officer).status_code == 403
 
 
 def test_api_exception_matching(client: TestClient, estate: Estate) -> None:
@@ -163,8 +164,8 @@ def test_api_exception_matching(client: TestClient, estate: Estate) -> None:
     code = _busiest(estate)
     auth = {"Authorization": f"Bearer {estate.tokens['approver2']}"}
     criteria = {"controller": code, "state": "pending_review"}
-    preview = client.post("/api/v1/disposals/matching/preview", headers=auth,
-                          json={"verb": "exception", "criteria": criteria})
+    preview = client.get("/api/v1/disposals/matching", headers=auth,
+                         params={"verb": "exception", **criteria})
     acting = preview.json()["acting"]
     assert acting == len(_pending(estate, code))
     done = client.post("/api/v1/disposals/exception-matching", headers=auth, json={

@@ -27,7 +27,6 @@ from retentiond.web.api.schemas import (
     FilterCriteria,
     MatchingPreview,
     MatchingResult,
-    PreviewMatchingRequest,
     RejectMatchingRequest,
     RejectRequest,
     RetryRequest,
@@ -159,20 +158,33 @@ async def _matching(request: Request, action: Any, criteria: FilterCriteria,
     return MatchingResult.model_validate(result.as_json())
 
 
-@router.post("/disposals/matching/preview", name="api_disposals_matching_preview",
-             response_model=MatchingPreview)
-async def api_disposals_matching_preview(request: Request,
-                                         body: PreviewMatchingRequest) -> MatchingPreview:
-    """How many cases approving, deferring or rejecting everything a filter selects would
-    change now, and how many it would leave out and why. Changes nothing; send ``acting``
-    back as ``expected``. Needs the permission of the action itself."""
-    if not current(request).can(ACTION_PERMISSION[body.verb]):
-        raise HTTPException(status_code=403, detail=f"you may not {body.verb} cases")
-    parsed = _criteria(body.criteria)
+@router.get("/disposals/matching", name="api_disposals_matching_preview",
+            response_model=MatchingPreview)
+async def api_disposals_matching_preview(
+    request: Request,
+    verb: Literal["approve", "defer", "reject", "exception"],
+    state: Annotated[str | None, Query(max_length=200)] = None,
+    controller: Annotated[str | None, Query(max_length=200)] = None,
+    category: Annotated[str | None, Query(max_length=200)] = None,
+    rule: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=200)] = None,
+    due_from: dt.date | None = None,
+    due_to: dt.date | None = None,
+    gone_at_source: bool = False,
+    acknowledge_not_found: bool = False,
+) -> MatchingPreview:
+    """How many cases approving, deferring, rejecting or raising exceptions on everything the
+    filter selects would change now, and how many it would leave out and why. Changes
+    nothing; send ``acting`` back as ``expected``. Needs the permission of the action."""
+    if not current(request).can(ACTION_PERMISSION[verb]):
+        raise HTTPException(status_code=403, detail=f"you may not {verb} cases")
+    parsed = _criteria(FilterCriteria(state=state, controller=controller, category=category,
+                                      rule=rule, action=action, due_from=due_from,
+                                      due_to=due_to))
     try:
         preview = await run_in_threadpool(
-            bulk_review.preview_matching, context_for(request), body.verb, parsed,
-            gone_at_source=body.gone_at_source, acknowledge_not_found=body.acknowledge_not_found)
+            bulk_review.preview_matching, context_for(request), verb, parsed,
+            gone_at_source=gone_at_source, acknowledge_not_found=acknowledge_not_found)
     except LifecycleError as exc:
         raise HTTPException(status_code=400, detail=f"criteria.{exc}") from None
     return MatchingPreview.model_validate(preview.as_json())

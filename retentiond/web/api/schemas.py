@@ -214,19 +214,6 @@ class FilterCriteria(BaseModel):
     state: str | None = Field(default=None, max_length=200)
 
 
-class PreviewMatchingRequest(BaseModel):
-    """What acting on everything a queue filter selects would do now."""
-
-    model_config = ConfigDict(extra="forbid")
-    verb: Literal["approve", "defer", "reject", "exception"]
-    criteria: FilterCriteria = Field(default_factory=FilterCriteria)
-    gone_at_source: bool = Field(default=False, description="only records their source no "
-                                 "longer lists (as the queue's filter)")
-    acknowledge_not_found: bool = Field(
-        default=False, description="approve: include cases whose data was not found in their "
-        "holding system when last asked (left out otherwise)")
-
-
 class LeftOut(BaseModel):
     reason: str = Field(description="held, not_pending, not_closable, not_exceptable, "
                         "not_due, already_approved, other_stage or not_found")

@@ -92,6 +92,10 @@ def _allowed(request: Request, verb: str) -> None:
 @router.get("/queue/matching", name="queue_matching_page")
 async def queue_matching_page(request: Request) -> Response:
     verb = request.query_params.get("verb", "")
+    if verb not in VERB_WORDS:
+        return render(request, "error.html", title="Choose what to do",
+                      message="Choose an action for the cases from the review queue: approve, "
+                      "defer, reject or raise an exception.", status_code=400)
     try:
         _allowed(request, verb)
     except _Refused:
