@@ -420,13 +420,19 @@ def cmd_disposals_case(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.cli.commands import show_disposals
     from retentiond.lifecycle import review
 
-    ctx = make_context(cfg)
+    # Who acts decides what is in scope: bound to the operating-system user like approving.
+    doing = {"comment": "commenting", "exception": "raising an exception",
+             "resume": "sending a case on to review",
+             "cancel-cooling": "cancelling a cooling-off"}[args.verb]
+    ctx = acting_context(cfg, doing)
     if args.verb == "comment":
-        return show_disposals([review.comment(ctx, args.id, text=args.text)], args.format)
-    ids = _positive_ids(args.ids)
-    act = {"exception": review.raise_exception, "resume": review.resume,
-           "cancel-cooling": review.cancel_cooling}[args.verb]
-    return show_disposals(act(ctx, ids, reason=args.reason), args.format)
+        rows = [review.comment(ctx, args.id, text=args.text)]
+    else:
+        act = {"exception": review.raise_exception, "resume": review.resume,
+               "cancel-cooling": review.cancel_cooling}[args.verb]
+        rows = act(ctx, _positive_ids(args.ids), reason=args.reason)
+    log_override(ctx, doing)
+    return show_disposals(rows, args.format)
 
 
 def _show_groups(groups: list[Any], fmt: str) -> int:
