@@ -398,9 +398,12 @@ def cmd_disposals_act(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.cli.commands import show_disposals
     from retentiond.lifecycle import failed, review
 
+    matching = getattr(args, "matching", False)
+    if matching:
+        # What the filters select depends on who acts (their scope, their stage groups): bound
+        # to the operating-system user, as approving is.
+        return _disposals_matching(args, acting_context(cfg, f"{args.verb} by filter"))
     ctx = acting_context(cfg, "approving") if args.verb == "approve" else make_context(cfg)
-    if getattr(args, "matching", False):
-        return _disposals_matching(args, ctx)
     if not args.ids:
         raise LifecycleError(f"name the disposal ids to {args.verb}, or select cases with "
                              "--matching and the queue's filters")
@@ -471,7 +474,6 @@ def _disposals_matching(args: argparse.Namespace, ctx: Context) -> int:
         result = bulk_review.approve_matching(ctx, criteria, reason=args.reason,
                                               expected=args.expect, gone_at_source=gone,
                                               acknowledge_not_found=ack)
-        log_override(ctx, "approving")
     elif args.verb == "defer":
         result = bulk_review.defer_matching(ctx, criteria, reason=args.reason, until=args.until,
                                             expected=args.expect, gone_at_source=gone)
@@ -481,6 +483,7 @@ def _disposals_matching(args: argparse.Namespace, ctx: Context) -> int:
     else:
         result = bulk_review.reject_matching(ctx, criteria, reason=args.reason,
                                              expected=args.expect, gone_at_source=gone)
+    log_override(ctx, f"{args.verb} by filter")
     return show_matching(result, args.format)
 
 
@@ -489,18 +492,24 @@ def cmd_disposals_case(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.cli.commands import show_disposals
     from retentiond.lifecycle import review
 
-    ctx = make_context(cfg)
+    # Who acts decides what is in scope: bound to the operating-system user like approving.
+    doing = {"comment": "commenting", "exception": "raising an exception",
+             "resume": "sending a case on to review",
+             "cancel-cooling": "cancelling a cooling-off"}[args.verb]
+    ctx = acting_context(cfg, doing)
     if getattr(args, "matching", False):
         return _disposals_matching(args, ctx)
     if args.verb == "exception" and not args.ids:
         raise LifecycleError("name the disposal ids to raise an exception on, or select cases "
                              "with --matching and the queue's filters")
     if args.verb == "comment":
-        return show_disposals([review.comment(ctx, args.id, text=args.text)], args.format)
-    ids = _positive_ids(args.ids)
-    act = {"exception": review.raise_exception, "resume": review.resume,
-           "cancel-cooling": review.cancel_cooling}[args.verb]
-    return show_disposals(act(ctx, ids, reason=args.reason), args.format)
+        rows = [review.comment(ctx, args.id, text=args.text)]
+    else:
+        act = {"exception": review.raise_exception, "resume": review.resume,
+               "cancel-cooling": review.cancel_cooling}[args.verb]
+        rows = act(ctx, _positive_ids(args.ids), reason=args.reason)
+    log_override(ctx, doing)
+    return show_disposals(rows, args.format)
 
 
 def _show_groups(groups: list[Any], fmt: str) -> int:

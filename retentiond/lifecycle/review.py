@@ -489,7 +489,7 @@ def raise_exception(ctx: Context, ids: list[int], *, reason: str) -> list[Dispos
             restart_stages(session, [case.id])
             record_event(session, kind="DisposalExceptionRaised", actor=ctx.actor,
                          entity="disposal", entity_id=case.id, at=now, reason=reason,
-                         policy_version=ctx.policy.version, data={"was": was})
+                         policy_version=ctx.policy.version, data={"was": was, **ctx.sod_data()})
         session.flush()
         return _view_ids(session, cases)
 
@@ -517,7 +517,7 @@ def resume(ctx: Context, ids: list[int], *, reason: str) -> list[DisposalView]:
             restart_stages(session, [case.id])
             record_event(session, kind=RESUMED, actor=ctx.actor, entity="disposal",
                          entity_id=case.id, at=now, reason=reason,
-                         policy_version=ctx.policy.version, data={"now": to})
+                         policy_version=ctx.policy.version, data={"now": to, **ctx.sod_data()})
         session.flush()
         return _view_ids(session, cases)
 
@@ -560,7 +560,8 @@ def cancel_cooling(ctx: Context, ids: list[int], *, reason: str) -> list[Disposa
             record_event(session, kind=COOLING_CANCELLED, actor=ctx.actor, entity="disposal",
                          entity_id=case.id, at=now, reason=reason,
                          policy_version=ctx.policy.version,
-                         data={"cooling_until": until.isoformat() if until else None})
+                         data={"cooling_until": until.isoformat() if until else None,
+                               **ctx.sod_data()})
         session.flush()
         return _view_ids(session, cases)
 
@@ -575,6 +576,6 @@ def comment(ctx: Context, disposal_id: int, *, text: str) -> DisposalView:
         cases = _load_scoped(session, [disposal_id], ctx.actor)
         record_event(session, kind="DisposalCommented", actor=ctx.actor, entity="disposal",
                      entity_id=disposal_id, at=now, reason=text,
-                     policy_version=ctx.policy.version, data={"state": cases[0].state})
+                     policy_version=ctx.policy.version, data={"state": cases[0].state, **ctx.sod_data()})
         session.flush()
         return _view_ids(session, cases)[0]

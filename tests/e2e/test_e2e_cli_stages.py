@@ -95,3 +95,13 @@ def test_staged_review_on_the_command_line(cli: Cli) -> None:
     (case,) = cli.run("disposals", "resume", ids["R-3"], "--reason", "checked with school",
                       "--format", "json", env=ig).json()
     assert case["state"] == "pending_review"
+
+
+def test_exceptions_act_as_the_operating_system_user(cli: Cli) -> None:
+    """Without the break-glass, another name cannot raise an exception (its scope would be
+    someone else's)."""
+    ids = _ids(cli)
+    result = cli.run("disposals", "exception", ids["R-1"], "--reason", "x",
+                     env=cli.as_actor("manager.sch01"), unset=("RETENTIOND_CONFIG",),
+                     expect=None)
+    assert_refused(result, "raising an exception acts as the person running it")
