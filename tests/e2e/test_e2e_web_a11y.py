@@ -106,8 +106,9 @@ def pages_for(site: Site, user: str) -> list[str]:
               f"/records/{site.failed_key}?views=show", "/holds", f"/holds/{site.hold_id}",
               "/filters", "/policy", "/certificates",
               f"/certificates/{site.serials['DEMO-SCH-01']}", "/account", "/no-such-page"]
-    extra = {"officer": ["/audit", "/audit?entity=disposal&limit=20", "/holds?all=true"],
-             "auditor": ["/audit"], "approver1": [],
+    extra = {"officer": ["/audit", "/audit?entity=disposal&limit=20", "/holds?all=true",
+                         "/queue/matching?verb=defer", "/queue/matching?verb=exception"],
+             "auditor": ["/audit"], "approver1": ["/queue/matching?verb=approve"],
              "admin": ["/audit", "/users", "/users/new", "/groups"]}
     return common + extra[user]
 
