@@ -1,4 +1,5 @@
-"""Bulk review: approve, defer or reject every case a queue filter selects, in one action.
+"""Bulk review: approve, defer, reject or raise exceptions on every case a queue filter
+selects, in one action.
 
 The selection is the review queue's: the filter's criteria (controller, category, rule, action,
 due dates, case state; ``gone_at_source``), within the actor's scope (a case outside it is not
