@@ -95,6 +95,8 @@ LEFT_OUT_WORDS: dict[str, tuple[str, str]] = {
     "not_due": ("is not due yet", "are not due yet"),
     "already_approved": ("you have already approved", "you have already approved"),
     "other_stage": ("waits for a stage you are not in", "wait for a stage you are not in"),
+    "stages_missing": ("has lost its stages: an IG officer must look at it",
+                       "have lost their stages: an IG officer must look at them"),
     "not_found": ("has data its holding system did not find (acknowledge it to include it)",
                   "have data their holding system did not find (acknowledge it to include "
                   "them)"),
@@ -282,6 +284,12 @@ def _checks(session: Session, ctx: Context, verb: str, where: list[ColumnElement
         else Disposal.stage.is_not(None)
     whens.append((not_member, literal("other_stage")))
     eligible.append(not_(not_member))
+    # As ``review.approve``: a staged case without the stage it waits for is not approved.
+    lost = Disposal.stage.is_not(None) & ~exists().where(
+        DisposalStage.disposal_id == Disposal.id,
+        DisposalStage.position == Disposal.stage).correlate(Disposal)
+    whens.append((lost, literal("stages_missing")))
+    eligible.append(not_(lost))
     if blocked:
         whens.append((Disposal.record_id.in_(blocked), literal("not_found")))
         eligible.append(Disposal.record_id.not_in(blocked))

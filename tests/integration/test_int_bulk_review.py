@@ -458,3 +458,18 @@ def test_bulk_exception_equals_one_by_one(mixed: Context) -> None:
     assert _outcome(mixed, "A")["CP0"] == ("exception", ())
     assert audit_counts(mixed)["DisposalExceptionRaised"] == 22
     _chain_ok(mixed)
+
+
+def test_staged_case_without_its_stages_is_left_out(staged: Context) -> None:
+    """A staged case whose stage rows are gone is left out, as ``review.approve`` refuses it,
+    never completed."""
+    case_ = live_case(staged, "S0")
+    with staged.sessions.begin() as session:
+        session.query(m.DisposalStage).filter(m.DisposalStage.disposal_id == case_.id).delete()
+    preview = preview_matching(as_actor(staged, "svc"), "approve",
+                               Criteria(controller="LA-01", state="pending_review"))
+    assert {lo.code: lo.count for lo in preview.left_out}["stages_missing"] == 1
+    assert "have lost" not in preview.left_out_words()
+    approve_matching(as_actor(staged, "svc"), Criteria(controller="LA-01"),
+                     reason="service", expected=preview.acting)
+    assert _stage_of(staged, "S0") == ("pending_review", 0, "service")

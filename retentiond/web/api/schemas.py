@@ -216,7 +216,7 @@ class FilterCriteria(BaseModel):
 
 class LeftOut(BaseModel):
     reason: str = Field(description="held, not_pending, not_closable, not_exceptable, "
-                        "not_due, already_approved, other_stage or not_found")
+                        "not_due, already_approved, other_stage, stages_missing or not_found")
     count: int
     states: dict[str, int] = Field(description="for not_pending and not_closable: how many "
                                    "cases in each state")
