@@ -114,8 +114,10 @@ def _ref(prefix: str, n: int) -> str:
 
 
 class _Generator:
-    def __init__(self, as_of: dt.date, seed: int, controllers: list[tuple[str, str]]) -> None:
+    def __init__(self, as_of: dt.date, seed: int, controllers: list[tuple[str, str]],
+                 backlog_days: int = BACKLOG_DAYS) -> None:
         self.rng = random.Random(seed)
+        self.backlog = backlog_days
         self.as_of = as_of.toordinal()
         self.primary = [c for c, k in controllers if k == "primary"]
         self.secondary = [c for c, k in controllers if k == "secondary"]
@@ -149,7 +151,7 @@ class _Generator:
         rows: list[dict[str, str]] = []
         historic = rng.random() < HISTORIC_SHARE
         if not historic:
-            dob = today - rng.randint(0, self.days(25) + BACKLOG_DAYS)
+            dob = today - rng.randint(0, self.days(25) + self.backlog)
             age = today - dob
             adult = dob + self.days(18)
             sen = "sen" if rng.random() < 0.17 else ""
@@ -166,7 +168,7 @@ class _Generator:
                 for row in rows:
                     row["flags"] = sen
             if rng.random() < 0.2:
-                lo = max(dob, today - self.days(6) - BACKLOG_DAYS)
+                lo = max(dob, today - self.days(6) - self.backlog)
                 hi = min(today, adult)
                 count = 1
                 while rng.random() < 0.35:
@@ -192,10 +194,10 @@ class _Generator:
                                         date_of_death=died, opened_on=dob + rng.randint(0, age)))
             held = rng.random() < SUBJECT_HOLD_CHILD
         else:
-            dob = today - rng.randint(self.days(25), self.days(75) + BACKLOG_DAYS)
+            dob = today - rng.randint(self.days(25), self.days(75) + self.backlog)
             system = "edms" if rng.random() < 0.6 else "paper"
             if rng.random() < 0.5:
-                shut = self.day(max(dob + 60, today - self.days(40) - BACKLOG_DAYS),
+                shut = self.day(max(dob + 60, today - self.days(40) - self.backlog),
                                 dob + self.days(18))
                 if shut is not None:
                     rows.append(self.record(CP, COUNCIL, system, ref,
@@ -212,17 +214,19 @@ def _hold_type(rng: random.Random) -> str:
     return rng.choices([t for t, _ in HOLD_TYPES], weights=[w for _, w in HOLD_TYPES])[0]
 
 
-def write_estate(directory: Path, *, records: int, as_of: dt.date, seed: int = 2026
-                 ) -> tuple[Path, Path, Path, EstateStats]:
+def write_estate(directory: Path, *, records: int, as_of: dt.date, seed: int = 2026,
+                 backlog_days: int = BACKLOG_DAYS) -> tuple[Path, Path, Path, EstateStats]:
     """Write ``controllers.csv``, ``records.csv`` (exactly ``records`` rows) and ``holds.csv``
-    (scopes to hold, for ``place_hold``) into ``directory``."""
+    (scopes to hold, for ``place_hold``) into ``directory``. ``backlog_days``: how far back
+    the registry's due dates reach on ``as_of`` (the default gives about 1% due; a first day
+    with years of backlog gives more: see ``bench/backlog.py``)."""
     stats = EstateStats()
     controllers_csv = directory / "controllers.csv"
     records_csv = directory / "records.csv"
     holds_csv = directory / "holds.csv"
     kinds = write_controllers(controllers_csv, seed)
     stats.controllers = len(kinds)
-    gen = _Generator(as_of, seed, kinds)
+    gen = _Generator(as_of, seed, kinds, backlog_days)
     hold_rng = random.Random(seed + 1)
     month_on = (as_of + dt.timedelta(days=31)).isoformat()
     with records_csv.open("w", newline="") as rf, holds_csv.open("w", newline="") as hf:

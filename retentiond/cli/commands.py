@@ -28,6 +28,10 @@ def _rules_json(policy: PolicySet) -> list[dict[str, Any]]:
             "source_quote": rule.evidence.source_quote, "source_url": rule.evidence.source_url,
             "basis": rule.evidence.basis, "local_reading": rule.evidence.local_reading,
             "when": None if rule.when.is_empty else rule.when.describe(),
+            "stages": [{"name": st.name, "group": st.group,
+                        "when": None if st.when.is_empty else st.when.describe()}
+                       for st in rule.stages],
+            "cooling_off_days": rule.cooling_off_days,
             "alternatives": [
                 {"when": None if a.when.is_empty else a.when.describe(), "trigger": a.trigger,
                  "period": str(a.period), "round_to": a.round_to,
@@ -94,6 +98,11 @@ def policies_check(paths: Sequence[str], fmt: str) -> int:
         return 0
     print(f"valid: {len(policy.rules)} rules in {len(policy.packs)} pack(s), "
           f"{len(policy.categories)} categories; version {policy.version}")
+    staged = [r for r in policy.rules if r.stages]
+    if staged:
+        groups = sorted({s.group for r in staged for s in r.stages})
+        print(f"{len(staged)} rule(s) approved in stages, by the review groups "
+              f"{', '.join(groups)} (each group needs members: 'retentiond groups')")
     for name in unsigned:
         print(f"note: pack {name!r} needs local sign-off (set signed_off_by and signed_off_on "
               "in its [pack] table) before it is put in force")
@@ -156,7 +165,15 @@ def policies_show(policy: PolicySet, fmt: str) -> int:
             extra += ", then the day after" if a.after_period_end else ""
             print(f"  {i}. {cond}{a.period.describe()} from {a.trigger}{extra}")
         auto = ", may be approved automatically" if rule.auto_approve else ""
-        print(f"  action: {rule.action}; approvers: {rule.approvals_required}{auto}")
+        if rule.stages:
+            print(f"  action: {rule.action}; approved in {len(rule.stages)} stages, in order, "
+                  "each by a different person:")
+            for i, st in enumerate(rule.stages, start=1):
+                print(f"    stage {i}. {st.describe()}")
+        else:
+            print(f"  action: {rule.action}; approvers: {rule.approvals_required}{auto}")
+        if rule.cooling_off_days:
+            print(f"  cooling-off: {rule.cooling_off_days} days after the last approval")
         print(f"  citation: {rule.citation}")
         ev = rule.evidence
         print(f"  basis: {ev.basis or '(not stated)'}")
@@ -280,10 +297,42 @@ def show_disposals(rows: Sequence[DisposalView], fmt: str) -> int:
         print_table(("id", "record_id", "category", "controller", "state", "due_on", "action",
                      "approvals", *(("why_failed",) if errors else ())),
                     [(r.id, r.record_id, r.category, r.controller, r.state, r.due_on, r.action,
-                      f"{len(r.approved_by)}/{r.approvals_required}",
+                      _approvals(r),
                       *((r.last_error or "" if r.state == "failed" else "",) if errors else ()))
                      for r in rows])
     return 0
+
+
+def show_matching(result: Any, fmt: str) -> int:
+    """A bulk preview (``acting``) or result (``acted``) of ``disposals ... --matching``."""
+    if fmt == "json":
+        print_json(result.as_json())
+        return 0
+    if hasattr(result, "acted"):
+        line = f"{result.verb}: {result.acted:,} of the {result.matching:,} cases selected"
+        if result.verb == "approve":
+            line += (f" ({result.completed:,} now approved, {result.waiting:,} waiting for "
+                     "another approver or stage)")
+    else:
+        line = (f"{result.verb} would act on {result.acting:,} of the {result.matching:,} "
+                "cases selected")
+    print(line)
+    for lo in result.left_out:
+        print(f"left out: {lo.words}")
+    return 0
+
+
+def _approvals(r: DisposalView) -> str:
+    """``1/2`` for a count case; ``stage 2/3 (ig)`` for a staged case pending review;
+    ``until DATE`` while cooling off."""
+    if r.state == "cooling_off" and r.cooling_until is not None:
+        return f"cooling off until {r.cooling_until.isoformat(timespec='minutes')}"
+    stage = r.waiting_stage
+    if stage is not None:
+        return f"stage {stage.position + 1}/{len(r.stages)} ({stage.group})"
+    if r.stages:
+        return f"{len(r.approved_by)}/{len(r.stages)} stages"
+    return f"{len(r.approved_by)}/{r.approvals_required}"
 
 
 def show_tasks(tasks: Sequence[TaskView], fmt: str) -> int:

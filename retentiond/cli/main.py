@@ -398,7 +398,15 @@ def cmd_disposals_act(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.cli.commands import show_disposals
     from retentiond.lifecycle import failed, review
 
+    matching = getattr(args, "matching", False)
+    if matching:
+        # What the filters select depends on who acts (their scope, their stage groups): bound
+        # to the operating-system user, as approving is.
+        return _disposals_matching(args, acting_context(cfg, f"{args.verb} by filter"))
     ctx = acting_context(cfg, "approving") if args.verb == "approve" else make_context(cfg)
+    if not args.ids:
+        raise LifecycleError(f"name the disposal ids to {args.verb}, or select cases with "
+                             "--matching and the queue's filters")
     ids = _positive_ids(args.ids)
     if args.verb == "approve":
         rows = review.approve(ctx, ids, reason=args.reason,
@@ -413,6 +421,160 @@ def cmd_disposals_act(args: argparse.Namespace, cfg: Config) -> int:
     else:
         rows = review.reject(ctx, ids, reason=args.reason)
     return show_disposals(rows, args.format)
+
+
+#: The queue's filters, as ``disposals approve|defer|reject --matching`` takes them.
+MATCHING_FILTERS = (("controller", "controller code"), ("category", "category"),
+                    ("rule", "rule id"), ("action", "disposal action"),
+                    ("due-from", "due on or after (YYYY-MM-DD)"),
+                    ("due-to", "due on or before (YYYY-MM-DD)"),
+                    ("state", "case state (default pending_review; 'any' for every state)"))
+
+
+def _matching_options(p: argparse.ArgumentParser) -> None:
+    """``--matching``, the queue's filters and ``--expect`` (``disposals approve|defer|reject|
+    exception``)."""
+    p.add_argument("--matching", action="store_true",
+                   help="act on every case the filters below select (the review queue's); "
+                   "without --expect, only say how many and change nothing")
+    for name, help_text in MATCHING_FILTERS:
+        p.add_argument(f"--{name}", default=None, help=help_text)
+    p.add_argument("--gone-at-source", action="store_true",
+                   help="only records their source no longer lists")
+    p.add_argument("--expect", type=int, default=None, metavar="N",
+                   help="with --matching: the number of cases you expect to act on (as the "
+                   "command without it said); refused if the filters now select another "
+                   "number")
+
+
+def _disposals_matching(args: argparse.Namespace, ctx: Context) -> int:
+    """Everything the filters select: without ``--expect``, say how many cases would be acted
+    on (and left out, and why) and change nothing; with it, act, or refuse if the count moved."""
+    from retentiond.cli.commands import show_matching
+    from retentiond.lifecycle import bulk_review
+    from retentiond.lifecycle.filters import parse_criteria
+
+    if args.ids:
+        raise LifecycleError("--matching acts on what the filters select: name no ids with it")
+    raw = {name.replace("-", "_"): getattr(args, name.replace("-", "_"))
+           for name, _ in MATCHING_FILTERS}
+    state = raw.pop("state")
+    raw["state"] = None if state == "any" else (state or "pending_review")
+    criteria = parse_criteria({k: v for k, v in raw.items() if v is not None})
+    gone = args.gone_at_source
+    ack = getattr(args, "acknowledge_not_found", False)
+    if args.expect is None:
+        preview = bulk_review.preview_matching(ctx, args.verb, criteria, gone_at_source=gone,
+                                               acknowledge_not_found=ack)
+        status = show_matching(preview, args.format)
+        print(f"nothing was changed: to {args.verb} these {preview.acting:,} cases, run the "
+              f"same command with --expect {preview.acting}", file=sys.stderr)
+        return status
+    if args.verb == "approve":
+        result = bulk_review.approve_matching(ctx, criteria, reason=args.reason,
+                                              expected=args.expect, gone_at_source=gone,
+                                              acknowledge_not_found=ack)
+    elif args.verb == "defer":
+        result = bulk_review.defer_matching(ctx, criteria, reason=args.reason, until=args.until,
+                                            expected=args.expect, gone_at_source=gone)
+    elif args.verb == "exception":
+        result = bulk_review.except_matching(ctx, criteria, reason=args.reason,
+                                             expected=args.expect, gone_at_source=gone)
+    else:
+        result = bulk_review.reject_matching(ctx, criteria, reason=args.reason,
+                                             expected=args.expect, gone_at_source=gone)
+    log_override(ctx, f"{args.verb} by filter")
+    return show_matching(result, args.format)
+
+
+def cmd_disposals_case(args: argparse.Namespace, cfg: Config) -> int:
+    """``disposals exception|resume|cancel-cooling IDS --reason`` and ``comment ID --text``."""
+    from retentiond.cli.commands import show_disposals
+    from retentiond.lifecycle import review
+
+    # Who acts decides what is in scope: bound to the operating-system user like approving.
+    doing = {"comment": "commenting", "exception": "raising an exception",
+             "resume": "sending a case on to review",
+             "cancel-cooling": "cancelling a cooling-off"}[args.verb]
+    ctx = acting_context(cfg, doing)
+    if getattr(args, "matching", False):
+        return _disposals_matching(args, ctx)
+    if args.verb == "exception" and not args.ids:
+        raise LifecycleError("name the disposal ids to raise an exception on, or select cases "
+                             "with --matching and the queue's filters")
+    if args.verb == "comment":
+        rows = [review.comment(ctx, args.id, text=args.text)]
+    else:
+        act = {"exception": review.raise_exception, "resume": review.resume,
+               "cancel-cooling": review.cancel_cooling}[args.verb]
+        rows = act(ctx, _positive_ids(args.ids), reason=args.reason)
+    log_override(ctx, doing)
+    return show_disposals(rows, args.format)
+
+
+def _show_groups(groups: list[Any], fmt: str) -> int:
+    from retentiond.cli.output import print_json, print_table
+
+    if fmt == "json":
+        print_json([g.as_json() for g in groups])
+    else:
+        print_table(("name", "label", "members", "scope"),
+                    [(g.name, g.label, ", ".join(g.members) or "-", _scope_words(g.scope))
+                     for g in groups])
+    return 0
+
+
+def _scope_words(rows: Any) -> str:
+    if not rows:
+        return "unscoped"
+    return "; ".join(f"{c or 'any controller'} / {k or 'any category'}" for c, k in rows)
+
+
+def cmd_groups(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.output import print_json
+    from retentiond.lifecycle import groups
+
+    ctx = make_context(cfg)
+    verb = args.verb
+    if verb == "add":
+        return _show_groups([groups.add_group(ctx, args.name, label=args.label)], args.format)
+    if verb == "list":
+        return _show_groups(groups.list_groups(ctx), args.format)
+    if verb == "show":
+        return _show_groups([groups.show_group(ctx, args.name)], args.format)
+    if verb == "delete":
+        groups.delete_group(ctx, args.name)
+        print(f"review group {args.name} deleted")
+        return 0
+    if verb == "member-add":
+        return _show_groups([groups.add_member(ctx, args.name, args.username)], args.format)
+    if verb == "member-remove":
+        return _show_groups([groups.remove_member(ctx, args.name, args.username)], args.format)
+    rows = groups.set_scope(ctx, "group", args.name, controllers=args.controller,
+                            categories=args.category, clear=args.clear)
+    if args.format == "json":
+        print_json([{"controller": c, "category": k} for c, k in rows])
+    else:
+        print(f"group {args.name}: {_scope_words(rows)}")
+    return 0
+
+
+def cmd_users_scope(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.cli.output import print_json
+    from retentiond.lifecycle import groups
+
+    ctx = make_context(cfg)
+    if args.show:
+        rows = groups.user_scope(ctx, args.username)
+    else:
+        rows = groups.set_scope(ctx, "user", args.username, controllers=args.controller,
+                                categories=args.category, clear=args.clear)
+    if args.format == "json":
+        print_json([{"controller": c, "category": k} for c, k in rows])
+    else:
+        print(f"user {args.username}: {_scope_words(rows)} (their own rows; their groups' "
+              "rows add to them)")
+    return 0
 
 
 def cmd_audit_verify(args: argparse.Namespace, cfg: Config) -> int:
@@ -645,6 +807,15 @@ def cmd_users(args: argparse.Namespace, cfg: Config) -> int:
 
 # --- parser ---------------------------------------------------------------------------------
 
+def _scope_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--controller", action="append", default=[], metavar="CODE",
+                   help="a controller in scope (repeat for several)")
+    p.add_argument("--category", action="append", default=[], metavar="CATEGORY",
+                   help="a category in scope (repeat for several; with --controller: those "
+                   "categories of those controllers)")
+    p.add_argument("--clear", action="store_true", help="remove the scope rows")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
@@ -813,14 +984,34 @@ def build_parser() -> argparse.ArgumentParser:
                         "approvals no longer count)")):
         p = leaf(dis, verb, help, cmd_disposals_act, ("table", "json"))
         p.set_defaults(verb=verb)
-        p.add_argument("ids", nargs="+", metavar="ID")
+        bulk = verb in ("approve", "defer", "reject")
+        p.add_argument("ids", nargs="*" if bulk else "+", metavar="ID")
         p.add_argument("--reason", required=True)
         if verb == "defer":
             p.add_argument("--until", type=_date, required=True, metavar="DATE")
+        if bulk:
+            _matching_options(p)
         if verb == "approve":
             p.add_argument("--acknowledge-not-found", action="store_true",
                            help="approve cases whose data their holding system did not find "
                            "when last checked (the executor still looks again first)")
+    for verb, help in (("exception", "raise an exception on cases: out of review and back to "
+                        "the IG officer, approvals voided"),
+                       ("resume", "send cases raised as exceptions on to review (stage 1 "
+                        "again)"),
+                       ("cancel-cooling", "cancel the cooling-off of approved cases: back to "
+                        "review, approvals voided")):
+        p = leaf(dis, verb, help, cmd_disposals_case, ("table", "json"))
+        p.set_defaults(verb=verb)
+        p.add_argument("ids", nargs="*" if verb == "exception" else "+", metavar="ID")
+        p.add_argument("--reason", required=True)
+        if verb == "exception":
+            _matching_options(p)
+    p = leaf(dis, "comment", "comment on a case (its history shows it; nothing else changes)",
+             cmd_disposals_case, ("table", "json"))
+    p.set_defaults(verb="comment")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--text", required=True)
     p = leaf(dis, "check", "look for the data of cases awaiting review or execution in their "
              "holding systems (the daemon does this after each evaluation)",
              cmd_disposals_check, ("text", "json"))
@@ -874,6 +1065,34 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "token":
             p.add_argument("--name", dest="token_name", required=True,
                            help="what uses the token (shown in the audit trail)")
+
+    p = leaf(usr, "scope", "limit what a user may review to controllers and categories "
+             "(their groups' scopes add to it)", cmd_users_scope, ("table", "json"))
+    p.add_argument("username", metavar="USERNAME")
+    _scope_arguments(p)
+    p.add_argument("--show", action="store_true", help="show the user's own scope rows")
+
+    grp = group("groups", "review groups: who approves each stage, and what they may review")
+    for verb, help in (("add", "add a review group"), ("list", "list review groups"),
+                       ("show", "show a review group"),
+                       ("delete", "delete a review group (refused while cases wait for it)"),
+                       ("scope", "limit what a group may review to controllers and categories")):
+        p = leaf(grp, verb, help, cmd_groups, ("table", "json"))
+        p.set_defaults(verb=verb)
+        if verb != "list":
+            p.add_argument("name", metavar="GROUP")
+        if verb == "add":
+            p.add_argument("--label", default=None, help="words for people (default: the name)")
+        if verb == "scope":
+            _scope_arguments(p)
+    members = grp.add_parser("members", help="a group's members", parents=[common])
+    msub = members.add_subparsers(dest="members_verb", required=True, metavar="SUBCOMMAND")
+    for verb, help in (("add", "add a user to a group"),
+                       ("remove", "remove a user from a group")):
+        p = leaf(msub, verb, help, cmd_groups, ("table", "json"))
+        p.set_defaults(verb=f"member-{verb}")
+        p.add_argument("name", metavar="GROUP")
+        p.add_argument("username", metavar="USERNAME")
 
     from retentiond.cli.certs import add_commands
 

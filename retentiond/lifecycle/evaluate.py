@@ -8,22 +8,51 @@ two instances at once, can never queue a record twice.
 from __future__ import annotations
 
 import datetime as dt
+import typing
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, case, cast, func, insert, literal, not_, or_, select
+from sqlalchemy import (
+    String,
+    Table,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.lifecycle.holds import expire_holds
-from retentiond.lifecycle.recompute import RecomputeResult, recompute_stale
+from retentiond.lifecycle.recompute import (
+    RecomputeResult,
+    fact_query,
+    facts_from_row,
+    recompute_stale,
+)
 from retentiond.lifecycle.review import AUTO_APPROVER
 from retentiond.lifecycle.sql import has_open_case, no_hold_covers_record
 from retentiond.logs import get_logger
+from retentiond.policy import PolicySet, stages_for
 from retentiond.registry.chain import note_inserted
 from retentiond.registry.db import write_transaction
-from retentiond.registry.models import Approval, AuditEvent, Disposal, Evaluation, Record
+from retentiond.registry.models import (
+    Approval,
+    AuditEvent,
+    Disposal,
+    DisposalStage,
+    Evaluation,
+    Record,
+)
 
+STAGE_BATCH = 5000
+_DISPOSALS = typing.cast(Table, Disposal.__table__)
 #: Advisory lock serialising the queueing transaction on PostgreSQL, in the two-key space
 #: beside the daemon's nightly slot (742100, 1).
 QUEUE_LOCK_KEY = (742100, 2)
@@ -64,6 +93,58 @@ def due_and_unheld(session: Session, as_of: dt.date) -> Any:
     )
 
 
+def write_stages(session: Session, policy: PolicySet, where: Any, now: dt.datetime) -> None:
+    """Give the cases ``where`` selects (a condition on ``Disposal``, e.g. those one
+    evaluation queued) their rule's cooling-off and stages, as ``policy`` says for their
+    record's facts now. Cases of count rules are left as they are (stage NULL)."""
+    cooling = {r.id: r.cooling_off_days for r in policy.rules if r.cooling_off_days}
+    if cooling:
+        session.execute(
+            update(Disposal).where(where, Disposal.rule_id.in_(sorted(cooling)))
+            .values(cooling_off_days=case(cooling, value=Disposal.rule_id, else_=0))
+            .execution_options(synchronize_session=False))
+    staged = {r.id: r for r in policy.rules if r.stages}
+    if not staged:
+        return
+    query = (fact_query().add_columns(Disposal.id, Disposal.rule_id)
+             .join(Disposal, Disposal.record_id == Record.id)
+             .where(where, Disposal.rule_id.in_(sorted(staged)))
+             .order_by(Disposal.id))
+    rows: list[dict[str, Any]] = []
+    firsts: list[dict[str, Any]] = []
+    for row in session.execute(query).yield_per(STAGE_BATCH):
+        disposal_id, rule_id = row[-2], row[-1]
+        stages = stages_for(staged[rule_id], facts_from_row(row))
+        if not stages:
+            continue
+        rows.extend({"disposal_id": disposal_id, "position": i, "name": s.name,
+                     "group_name": s.group} for i, s in enumerate(stages))
+        firsts.append({"b_id": disposal_id, "b_group": stages[0].group})
+    for start in range(0, len(rows), STAGE_BATCH):
+        session.execute(insert(DisposalStage), rows[start:start + STAGE_BATCH])
+    if firsts:
+        session.execute(
+            update(_DISPOSALS).where(_DISPOSALS.c.id == bindparam("b_id"))
+            .values(stage=0, stage_group=bindparam("b_group")), firsts)
+
+
+
+def _cool_auto_approved(session: Session, evaluation_id: int, now: dt.datetime) -> None:
+    """Automatically approved cases of a rule with a cooling-off wait it out like any other
+    (``cooling_off`` until now + its days; ``lifecycle/review.py``)."""
+    days = session.scalars(
+        select(Disposal.cooling_off_days).distinct()
+        .where(Disposal.evaluation_id == evaluation_id, Disposal.state == "approved",
+               Disposal.cooling_off_days > 0)).all()
+    for n in days:
+        session.execute(
+            update(Disposal)
+            .where(Disposal.evaluation_id == evaluation_id, Disposal.state == "approved",
+                   Disposal.cooling_off_days == n)
+            .values(state="cooling_off", cooling_until=now + dt.timedelta(days=n))
+            .execution_options(synchronize_session=False))
+
+
 def evaluate(ctx: Context, as_of: dt.date) -> EvaluationResult:
     """Recompute what is stale, expire holds that have ended, then queue what is due.
 
@@ -102,6 +183,7 @@ def evaluate(ctx: Context, as_of: dt.date) -> EvaluationResult:
                 ),
             )
         )
+        write_stages(session, ctx.policy, Disposal.evaluation_id == run.id, now)
         queued_cases = select(Disposal, Record.record_key).join(
             Record, Record.id == Disposal.record_id
         ).where(Disposal.evaluation_id == run.id).subquery()
@@ -143,6 +225,7 @@ def evaluate(ctx: Context, as_of: dt.date) -> EvaluationResult:
             ).returning(AuditEvent.id)
         )
         note_inserted(session, audited)
+        _cool_auto_approved(session, run.id, now)
         counts = dict(
             session.execute(
                 select(Disposal.state, func.count())

@@ -12,6 +12,7 @@ from retentiond.lifecycle.holds import covered_by
 from retentiond.lifecycle.presence import findings
 from retentiond.lifecycle.recompute import fact_query, facts_from_row
 from retentiond.lifecycle.sql import hold_is_active
+from retentiond.lifecycle.stages import stages_of
 from retentiond.policy import decide_safely
 from retentiond.policy.model import TRIGGERS
 from retentiond.registry.models import (
@@ -20,6 +21,7 @@ from retentiond.registry.models import (
     AuditEvent,
     Controller,
     Disposal,
+    GroupMember,
     Hold,
     Record,
     Subject,
@@ -63,6 +65,13 @@ def explain(ctx: Context, record_key: str, *, as_of: dt.date) -> dict[str, Any]:
             ).order_by(AuditEvent.id)
         )) if cases else []
         finding = findings(session, [record.id]).get(record.id)
+        stages = stages_of(session, [live.id]).get(live.id, []) if live is not None else []
+        waiting = next((st for st in stages if live is not None
+                        and live.state == "pending_review" and st.position == live.stage), None)
+        # Who may act on the stage it waits for: its group's members who have not approved.
+        may_act = [u for u in session.scalars(
+            select(GroupMember.username).where(GroupMember.group_name == waiting.group)
+            .order_by(GroupMember.username)) if u not in approvers] if waiting else []
     if holds:
         state = "held"
     elif live is not None:
@@ -71,7 +80,7 @@ def explain(ctx: Context, record_key: str, *, as_of: dt.date) -> dict[str, Any]:
         state = "due"
     else:
         state = "retained"
-    return {
+    doc: dict[str, Any] = {
         "record_id": record.record_key,
         "category": record.category,
         "controller": controller.code,
@@ -132,6 +141,19 @@ def explain(ctx: Context, record_key: str, *, as_of: dt.date) -> dict[str, Any]:
             for e in history
         ],
     }
+    if live is not None and (stages or live.cooling_off_days):
+        # Staged or cooling-off cases only: a count case's explanation is as it was.
+        doc["disposal"] |= {
+            "stage": live.stage,
+            "stages": [{"position": st.position, "name": st.name, "group": st.group}
+                       for st in stages],
+            "stage_words": (f"Stage {waiting.position + 1} of {len(stages)}: {waiting.name} "
+                            f"(group {waiting.group})") if waiting else None,
+            "may_act": may_act,
+            "cooling_off_days": live.cooling_off_days,
+            "cooling_until": live.cooling_until.isoformat() if live.cooling_until else None,
+        }
+    return doc
 
 
 def explain_text(doc: dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ from retentiond.lifecycle.review import (
     _require_reason,
     _view_ids,
 )
-from retentiond.lifecycle.sql import hold_covers_record
+from retentiond.lifecycle.sql import hold_covers_record, restart_stages
 from retentiond.registry.models import Approval, AuditEvent, Disposal
 
 RETRIED = "DisposalRetried"
@@ -75,6 +75,7 @@ def _move(ctx: Context, ids: list[int], *, reason: str, to: str, kind: str,
                                 .where(Approval.disposal_id == case.id,
                                        Approval.voided_at.is_(None))
                                 .values(voided_at=now))
+                restart_stages(session, [case.id])
             record_event(session, kind=kind, actor=ctx.actor, entity="disposal",
                          entity_id=case.id, at=now, reason=reason,
                          policy_version=ctx.policy.version,

@@ -29,7 +29,7 @@ from retentiond.lifecycle.filters import (
     parse_criteria,
     record_condition,
 )
-from retentiond.lifecycle.sql import hold_covers_record, move_cases
+from retentiond.lifecycle.sql import hold_covers_record, move_cases, restart_stages
 from retentiond.logs import get_logger
 from retentiond.registry.chain import note_inserted
 from retentiond.registry.db import write_transaction
@@ -45,9 +45,10 @@ from retentiond.registry.models import (
     Subject,
 )
 
-#: Live cases a hold stops (a hold cancels a manual task not yet confirmed); ``executing``
+#: Live cases a hold stops (a hold cancels a manual task not yet confirmed, and a cooling-off
+#: wait: holds win at any moment); ``executing``
 #: ones are re-checked by the executor in its own transaction, and may still be stopped there.
-HOLDABLE = ("pending_review", "approved", "pending_confirmation")
+HOLDABLE = ("pending_review", "approved", "pending_confirmation", "cooling_off")
 log = get_logger("retentiond.holds")
 #: The advisory lock evaluation takes for its queueing transaction on PostgreSQL
 #: (``retentiond.lifecycle.evaluate.QUEUE_LOCK_KEY``; not imported, evaluate imports this
@@ -200,12 +201,14 @@ def _move_cases(ctx: Context, session: Session, ids: list[int], expected: tuple[
     meanwhile is left as it is), void their approvals, audit each; return those moved."""
     now = ctx.clock.now()
     moved = move_cases(session, ids, expected=expected, state=state, updated_at=now,
-                       reason=reason)
+                       reason=reason, cooling_until=None)
     if not moved:
         return moved
     session.execute(update(Approval)
                     .where(Approval.disposal_id.in_(moved), Approval.voided_at.is_(None))
                     .values(voided_at=now))
+    # Approvals gone: a staged case starts again at its first stage.
+    restart_stages(session, moved)
     _audit_many(session, [
         {"occurred_at": now, "kind": kind, "actor": ctx.actor, "entity": "disposal",
          "entity_id": str(i), "reason": reason, "policy_version": ctx.policy.version, "data": {}}

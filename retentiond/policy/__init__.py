@@ -5,7 +5,14 @@ Nothing in this package reads a clock, a database or (apart from ``loader``) a f
 
 from __future__ import annotations
 
-from retentiond.policy.engine import Decision, RuleOutcome, citations, decide, decide_safely
+from retentiond.policy.engine import (
+    Decision,
+    RuleOutcome,
+    citations,
+    decide,
+    decide_safely,
+    stages_for,
+)
 from retentiond.policy.facts import Facts
 from retentiond.policy.loader import (
     PolicyError,
@@ -23,6 +30,7 @@ from retentiond.policy.model import (
     Period,
     PolicySet,
     Rule,
+    Stage,
 )
 
 __all__ = [
@@ -39,10 +47,12 @@ __all__ = [
     "PolicySet",
     "Rule",
     "RuleOutcome",
+    "Stage",
     "citations",
     "decide",
     "decide_safely",
     "load_policy_in_force",
     "load_policy_set",
+    "stages_for",
     "unsigned_packs",
 ]

@@ -11,7 +11,15 @@ from typing import Any
 
 from retentiond.policy.dates import DateOutOfRange, add_days, add_period, age_on, round_up
 from retentiond.policy.facts import Facts
-from retentiond.policy.model import ACTIONS, Alternative, Condition, Evidence, PolicySet, Rule
+from retentiond.policy.model import (
+    ACTIONS,
+    Alternative,
+    Condition,
+    Evidence,
+    PolicySet,
+    Rule,
+    Stage,
+)
 
 TERMINATION_RULE_ID = "agreement.termination"
 TERMINATION_CITATION = ("Information Sharing Agreement (seed template), clause 13.1: termination "
@@ -107,6 +115,15 @@ def _holds(cond: Condition, facts: Facts) -> tuple[bool | None, str | None]:
         if cond.age_at_closure_below is not None and age >= cond.age_at_closure_below:
             return False, None
     return True, None
+
+
+def stages_for(rule: Rule | None, facts: Facts) -> tuple[Stage, ...]:
+    """The stages of ``rule`` a case for a record with ``facts`` goes through, in order: those
+    whose ``when`` holds, and those it cannot tell for want of a fact (more review, never
+    less). Empty for a count rule (or no rule)."""
+    if rule is None:
+        return ()
+    return tuple(s for s in rule.stages if _holds(s.when, facts)[0] is not False)
 
 
 def due_from(alt: Alternative, anchor: dt.date) -> dt.date:

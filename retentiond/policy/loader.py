@@ -18,7 +18,9 @@ from retentiond.policy.model import (
     ACTIONS,
     ALWAYS,
     BASES,
+    MAX_COOLING_OFF_DAYS,
     MAX_PERIOD_YEARS,
+    MAX_STAGES,
     MISSING_DAY,
     ROUNDINGS,
     TRIGGERS,
@@ -29,7 +31,9 @@ from retentiond.policy.model import (
     Period,
     PolicySet,
     Rule,
+    Stage,
 )
+from retentiond.usernames import UsernameError, check_group_name
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -42,7 +46,10 @@ _PACK_KEYS = {"name", "title", "description", "requires_local_signoff", "signed_
 _EVIDENCE_KEYS = {"source_quote", "source_url", "basis", "local_reading"}
 _RULE_KEYS = {"id", "category", "title", "action", "approvals_required", "auto_approve",
               "citation", "when", "alternatives", "trigger", "period", "round_to",
-              "after_period_end", "missing_day", "note"} | _EVIDENCE_KEYS
+              "after_period_end", "missing_day", "note", "stages",
+              "cooling_off_days"} | _EVIDENCE_KEYS
+_DEFAULTS_KEYS = {"stages", "cooling_off_days"}
+_STAGE_KEYS = {"name", "group", "when"}
 _ALT_KEYS = {"when", "trigger", "period", "round_to", "after_period_end", "missing_day", "note"}
 _COND_KEYS = {"has_flags", "lacks_flags", "deceased", "died_before_age",
               "age_at_closure_at_least", "age_at_closure_below"}
@@ -131,6 +138,71 @@ def _condition(c: _Collector, where: str, value: Any) -> Condition:
     return Condition(**kwargs)
 
 
+def _stages(c: _Collector, where: str, value: Any) -> tuple[Stage, ...] | None:
+    """``stages = [{ name = "...", group = "...", when = { has_flags = [...] } }, ...]``."""
+    if not isinstance(value, list) or not value:
+        c.add(where, "must be a non-empty list of stages such as "
+              '[{ name = "ig", group = "ig" }]')
+        return None
+    if len(value) > MAX_STAGES:
+        c.add(where, f"names {len(value)} stages: at most {MAX_STAGES}")
+        return None
+    stages: list[Stage] = []
+    seen: set[str] = set()
+    before = len(c.problems)
+    ok = True
+    for i, table in enumerate(value):
+        at = f"{where}[{i}]"
+        if not isinstance(table, dict):
+            c.add(at, "must be a table such as { name = \"ig\", group = \"ig\" }")
+            ok = False
+            continue
+        _check_keys(c, at, table, _STAGE_KEYS)
+        name = _str(c, at, table, "name")
+        if name is not None and len(name) > 100:
+            c.add(f"{at}.name", "must be at most 100 characters")
+            name = None
+        if name is not None and name.lower() in seen:
+            c.add(f"{at}.name", f"{name!r} names an earlier stage too: each stage needs its "
+                  "own name")
+            name = None
+        group_text = _str(c, at, table, "group")
+        group = None
+        if group_text is not None:
+            try:
+                group = check_group_name(group_text)
+            except UsernameError as exc:
+                c.add(f"{at}.group", str(exc))
+        when = _condition(c, f"{at}.when", table.get("when"))
+        if name is None or group is None:
+            ok = False
+            continue
+        seen.add(name.lower())
+        stages.append(Stage(name=name, group=group, when=when))
+    return tuple(stages) if ok and len(c.problems) == before else None
+
+
+def _cooling(c: _Collector, where: str, value: Any) -> int | None:
+    return _int(c, where, value, minimum=0, maximum=MAX_COOLING_OFF_DAYS)
+
+
+def _defaults(c: _Collector, table: Any) -> tuple[tuple[Stage, ...], int]:
+    """``[defaults]``: the stages and cooling-off of the pack's rules that set none."""
+    if table is None:
+        return (), 0
+    if not isinstance(table, dict):
+        c.add("defaults", "must be a table: [defaults]")
+        return (), 0
+    _check_keys(c, "defaults", table, _DEFAULTS_KEYS)
+    stages: tuple[Stage, ...] = ()
+    if "stages" in table:
+        stages = _stages(c, "defaults.stages", table["stages"]) or ()
+    cooling = 0
+    if "cooling_off_days" in table:
+        cooling = _cooling(c, "defaults.cooling_off_days", table["cooling_off_days"]) or 0
+    return stages, cooling
+
+
 def _evidence(c: _Collector, where: str, table: Mapping[str, Any]) -> Evidence:
     quote = _str(c, where, table, "source_quote", required=False)
     url = _str(c, where, table, "source_url", required=False)
@@ -189,7 +261,8 @@ def _alternative(c: _Collector, where: str, table: Mapping[str, Any]) -> Alterna
     )
 
 
-def _rule(c: _Collector, index: int, table: Any, pack_name: str, path: str) -> Rule | None:
+def _rule(c: _Collector, index: int, table: Any, pack_name: str, path: str,
+          defaults: tuple[tuple[Stage, ...], int] = ((), 0)) -> Rule | None:
     if not isinstance(table, dict):
         c.add(f"rules[{index}]", "must be a table ([[rules]])")
         return None
@@ -212,6 +285,21 @@ def _rule(c: _Collector, index: int, table: Any, pack_name: str, path: str) -> R
     auto = _bool(c, f"{where}.auto_approve", table.get("auto_approve", False))
     if auto and approvals is not None and approvals > 1:
         c.add(f"{where}.auto_approve", "cannot be true when approvals_required is more than 1")
+    stages: tuple[Stage, ...] | None = ()
+    if "stages" in table:
+        stages = _stages(c, f"{where}.stages", table["stages"])
+        if "approvals_required" in table and approvals is not None and approvals > 1:
+            c.add(f"{where}.approvals_required", "cannot be more than 1 when the rule names "
+                  "stages: each stage is one approval (give stages or a count, not both)")
+    elif "approvals_required" not in table:
+        # The pack's default stages, for a rule that asks for neither stages nor a count.
+        stages = defaults[0]
+    if stages and auto:
+        c.add(f"{where}.auto_approve", "cannot be true when the rule has stages: each stage "
+              "is approved by a person")
+    cooling: int | None = defaults[1]
+    if "cooling_off_days" in table:
+        cooling = _cooling(c, f"{where}.cooling_off_days", table["cooling_off_days"])
     citation = _str(c, where, table, "citation")
     when = _condition(c, f"{where}.when", table.get("when"))
     evidence = _evidence(c, where, table)
@@ -247,14 +335,15 @@ def _rule(c: _Collector, index: int, table: Any, pack_name: str, path: str) -> R
     else:
         alternatives.append(_alternative(c, where, inline))
     if (rule_id is None or category is None or action is None or approvals is None
-            or auto is None or citation is None or any(a is None for a in alternatives)):
+            or auto is None or citation is None or any(a is None for a in alternatives)
+            or stages is None or cooling is None):
         return None
     return Rule(
         id=rule_id, category=category, title=title,
         alternatives=tuple(a for a in alternatives if a is not None),
         action=action, approvals_required=approvals, auto_approve=auto,
         citation=citation, source=f"{path}#{pack_name}", when=when, note=rule_note,
-        evidence=evidence,
+        evidence=evidence, stages=stages, cooling_off_days=cooling,
     )
 
 
@@ -267,7 +356,7 @@ def _load_pack(path: Path, data: bytes, c: _Collector) -> tuple[Pack | None, lis
     except tomllib.TOMLDecodeError as exc:
         c.add("file", f"is not valid TOML: {exc}")
         return None, []
-    _check_keys(c, "", doc, {"pack", "rules", "categories"})
+    _check_keys(c, "", doc, {"pack", "rules", "categories", "defaults"})
     meta = doc.get("pack")
     if not isinstance(meta, dict):
         c.add("pack", "a [pack] table with at least name and title is required")
@@ -298,7 +387,9 @@ def _load_pack(path: Path, data: bytes, c: _Collector) -> tuple[Pack | None, lis
     if not isinstance(raw_rules, list) or not raw_rules:
         c.add("rules", "a pack needs at least one [[rules]] table")
         raw_rules = []
-    rules = [r for i, t in enumerate(raw_rules) if (r := _rule(c, i, t, name, str(path)))]
+    defaults = _defaults(c, doc.get("defaults"))
+    rules = [r for i, t in enumerate(raw_rules)
+             if (r := _rule(c, i, t, name, str(path), defaults))]
     labels = _labels(c, doc.get("categories", {}))
     pack = Pack(
         name=name, title=title, path=str(path), requires_local_signoff=bool(signoff),

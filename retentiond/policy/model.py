@@ -159,6 +159,27 @@ class Evidence:
 
 NO_EVIDENCE = Evidence()
 
+#: The most stages a rule may name.
+MAX_STAGES = 5
+#: The longest cooling-off period, in days.
+MAX_COOLING_OFF_DAYS = 365
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Stage:
+    """One ordered review stage: approved by a member of ``group`` (a review group's name),
+    a different person from every earlier stage. A stage whose ``when`` does not hold for the
+    record's facts when the case is queued is left out of that case (a condition that cannot
+    be told for want of a fact keeps the stage: more review, never less)."""
+
+    name: str
+    group: str
+    when: Condition = ALWAYS
+
+    def describe(self) -> str:
+        when = "" if self.when.is_empty else f" (when {self.when.describe()})"
+        return f"{self.name}: group {self.group}{when}"
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Rule:
@@ -174,6 +195,12 @@ class Rule:
     citation: str
     source: str
     when: Condition = ALWAYS
+    #: Ordered review stages instead of ``approvals_required`` unordered approvals (empty: a
+    #: count rule). Left out of ``repr`` so that rules without stages digest as before; the
+    #: digest adds them when set (``PolicySet.category_digest``).
+    stages: tuple[Stage, ...] = field(default=(), repr=False)
+    #: Days an approved case waits (state ``cooling_off``) before it may be carried out.
+    cooling_off_days: int = field(default=0, repr=False)
     # Words for people: they cannot change a decision, so they are left out of ``repr`` and
     # with it out of ``category_digest`` (editing a quote must not recompute a single record).
     note: str | None = field(default=None, repr=False)
@@ -223,6 +250,13 @@ class PolicySet:
                     return label
         return fallback_label(category)
 
+    def rule(self, rule_id: str | None) -> Rule | None:
+        """The rule with this id, if any (None for the engine's termination rule)."""
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        return None
+
     def rules_for(self, category: str) -> tuple[Rule, ...]:
         """Every rule that names this category."""
         return tuple(r for r in self.rules if r.category == category)
@@ -242,4 +276,8 @@ class PolicySet:
             # ``source`` names the file the rule was read from; moving the policy directory
             # cannot change a decision, so it must not make every record look stale.
             h.update(repr(replace(rule, source="")).encode())
+            # Stages and cooling-off only when set: a pack without them digests as it did
+            # before they existed, so upgrading recomputes nothing.
+            if rule.stages or rule.cooling_off_days:
+                h.update(repr((rule.stages, rule.cooling_off_days)).encode())
         return h.hexdigest()[:16]

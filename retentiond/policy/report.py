@@ -207,10 +207,19 @@ def plain_english(rule: Rule) -> tuple[str, ...]:
 
 
 def _approvals(rule: Rule) -> str:
+    cooling = (f" Once approved, it waits {rule.cooling_off_days} day"
+               f"{'' if rule.cooling_off_days == 1 else 's'} (cooling-off) before it can be "
+               "carried out; an IG officer may cancel it meanwhile."
+               if rule.cooling_off_days else "")
+    if rule.stages:
+        stages = "; ".join(f"{i}. {s.describe()}" for i, s in enumerate(rule.stages, start=1))
+        return (f"Each disposal is approved in {len(rule.stages)} stages, in order, each by a "
+                f"member of the stage's group and a different person from every earlier "
+                f"stage: {stages}.{cooling}")
     people = ("one person" if rule.approvals_required == 1
               else f"{rule.approvals_required} different people")
     auto = " (it may be approved automatically)" if rule.auto_approve else ""
-    return f"Each disposal needs the approval of {people}{auto}."
+    return f"Each disposal needs the approval of {people}{auto}.{cooling}"
 
 
 def _local_decisions(rule_note: str | None, evidence: Evidence) -> tuple[str, ...]:

@@ -36,12 +36,18 @@ NAMING = {
 #: Disposal states in which a record has a live case: at most one per record.
 OPEN_STATES = (
     "pending_review", "held", "approved", "executing", "pending_confirmation", "failed",
+    "cooling_off", "exception",
 )
-#: Every disposal state (DESIGN.md section 4).
+#: Every disposal state (DESIGN.md section 4). ``cooling_off``: approved at its last stage,
+#: waiting until ``cooling_until`` before execution may claim it. ``exception``: raised by a
+#: reviewer, back with the IG officer (``lifecycle/review.py``).
 DISPOSAL_STATES = (
     "pending_review", "held", "approved", "executing", "pending_confirmation", "executed",
     "certified", "notified", "failed", "deferred", "rejected", "withdrawn",
+    "cooling_off", "exception",
 )
+#: Who a review scope row belongs to (``review_scopes.principal_kind``).
+PRINCIPAL_KINDS = ("group", "user")
 HOLD_TYPES = ("legal", "subject_access", "inquiry", "complaint", "police", "other")
 HOLD_SCOPES = ("record", "subject", "category", "controller", "filter")
 
@@ -227,6 +233,17 @@ class Disposal(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     #: After a transient connector error: not claimed again before this instant (backoff).
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    #: For a staged rule: the 0-based position (in ``disposal_stages``) of the stage the case
+    #: waits for. None for a count rule (``approvals_required`` unordered approvals).
+    stage: Mapped[int | None] = mapped_column(Integer)
+    #: That stage's group (copied from ``disposal_stages`` for set-based queries); None for a
+    #: count rule.
+    stage_group: Mapped[str | None] = mapped_column(String(100))
+    #: Days an approved case waits (state ``cooling_off``) before execution may claim it: the
+    #: rule's ``cooling_off_days`` when the case was queued.
+    cooling_off_days: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: While ``cooling_off``: when the wait ends.
+    cooling_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
@@ -245,6 +262,53 @@ class Disposal(Base):
             postgresql_where=text(f"state IN ({', '.join(repr(s) for s in OPEN_STATES)})"),
         ),
     )
+
+
+class DisposalStage(Base):
+    """One ordered review stage of a staged case: written when the case is queued (evaluate,
+    recompute), from its rule's ``stages`` whose ``when`` matched the record's facts then."""
+
+    __tablename__ = "disposal_stages"
+    disposal_id: Mapped[int] = mapped_column(ForeignKey("disposals.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(100))
+    group_name: Mapped[str] = mapped_column(String(100))
+
+
+class ReviewGroup(Base):
+    """A named group of reviewers (a stage names one). ``name`` is checked like a user name
+    and stored NFKC, lower-case (``retentiond/lifecycle/scopes.py`` ``check_group_name``)."""
+
+    __tablename__ = "review_groups"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class GroupMember(Base):
+    """A web user (by ``web_users.username``, as stored) in a review group."""
+
+    __tablename__ = "group_members"
+    group_name: Mapped[str] = mapped_column(ForeignKey("review_groups.name"), primary_key=True)
+    username: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+    __table_args__ = (Index("ix_group_members_username", "username"),)
+
+
+class ReviewScope(Base):
+    """One row of a group's or user's review scope: controller (code) and category, each None
+    for any. A principal with no rows is unscoped; with rows, a case is in scope if any row
+    matches (``retentiond/lifecycle/scopes.py``)."""
+
+    __tablename__ = "review_scopes"
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    #: ``group`` or ``user`` (``PRINCIPAL_KINDS``).
+    principal_kind: Mapped[str] = mapped_column(String(10))
+    principal: Mapped[str] = mapped_column(String(200))
+    controller: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (Index("ix_review_scopes_principal", "principal_kind", "principal"),)
 
 
 class DisposalExecution(Base):
@@ -319,6 +383,9 @@ class Approval(Base):
     approved_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     #: Approvals are cleared (not deleted) when a hold or a changed due date resets review.
     voided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    #: The stage position this approval satisfied (None for a count rule). With
+    #: ``uq_approvals_live`` one person cannot approve two stages of one case.
+    stage: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         Index("ix_approvals_disposal_id", "disposal_id"),
@@ -664,6 +731,7 @@ __all__ = [
     "HOLD_SCOPES",
     "HOLD_TYPES",
     "OPEN_STATES",
+    "PRINCIPAL_KINDS",
     "Acknowledgement",
     "AdvanceNotice",
     "AdvanceNoticeItem",
@@ -678,7 +746,9 @@ __all__ = [
     "ControllerSettings",
     "Disposal",
     "DisposalExecution",
+    "DisposalStage",
     "Evaluation",
+    "GroupMember",
     "Hold",
     "IdempotentRequest",
     "ImportRun",
@@ -687,6 +757,8 @@ __all__ = [
     "PolicyVersion",
     "Record",
     "RecordPresence",
+    "ReviewGroup",
+    "ReviewScope",
     "SavedFilter",
     "SourceRun",
     "Subject",

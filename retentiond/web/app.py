@@ -101,9 +101,11 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
         dashboard,
         exports,
         filters,
+        groups,
         holds,
         public,
         queue,
+        queue_matching,
         records,
         signin,
         sources,
@@ -115,9 +117,10 @@ def create_app(cfg: Config, *, policy: PolicySet | None = None, clock: Clock | N
     )
 
     # exports first: /holds/export.csv must win over /holds/{id}
-    for module in (signin, account, dashboard, exports, queue, records, tasks, holds, filters,
-                   policy_pages, audit, certificates, public, users, sources, api_disposals,
-                   api_tasks, api_records, api_holds, api_filters, api_overview, api_tokens,
+    for module in (signin, account, dashboard, exports, queue, queue_matching, records, tasks,
+                   holds, filters, policy_pages, audit, certificates, public, users, groups,
+                   sources, api_disposals, api_tasks, api_records, api_holds, api_filters,
+                   api_overview, api_tokens,
                    api_feed):
         app.include_router(module.router)
     if settings.oidc is not None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from retentiond.lifecycle.holds import covered_by
 from retentiond.lifecycle.review import DisposalView
 from retentiond.lifecycle.review import _views as disposal_views  # the lifecycle's one view builder
+from retentiond.lifecycle.scopes import record_scope
 from retentiond.lifecycle.sql import DONE_STATES
 from retentiond.policy import ACTIONS, PolicySet
 from retentiond.policy.engine import TERMINATION_RULE_ID
@@ -140,8 +141,8 @@ class QueuePage(_Position):
 
 
 def _queue_conditions(f: QueueFilter, controller_id: int | None,
-                      controller_ids: dict[str, int]) -> list[Any]:
-    where: list[Any] = []
+                      controller_ids: dict[str, int], scope: Any = None) -> list[Any]:
+    where: list[Any] = [] if scope is None else [scope]
     if f.state:
         where.append(Disposal.state == f.state)
     if f.rule:
@@ -165,18 +166,22 @@ def _queue_conditions(f: QueueFilter, controller_id: int | None,
     return where
 
 
-def _needs_record(f: QueueFilter, controller_id: int | None) -> bool:
-    return bool(f.category or f.controller or controller_id is not None or f.gone_at_source)
+def _needs_record(f: QueueFilter, controller_id: int | None, scope: Any = None) -> bool:
+    return bool(f.category or f.controller or controller_id is not None or f.gone_at_source
+                or scope is not None)
 
 
-def queue_page(session: Session, f: QueueFilter, *, controller_id: int | None) -> QueuePage:
+def queue_page(session: Session, f: QueueFilter, *, controller_id: int | None,
+               reviewer: str | None = None) -> QueuePage:
     """One page of disposal cases, keyset-paged on (due_on, id) or id: as fast on page 2,000
-    as on page 1, since no row before the page is read."""
+    as on page 1, since no row before the page is read. ``reviewer``: only the cases in that
+    user's review scope (``lifecycle/scopes.py``)."""
     controller_ids: dict[str, int] = {
         code: ident for code, ident in session.execute(
             select(Controller.code, Controller.id).where(Controller.code == f.controller))
     } if f.controller else {}
-    where = _queue_conditions(f, controller_id, controller_ids)
+    scope = record_scope(session, reviewer)
+    where = _queue_conditions(f, controller_id, controller_ids, scope)
     backwards = f.before is not None
     cursor = f.before if backwards else f.after
     # Going back is going forward in the opposite order, then turning the page round.
@@ -197,7 +202,7 @@ def queue_page(session: Session, f: QueueFilter, *, controller_id: int | None) -
     keys = [Disposal.due_on, Disposal.id] if f.sort == "due_on" else [Disposal.id]
     order = [k.desc() for k in keys] if descending else keys
     query = select(Disposal.id)
-    if _needs_record(f, controller_id):
+    if _needs_record(f, controller_id, scope):
         query = query.join(Record, Record.id == Disposal.record_id)
     ids = list(session.scalars(query.where(*where).order_by(*order).limit(f.limit + 1)))
     more = len(ids) > f.limit
@@ -208,11 +213,11 @@ def queue_page(session: Session, f: QueueFilter, *, controller_id: int | None) -
         if ids else {}
     items = [by_id[i] for i in ids]
     matching = select(Disposal.id)
-    if _needs_record(f, controller_id):
+    if _needs_record(f, controller_id, scope):
         matching = matching.join(Record, Record.id == Disposal.record_id)
     # Counted up to a cap: an exact count of 100,000 cases costs more than the page itself,
     # and "more than 10,000" is all a reviewer needs to know.
-    capped = (matching.where(*_queue_conditions(f, controller_id, controller_ids))
+    capped = (matching.where(*_queue_conditions(f, controller_id, controller_ids, scope))
               .limit(COUNT_CAP + 1).subquery())
     total = int(session.scalar(select(func.count()).select_from(capped)) or 0)
     has_next = more if not backwards else True
@@ -223,7 +228,7 @@ def queue_page(session: Session, f: QueueFilter, *, controller_id: int | None) -
         keys_first = ((Disposal.due_on, first.due_on), (Disposal.id, first.id)) \
             if f.sort == "due_on" else ((Disposal.id, first.id),)
         earlier = _before(keys_first, descending=f.descending)
-        ahead = (matching.where(*_queue_conditions(f, controller_id, controller_ids), earlier)
+        ahead = (matching.where(*_queue_conditions(f, controller_id, controller_ids, scope), earlier)
                  .limit(COUNT_CAP + 1).subquery())
         start = int(session.scalar(select(func.count()).select_from(ahead)) or 0) + 1
     return QueuePage(
@@ -244,12 +249,12 @@ def _before(keys: tuple[tuple[Any, Any], ...], *, descending: bool) -> Any:
 
 
 def queue_all(session: Session, f: QueueFilter, *, controller_id: int | None,
-              limit: int = 100_000) -> list[DisposalView]:
+              limit: int = 100_000, reviewer: str | None = None) -> list[DisposalView]:
     """Every case the filter matches (for exports), read in pages of 500."""
     out: list[DisposalView] = []
     page = replace(f, after=None, before=None, limit=500)
     while len(out) < limit:
-        result = queue_page(session, page, controller_id=controller_id)
+        result = queue_page(session, page, controller_id=controller_id, reviewer=reviewer)
         out.extend(result.items)
         if not result.next_cursor:
             break
@@ -257,15 +262,30 @@ def queue_all(session: Session, f: QueueFilter, *, controller_id: int | None,
     return out[:limit]
 
 
-def disposals_for_ids(session: Session, ids: list[int], *, controller_id: int | None) -> list[int]:
-    """Those of ``ids`` the user may act on (a controller user: none of another's)."""
+def disposals_for_ids(session: Session, ids: list[int], *, controller_id: int | None,
+                      reviewer: str | None = None) -> list[int]:
+    """Those of ``ids`` the user may act on (a controller user: none of another's; a scoped
+    reviewer: none outside their scope)."""
     if not ids:
         return []
     query = select(Disposal.id).where(Disposal.id.in_(ids))
+    scope = record_scope(session, reviewer)
+    if controller_id is not None or scope is not None:
+        query = query.join(Record, Record.id == Disposal.record_id)
     if controller_id is not None:
-        query = query.join(Record, Record.id == Disposal.record_id).where(
-            Record.controller_id == controller_id)
+        query = query.where(Record.controller_id == controller_id)
+    if scope is not None:
+        query = query.where(scope)
     return list(session.scalars(query))
+
+
+def record_in_scope(session: Session, record_key: str, reviewer: str | None) -> bool:
+    """Whether a scoped reviewer may see this record (an unscoped one: yes)."""
+    scope = record_scope(session, reviewer)
+    if scope is None:
+        return True
+    return session.scalar(select(Record.id).where(Record.record_key == record_key, scope)) \
+        is not None
 
 
 def record_keys_for(session: Session, disposal_ids: list[int]) -> list[str]:
@@ -317,8 +337,11 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 
 def dashboard(session: Session, *, as_of: dt.date, overdue_days: int,
-              controller_id: int | None) -> Dashboard:
+              controller_id: int | None, reviewer: str | None = None) -> Dashboard:
     scope = [Record.controller_id == controller_id] if controller_id is not None else []
+    review_scope = record_scope(session, reviewer)
+    if review_scope is not None:
+        scope.append(review_scope)
     counts = session.execute(
         select(Disposal.state, func.count()).join(Record, Record.id == Disposal.record_id)
         .where(*scope).group_by(Disposal.state)

@@ -35,6 +35,9 @@ REVIEW = "review"                  # defer and reject disposals; retry failed on
                                    # to review; the tasks for a person (confirm data not found or a
                                    # destruction, send a finding back)
 HOLD = "hold"                      # place and lift holds
+#: Raise an exception on a case (out of review, back to the IG officer) and comment on it:
+#: anyone who approves or reviews.
+DISCUSS = "discuss"
 VIEW_FILTERS = "view_filters"      # saved queue filters (their criteria name controllers)
 MANAGE_FILTERS = "manage_filters"  # save and delete queue filters (a filter can scope a hold)
 MANAGE_USERS = "manage_users"      # users, their sessions; list and revoke anyone's API
@@ -47,15 +50,15 @@ FEED = "feed"                      # push records and trigger events (API tokens
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
-                        VIEW_AUDIT, EXPORT, PREVIEW_POLICY, REVIEW, HOLD, MANAGE_FILTERS, RESEND,
+                        VIEW_AUDIT, EXPORT, PREVIEW_POLICY, REVIEW, DISCUSS, HOLD, MANAGE_FILTERS, RESEND,
                         MANAGE_USERS, VIEW_SOURCES}),
     "ig_officer": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
-                             VIEW_AUDIT, EXPORT, PREVIEW_POLICY, REVIEW, HOLD, MANAGE_FILTERS,
+                             VIEW_AUDIT, EXPORT, PREVIEW_POLICY, REVIEW, DISCUSS, HOLD, MANAGE_FILTERS,
                              RESEND, VIEW_SOURCES}),
     # Approval is its own role so that deciding and approving can be different people; one
     # person may hold both roles where an organisation allows it.
     "approver": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
-                           EXPORT, APPROVE}),
+                           EXPORT, APPROVE, DISCUSS}),
     "auditor": frozenset({VIEW, VIEW_HOLDS, VIEW_HOLD_DETAILS, VIEW_FILTERS, VIEW_POLICY,
                           VIEW_AUDIT, EXPORT, PREVIEW_POLICY, VIEW_SOURCES}),
     # Everything a controller reads is filtered to its own organisation's records; saved
@@ -103,6 +106,17 @@ ROUTE_RULES: dict[str, str] = {
     "queue_hold": HOLD,
     "queue_retry": REVIEW,
     "queue_return": REVIEW,
+    # every case a filter selects: the confirmation page needs the action's own permission
+    # (checked in the route: APPROVE for approve, REVIEW for defer and reject)
+    "queue_matching_page": VIEW,
+    "queue_matching_approve": APPROVE,
+    "queue_matching_defer": REVIEW,
+    "queue_matching_reject": REVIEW,
+    "queue_matching_exception": DISCUSS,
+    "queue_exception": DISCUSS,
+    "queue_comment": DISCUSS,
+    "queue_resume": REVIEW,
+    "queue_cancel_cooling": REVIEW,
     "record_page": VIEW,
     # tasks for a person: data not found, manual destruction and review actions to confirm
     "tasks_page": REVIEW,
@@ -132,6 +146,11 @@ ROUTE_RULES: dict[str, str] = {
     "users_disable": MANAGE_USERS,
     "users_revoke_sessions": MANAGE_USERS,
     "users_revoke_token": MANAGE_USERS,
+    "groups_page": MANAGE_USERS,
+    "groups_add": MANAGE_USERS,
+    "groups_member_add": MANAGE_USERS,
+    "groups_member_remove": MANAGE_USERS,
+    "groups_scope": MANAGE_USERS,
     # REST API (/api/v1)
     "api_me": SIGNED_IN,
     # the caller's own tokens (an administrator may list and revoke anyone's: checked in the
@@ -150,6 +169,17 @@ ROUTE_RULES: dict[str, str] = {
     "api_disposals_confirm_not_found": REVIEW,
     "api_disposals_confirm_destruction": REVIEW,
     "api_disposals_send_back": REVIEW,
+    # everything a filter selects: the preview needs the action's own permission (checked in
+    # the route: APPROVE for approve, REVIEW for defer and reject)
+    "api_disposals_matching_preview": VIEW,
+    "api_disposals_approve_matching": APPROVE,
+    "api_disposals_defer_matching": REVIEW,
+    "api_disposals_reject_matching": REVIEW,
+    "api_disposals_exception_matching": DISCUSS,
+    "api_disposals_exception": DISCUSS,
+    "api_disposals_comment": DISCUSS,
+    "api_disposals_resume": REVIEW,
+    "api_disposals_cancel_cooling": REVIEW,
     "api_record": VIEW,
     "api_holds": VIEW_HOLDS,
     "api_hold": VIEW_HOLDS,

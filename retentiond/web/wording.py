@@ -15,7 +15,7 @@ STATE_LABELS = {
     "pending_confirmation": "Pending confirmation",
     "executed": "Executed", "certified": "Certified", "notified": "Notified", "failed": "Failed",
     "deferred": "Deferred", "rejected": "Rejected", "withdrawn": "Withdrawn", "due": "Due",
-    "retained": "Retained",
+    "retained": "Retained", "cooling_off": "Cooling off", "exception": "Exception raised",
 }
 #: GOV.UK tag colours by state.
 STATE_TAGS = {
@@ -25,6 +25,7 @@ STATE_TAGS = {
     "executed": "govuk-tag--grey", "certified": "govuk-tag--grey", "notified": "govuk-tag--grey",
     "failed": "govuk-tag--red", "deferred": "govuk-tag--purple", "rejected": "govuk-tag--pink",
     "withdrawn": "govuk-tag--grey", "due": "govuk-tag--blue", "retained": "govuk-tag--grey",
+    "cooling_off": "govuk-tag--teal", "exception": "govuk-tag--magenta",
 }
 _TRIGGER_WORDS = {
     "opened_on": "the record was opened (or the report made) on",
@@ -102,6 +103,11 @@ ROLE_LABELS = {
 _EVENT_WORDS = {
     "DisposalQueued": "Case opened for review",
     "DisposalApprovalRecorded": "Approval recorded (another approver needed)",
+    "DisposalExceptionRaised": "Exception raised: back to the IG officer",
+    "DisposalResumed": "Sent on to review after an exception",
+    "DisposalCommented": "Comment",
+    "CoolingOffEnded": "Cooling-off ended: ready to be carried out",
+    "CoolingOffCancelled": "Cooling-off cancelled: back to review",
     "DisposalApproved": "Case approved",
     "DisposalClaimed": "Disposal started",
     "DisposalExecuted": "Disposal carried out and checked",

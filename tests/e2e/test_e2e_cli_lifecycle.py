@@ -17,7 +17,8 @@ EVALUATE_KEYS = {"evaluation_id", "as_of", "policy_version", "queued", "auto_app
                  "holds_expired", "recomputed", "due_dates_changed", "cases_withdrawn"}
 DISPOSAL_KEYS = {"id", "record_id", "category", "controller", "state", "due_on", "action",
                  "rule", "policy_version", "approvals_required", "approved_by", "reason",
-                 "updated_at", "not_found_in", "last_error", "attempts"}
+                 "updated_at", "not_found_in", "last_error", "attempts", "stage",
+                 "stage_group", "stages", "cooling_off_days", "cooling_until"}
 HOLD_KEYS = {"id", "scope", "type", "reason", "placed_by", "placed_at", "until", "lifted_at",
              "lifted_by", "lift_reason", "active", "records_covered", "covers", "criteria"}
 EXPLAIN_KEYS = {"record_id", "category", "controller", "agreement", "system", "locator",
@@ -38,7 +39,7 @@ SHOW_PACK_KEYS = {"name", "title", "path", "sha256", "requires_local_signoff", "
                   "signed_off_on", "signed_off_report_sha256"}
 SHOW_RULE_KEYS = {"id", "category", "title", "action", "approvals_required", "auto_approve",
                   "citation", "note", "source_quote", "source_url", "basis", "local_reading",
-                  "when", "alternatives"}
+                  "when", "stages", "cooling_off_days", "alternatives"}
 SHOW_ALT_KEYS = {"when", "trigger", "period", "round_to", "after_period_end", "missing_day"}
 
 CONTROLLERS = """code,name,email,webhook_url

@@ -82,6 +82,13 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         save_filter(officer, name="Referrals due by 2027",
                     criteria={"category": "safeguarding.referral", "due_to": "2027-12-31"})
         tasks = open_tasks(estate, tmp_path_factory.mktemp("tasks"), manual=1)
+        from retentiond.lifecycle.groups import add_group, add_member, set_scope
+
+        admin = replace(ctx, actor="admin")
+        add_group(admin, "service-managers", label="Service managers")
+        add_member(admin, "service-managers", "approver2")
+        set_scope(admin, "group", "service-managers", controllers=["DEMO-SCH-01"],
+                  categories=[])
         yield Site(base=base, estate=estate, pending_key=pending_key, failed_key=failed_key,
                    own_key=own_key, hold_id=hold.id, serials=serials,
                    task_keys=(tasks["manual"][0][1], tasks["not_found"][0][1]))
@@ -107,9 +114,10 @@ def pages_for(site: Site, user: str) -> list[str]:
     tasks = ["/tasks", f"/records/{site.task_keys[0]}?from=tasks",
              f"/records/{site.task_keys[1]}?from=tasks"]
     extra = {"officer": ["/audit", "/audit?entity=disposal&limit=20", "/holds?all=true",
+                         "/queue/matching?verb=defer", "/queue/matching?verb=exception",
                          *tasks],
-             "auditor": ["/audit"], "approver1": [],
-             "admin": ["/audit", "/users", "/users/new", *tasks]}
+             "auditor": ["/audit"], "approver1": ["/queue/matching?verb=approve"],
+             "admin": ["/audit", "/users", "/users/new", "/groups", *tasks]}
     return common + extra[user]
 
 

@@ -78,11 +78,12 @@ def issue_demo_certificates(estate: Estate, workdir: Path) -> dict[str, str]:
 
 @contextmanager
 def running_app(workdir: Path, *, records: int = 400, template: Path | None = None,
-                port: int | None = None, oidc: dict[str, str] | None = None
-                ) -> Iterator[tuple[str, Estate]]:
+                port: int | None = None, oidc: dict[str, str] | None = None,
+                policies: list[Path] | None = None) -> Iterator[tuple[str, Estate]]:
     """Seed a SQLite registry in ``workdir`` and serve it; yield its base URL and the estate.
     With ``oidc``, a ``[web.oidc]`` section (paths relative to ``workdir``) and the public URL
-    it needs; ``port`` fixes the port (the redirect URI registered with a provider)."""
+    it needs; ``port`` fixes the port (the redirect URI registered with a provider);
+    ``policies``: other packs than the default one."""
     from retentiond.web.app import create_app, serve
 
     db = workdir / "registry.db"
@@ -91,7 +92,7 @@ def running_app(workdir: Path, *, records: int = 400, template: Path | None = No
     url = f"sqlite:///{db}"
     if template is None:
         upgrade(make_engine(url))
-    policy = load_policy_set([ROOT / "policies" / "isa-default.toml"])
+    policy = load_policy_set(policies or [ROOT / "policies" / "isa-default.toml"])
     clock = FixedClock(CLOCK_AT)
     estate = seed(url, policy, clock, records=records)
     port = port or free_port()

@@ -207,7 +207,8 @@ def test_list_disposals_by_state_and_keys(queue):
     assert views[0].as_json().keys() == {
         "id", "record_id", "category", "controller", "state", "due_on", "action", "rule",
         "policy_version", "approvals_required", "approved_by", "reason", "updated_at",
-        "not_found_in", "last_error", "attempts"}
+        "not_found_in", "last_error", "attempts", "stage", "stage_group", "stages",
+        "cooling_off_days", "cooling_until"}
     with pytest.raises(LifecycleError, match="unknown state"):
         list_disposals(queue, state="gone")
 

@@ -35,7 +35,8 @@ CLOCK = FixedClock(dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC))
 #: Values for path parameters: things that do not exist, so no request changes anything real.
 PARAMS = {"record_key": "NO-SUCH-RECORD", "record_id": "NO-SUCH-RECORD", "hold_id": "999999",
           "username": "nobody", "serial": "NO-SUCH-CERT", "kind": "pdf", "notification_id": "999999",
-          "filter_id": "999999", "token_id": "999999", "disposal_id": "999999"}
+          "filter_id": "999999", "token_id": "999999", "disposal_id": "999999",
+          "name": "nosuchgroup"}
 
 
 def _routes() -> list[tuple[str, str, str]]:

@@ -83,7 +83,7 @@ BAD_PACKS = [
     pytest.param(pack_text().replace('title = "Test pack p"', 'title = "T"\nowner = "x"'),
                  "pack.owner", "unknown field (allowed: description, name", id="unknown-pack-field"),
     pytest.param(pack_text() + '\n[extra]\nx = 1\n', "extra",
-                 "unknown field (allowed: categories, pack, rules)", id="unknown-top-level-table"),
+                 "unknown field (allowed: categories, defaults, pack, rules)", id="unknown-top-level-table"),
     pytest.param(rule_with(when="{ died_before = 18 }"), "rule 'r1'.when.died_before",
                  "unknown field (allowed: age_at_closure_at_least", id="unknown-condition-field"),
     pytest.param(alts_pack(last_when='rounding = "x"'), "rule 'r1'.alternatives[1].rounding",

@@ -96,6 +96,17 @@ class Disposal(BaseModel):
         default=None, description="why the last attempt to carry it out failed")
     attempts: int = Field(default=0, description="attempts to carry it out since it was "
                                                   "approved (or last retried)")
+    stage: int | None = Field(default=None, description="a staged case: the 0-based position "
+                              "of the stage it waits for (the last once complete); null for a "
+                              "count rule")
+    stage_group: str | None = Field(default=None, description="the review group whose member "
+                                    "approves the stage it waits for")
+    stages: list[dict[str, Any]] = Field(default_factory=list, description="a staged case's "
+                                         "stages in order: position, name, group")
+    cooling_off_days: int = Field(default=0, description="days it waits, once approved, "
+                                  "before it may be carried out")
+    cooling_until: dt.datetime | None = Field(default=None, description="while cooling_off: "
+                                              "when it may be carried out")
 
 
 class DisposalPage(BaseModel):
@@ -129,6 +140,15 @@ class RejectRequest(BaseModel):
 
 class DeferRequest(RejectRequest):
     until: dt.date
+
+
+class CaseRequest(RejectRequest):
+    """Cases to raise an exception on, send on to review, or end the cooling-off of."""
+
+
+class CommentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: Reason
 
 
 class RetryRequest(ApproveRequest):
@@ -267,6 +287,57 @@ class FilterCriteria(BaseModel):
     due_from: dt.date | None = None
     due_to: dt.date | None = None
     state: str | None = Field(default=None, max_length=200)
+
+
+class LeftOut(BaseModel):
+    reason: str = Field(description="held, not_pending, not_closable, not_exceptable, "
+                        "not_due, already_approved, other_stage, stages_missing or not_found")
+    count: int
+    states: dict[str, int] = Field(description="for not_pending and not_closable: how many "
+                                   "cases in each state")
+    words: str = Field(description="the same in words: '12 are under a hold'")
+
+
+class MatchingPreview(BaseModel):
+    verb: str
+    criteria: dict[str, str]
+    gone_at_source: bool
+    matching: int = Field(description="cases the filter selects (within the caller's scope)")
+    acting: int = Field(description="cases the action would change now: send it as `expected`")
+    left_out: list[LeftOut]
+
+
+class RejectMatchingRequest(BaseModel):
+    """Act on every case a queue filter selects. ``expected`` is the count the person
+    confirmed (``acting`` of the preview): if the filter now selects another number of cases,
+    the request is refused (409) and nothing changes."""
+
+    model_config = ConfigDict(extra="forbid")
+    criteria: FilterCriteria = Field(default_factory=FilterCriteria)
+    gone_at_source: bool = False
+    expected: int = Field(ge=0, le=10**9)
+    reason: Reason
+
+
+class ApproveMatchingRequest(RejectMatchingRequest):
+    acknowledge_not_found: bool = Field(
+        default=False, description="include cases whose data was not found in their holding "
+        "system when last asked")
+
+
+class DeferMatchingRequest(RejectMatchingRequest):
+    until: dt.date
+
+
+class MatchingResult(BaseModel):
+    verb: str
+    matching: int
+    acted: int
+    completed: int = Field(description="approve: cases now approved (or cooling off); defer "
+                           "and reject: every case acted on")
+    waiting: int = Field(description="approve: cases that wait for another approver or stage")
+    left_out: list[LeftOut]
+    event_id: int | None = Field(description="the audit event recording the action")
 
 
 class SavedFilter(BaseModel):

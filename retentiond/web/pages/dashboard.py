@@ -17,7 +17,8 @@ def load_dashboard(request: Request) -> queries.Dashboard:
     with state.sessions() as session:
         d = queries.dashboard(session, as_of=state.clock.today(),
                               overdue_days=state.settings.overdue_days,
-                              controller_id=principal.controller_id)
+                              controller_id=principal.controller_id,
+                              reviewer=principal.username)
     d.oldest_overdue = redact.cases(principal, d.oldest_overdue)
     d.failed = redact.cases(principal, d.failed)
     return d

@@ -31,7 +31,8 @@ def _download(body: str | bytes, filename: str, media_type: str) -> Response:
 def _queue_rows(request: Request, f: QueueFilter) -> list[dict[str, object]]:
     state, principal = web_state(request), current(request)
     with state.sessions() as session:
-        views = queries.queue_all(session, f, controller_id=principal.controller_id)
+        views = queries.queue_all(session, f, controller_id=principal.controller_id,
+                                  reviewer=principal.username)
     return [v.as_json() for v in redact.cases(principal, views)]
 
 

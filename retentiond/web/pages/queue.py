@@ -32,6 +32,7 @@ from retentiond.web.pages.common import (
     redirect,
     render,
 )
+from retentiond.web.pages.queue_matching import matching_links
 from retentiond.web.pages.queue_params import actions_for, back_query, filter_from
 from retentiond.web.queries import QueryError, QueueFilter
 from retentiond.web.wording import (
@@ -49,8 +50,10 @@ def _queue_view(request: Request, f: QueueFilter, *, errors: list[FieldError] | 
                 status_code: int = 200) -> HTMLResponse:
     state, principal = web_state(request), current(request)
     with state.sessions() as session:
-        page = queries.queue_page(session, f, controller_id=principal.controller_id)
-        choices = queries.filter_choices(session, state.policy, controller_id=principal.controller_id)
+        page = queries.queue_page(session, f, controller_id=principal.controller_id,
+                                  reviewer=principal.username)
+        choices = queries.filter_choices(session, state.policy,
+                                         controller_id=principal.controller_id)
     page = dataclasses.replace(page, items=redact.cases(principal, page.items))
     base = f.params(after="", before="")
     next_href = "/queue?" + query_string(f.params(after=page.next_cursor, before="")) \
@@ -72,7 +75,8 @@ def _queue_view(request: Request, f: QueueFilter, *, errors: list[FieldError] | 
         due_from=form.get("due_from") if form and "due_from" in form else parts_of(f.due_from),
         due_to=form.get("due_to") if form and "due_to" in form else parts_of(f.due_to),
         error_summary=errors, errors=errors, selected=selected or set(), form=form or {},
-        actions=actions, status_code=status_code,
+        actions=actions, matching_links=matching_links(f, actions),
+        status_code=status_code,
     )
 
 
@@ -97,9 +101,16 @@ def _message(verb: str, done: list[review.DisposalView], until: dt.date | None) 
 
     which = f"case {done[0].id}" if len(done) == 1 else plural(len(done), "case")
     if verb == "approve":
-        approved = sum(1 for d in done if d.state == "approved")
+        approved = sum(1 for d in done if d.state in ("approved", "cooling_off"))
         waiting = len(done) - approved
         if len(done) == 1:
+            case = done[0]
+            if case.state == "cooling_off" and case.cooling_until is not None:
+                return (f"Approval recorded for {which}: it is approved, and waits until "
+                        f"{long_date(case.cooling_until.date())} (cooling-off) before it can "
+                        "be carried out.")
+            if case.stage_words():
+                return f"Approval recorded for {which}: it now waits for {case.stage_words()}."
             return (f"Approval recorded for {which}: it is approved." if approved else
                     f"Approval recorded for {which}: it needs another approver.")
         return (f"Approval recorded for {which}: {approved:,} approved, {waiting:,} "
@@ -109,6 +120,14 @@ def _message(verb: str, done: list[review.DisposalView], until: dt.date | None) 
         return f"Deferred {which} until {long_date(until)}."
     if verb == "reject":
         return f"Rejected {which}: the {'record is' if len(done) == 1 else 'records are'} kept."
+    if verb == "exception":
+        return (f"Exception raised on {which}: {'it goes' if len(done) == 1 else 'they go'} "
+                "back to the IG officer.")
+    if verb == "resume":
+        return f"Sent {which} on to review, from the first stage."
+    if verb == "cancel_cooling":
+        return (f"Cooling-off cancelled for {which}: back to review; earlier approvals no "
+                "longer count.")
     if verb == "retry":
         return (f"{which[:1].upper()}{which[1:]} will be tried again at the next disposal run "
                 "(holds and due dates are checked again first).")
@@ -127,8 +146,11 @@ async def _act(request: Request, verb: str) -> Response:
     reason = str(form.get("reason") or "").strip()
     if not ids and not (verb == "hold" and record_key):
         errors.append(FieldError("ids", "Select at least one case"))
+    if verb == "comment" and len(set(ids)) > 1:
+        errors.append(FieldError("ids", "Comment on one case at a time"))
     if not has_visible(reason):
-        errors.append(FieldError("reason", "Enter a reason"))
+        errors.append(FieldError("reason", "Enter a comment" if verb == "comment"
+                                 else "Enter a reason"))
     until = None
     if verb == "defer":
         until = parse_date_input(form, "until", "date to defer until", errors, required=True)
@@ -139,7 +161,9 @@ async def _act(request: Request, verb: str) -> Response:
     state = web_state(request)
     if not errors and ids:
         with state.sessions() as session:
-            allowed = queries.disposals_for_ids(session, ids, controller_id=principal.controller_id)
+            allowed = queries.disposals_for_ids(session, ids,
+                                                controller_id=principal.controller_id,
+                                                reviewer=principal.username)
         if len(allowed) != len(set(ids)):
             errors.append(FieldError("ids", "Some of the selected cases do not exist"))
     if record_key:
@@ -155,10 +179,15 @@ async def _act(request: Request, verb: str) -> Response:
             if verb == "hold":
                 message = await run_in_threadpool(_hold_cases, ctx, ids, record_key, hold_type,
                                                   reason)
+            elif verb == "comment":
+                await run_in_threadpool(lambda: review.comment(ctx, ids[0], text=reason))
+                message = f"Comment added to case {ids[0]}."
             else:
                 actions: dict[str, Callable[..., list[review.DisposalView]]] = {
                     "approve": review.approve, "defer": review.defer, "reject": review.reject,
-                    "retry": failed.retry, "return": failed.return_to_review}
+                    "retry": failed.retry, "return": failed.return_to_review,
+                    "exception": review.raise_exception, "resume": review.resume,
+                    "cancel_cooling": review.cancel_cooling}
                 extra: dict[str, Any] = {"until": until} if verb == "defer" else {}
                 if verb == "approve":
                     extra["acknowledge_not_found"] = form.get("acknowledge_not_found") == "yes"
@@ -221,3 +250,23 @@ async def queue_retry(request: Request) -> Response:
 @router.post("/queue/return-to-review", name="queue_return")
 async def queue_return(request: Request) -> Response:
     return await _act(request, "return")
+
+
+@router.post("/queue/exception", name="queue_exception")
+async def queue_exception(request: Request) -> Response:
+    return await _act(request, "exception")
+
+
+@router.post("/queue/comment", name="queue_comment")
+async def queue_comment(request: Request) -> Response:
+    return await _act(request, "comment")
+
+
+@router.post("/queue/resume", name="queue_resume")
+async def queue_resume(request: Request) -> Response:
+    return await _act(request, "resume")
+
+
+@router.post("/queue/cancel-cooling", name="queue_cancel_cooling")
+async def queue_cancel_cooling(request: Request) -> Response:
+    return await _act(request, "cancel_cooling")

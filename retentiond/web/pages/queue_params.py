@@ -9,19 +9,23 @@ from urllib.parse import parse_qsl
 
 from retentiond.web.pages.common import FieldError, filter_date, query_string
 from retentiond.web.queries import QueryError, QueueFilter
-from retentiond.web.roles import APPROVE, HOLD, REVIEW, Principal
+from retentiond.web.roles import APPROVE, DISCUSS, HOLD, REVIEW, Principal
 
 #: What can be done to cases in each state, in the order the page offers it (``None``: the
 #: queue shows every state, so it offers everything and the lifecycle refuses what does not fit).
 STATE_ACTIONS: dict[str | None, tuple[str, ...]] = {
-    "pending_review": ("approve", "defer", "reject", "hold"),
-    "approved": ("defer", "reject", "hold"),
-    "held": ("defer", "reject"),
-    "failed": ("retry", "return"),
-    None: ("approve", "defer", "reject", "hold", "retry", "return"),
+    "pending_review": ("approve", "defer", "reject", "hold", "exception", "comment"),
+    "approved": ("defer", "reject", "hold", "comment"),
+    "cooling_off": ("cancel_cooling", "exception", "reject", "hold", "comment"),
+    "exception": ("resume", "defer", "reject", "hold", "comment"),
+    "held": ("defer", "reject", "comment"),
+    "failed": ("retry", "return", "comment"),
+    None: ("approve", "defer", "reject", "hold", "retry", "return", "exception", "resume",
+           "cancel_cooling"),
 }
 ACTION_PERMISSION = {"approve": APPROVE, "defer": REVIEW, "reject": REVIEW, "hold": HOLD,
-                     "retry": REVIEW, "return": REVIEW}
+                     "retry": REVIEW, "return": REVIEW, "exception": DISCUSS,
+                     "comment": DISCUSS, "resume": REVIEW, "cancel_cooling": REVIEW}
 
 
 def actions_for(principal: Principal, state: str | None) -> list[str]:

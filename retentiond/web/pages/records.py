@@ -31,9 +31,14 @@ def load_record(request: Request, record_key: str) -> dict:  # type: ignore[type
     state, principal = web_state(request), current(request)
     with state.sessions() as session:
         owner = queries.record_controller(session, record_key)
+        scoped_out = owner is not None and not queries.record_in_scope(
+            session, record_key, principal.username)
     if owner is None or (principal.controller_id is not None and owner != principal.controller_id):
         if owner is not None:
             audit(request, "AccessDenied", "record", record_key, {"why": "another controller's record"})
+        raise HTTPException(status_code=404, detail=f"no record {record_key!r}")
+    if scoped_out:
+        audit(request, "AccessDenied", "record", record_key, {"why": "outside the review scope"})
         raise HTTPException(status_code=404, detail=f"no record {record_key!r}")
     try:
         doc = explain(context_for(request), record_key, as_of=state.clock.today())
@@ -67,6 +72,9 @@ def record_view(request: Request, record_key: str, *, back: str, show_views: boo
         actions = actions_for(principal, case["state"])
         # The same person cannot approve twice: say so instead of offering a refusal.
         if principal.username in case["approved_by"]:
+            actions = [a for a in actions if a != "approve"]
+        # A staged case: only a member of the group it waits for may approve it.
+        if case.get("stage_words") and principal.username not in case.get("may_act", []):
             actions = [a for a in actions if a != "approve"]
     else:
         # No live case (not due, deferred, rejected): a hold is all that can be placed.
