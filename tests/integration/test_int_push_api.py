@@ -230,3 +230,73 @@ def test_a_feeder_session_opens_nothing(client, estate):
     client.cookies.set(state.settings.session_cookie, cookie)
     r = client.get("/api/v1/me", follow_redirects=False)
     assert r.status_code == 403
+
+
+# --- locators are checked by their system's connector, as records import checks them ---------
+
+def _holding(tmp_path: Path) -> Path:
+    """A SQLite holding database whose ``cases`` have an INTEGER key (a locator ``042`` would
+    be coerced to 42 there)."""
+    from sqlalchemy import create_engine, text
+
+    db = tmp_path / "holding.db"
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE cases (id INTEGER PRIMARY KEY, summary VARCHAR(50))"))
+        conn.execute(text("INSERT INTO cases VALUES (42, 'synthetic')"))
+    engine.dispose()
+    return db
+
+
+def _app_with_connectors(estate: Estate, policy: PolicySet, clock: FixedClock, tmp_path: Path,
+                         connectors: dict) -> TestClient:
+    from retentiond.config import Config
+
+    cfg = web_config(estate.url, tmp_path)
+    cfg = Config(source=cfg.source, raw={**cfg.raw, "connectors": connectors})
+    app = create_app(cfg, policy=policy, clock=clock, sessions=estate.ctx.sessions)
+    return TestClient(app, base_url="https://testserver")
+
+
+def test_a_pushed_locator_its_connector_cannot_name_is_refused(estate, policy, clock, tmp_path):
+    """``042`` for an INTEGER key would name row 42 of another record (issue 10, class 1): the
+    push is refused whole, naming the item and the field, without echoing the locator, and
+    nothing is applied; the exact locator is taken."""
+    db = _holding(tmp_path)
+    (tmp_path / "mis.url").write_text(f"sqlite:///{db}\n")
+    connectors = {"mis": {"kind": "sql", "url_file": str(tmp_path / "mis.url"),
+                          "table": "cases", "key_column": "id"}}
+    with _app_with_connectors(estate, policy, clock, tmp_path, connectors) as client:
+        bad = {"records": [{**referral("L-1"), "system": "mis", "locator": "42"},
+                           {**referral("L-2"), "system": "mis", "locator": "042"},
+                           {**referral("L-3"), "system": "mis", "locator": "+42"}]}
+        refused = push(client, estate, "records", bad, key="loc-1")
+        assert refused.status_code == 422, refused.text
+        problems = refused.json()["problems"]
+        assert [p.split(": ")[:2] for p in problems] == [["records[1]", "locator"],
+                                                        ["records[2]", "locator"]]
+        assert all("connector mis cannot name this locator exactly" in p for p in problems)
+        assert all("042" not in p and "+42" not in p for p in problems)
+        assert count(estate, Record, Record.record_key.like("L-%")) == 0
+        good = {"records": [{**referral("L-1"), "system": "mis", "locator": "42"}]}
+        taken = push(client, estate, "records", good, key="loc-2")
+        assert taken.status_code == 200, taken.text
+        assert record(estate, "L-1").locator == "42"
+
+
+def test_connectors_that_cannot_be_built_refuse_the_push_and_keep_the_key(estate, policy, clock,
+                                                                          tmp_path):
+    """A broken ``[connectors]`` section is the service's fault: 503 in words, nothing
+    applied, and the Idempotency-Key is not used up (a retry after the fix is carried out)."""
+    connectors = {"mis": {"kind": "sql", "url_file": str(tmp_path / "missing.url"),
+                          "table": "cases", "key_column": "id"}}
+    with _app_with_connectors(estate, policy, clock, tmp_path, connectors) as client:
+        body = {"records": [referral("L-9")]}
+        refused = push(client, estate, "records", body, key="loc-9")
+        assert refused.status_code == 503, refused.text
+        assert "locators cannot be checked" in refused.json()["detail"]
+        assert count(estate, Record, Record.record_key == "L-9") == 0
+    with _app_with_connectors(estate, policy, clock, tmp_path, {}) as client:
+        taken = push(client, estate, "records", body, key="loc-9")
+        assert taken.status_code == 200, taken.text
+        assert "Idempotent-Replayed" not in taken.headers

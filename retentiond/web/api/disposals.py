@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from retentiond.lifecycle import bulk_review, failed, review
@@ -243,7 +243,8 @@ async def api_disposals_cancel_cooling(request: Request, body: CaseRequest) -> D
 
 @router.post("/disposals/{disposal_id}/comment", name="api_disposals_comment",
              response_model=Disposal)
-async def api_disposals_comment(request: Request, disposal_id: int,
+async def api_disposals_comment(request: Request,
+                                disposal_id: Annotated[int, Path(ge=1, le=2**62)],
                                 body: CommentRequest) -> Disposal:
     """Comment on a case: its history shows it; nothing else changes."""
     await run_in_threadpool(_check_ids, request, [disposal_id])

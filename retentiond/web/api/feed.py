@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -25,6 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from retentiond.config import ConfigError
+from retentiond.connectors import LocatorCheck
 from retentiond.ingest.errors import ImportRefused
 from retentiond.ingest.reader import RowError, check_object, parse_date
 from retentiond.ingest.records import OPTIONAL, REQUIRED, Feed, apply_feed
@@ -90,6 +92,8 @@ class Refused(BaseModel):
 
 _PUSH_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": Refused, "description": "this Idempotency-Key was used with another body"},
+    503: {"model": Refused, "description": "the connectors cannot be built, so locators cannot "
+          "be checked; nothing applied, the key unused"},
     422: {"model": Refused, "description": "refused, nothing applied (problems name item "
           "and field)"},
 }
@@ -162,7 +166,21 @@ def _once(request: Request, key: str, route: str, body: bytes,
     return _answer(status, doc)
 
 
-def _records(items: list[Any]) -> Callable[[Context, Session], dict[str, Any]]:
+def _locators(request: Request) -> LocatorCheck:
+    """Each pushed locator is checked by its system's connector, as ``records import`` and
+    the sources do (a locator the connector cannot name exactly is a wrong item, field
+    ``locator``). Connectors that cannot be built are the service's fault, not the pushed
+    batch's: 503, and the key stays unused so that a retry after the fix is carried out."""
+    try:
+        return LocatorCheck(web_state(request).holding_connectors())
+    except ConfigError as exc:
+        raise HTTPException(503, "the connectors' configuration cannot be read, so the "
+                                 f"records' locators cannot be checked: {exc}; nothing was "
+                                 "applied") from None
+
+
+def _records(items: list[Any],
+             locators: LocatorCheck) -> Callable[[Context, Session], dict[str, Any]]:
     allowed = set(REQUIRED) | set(OPTIONAL)
 
     def work(ctx: Context, session: Session) -> dict[str, Any]:
@@ -171,7 +189,8 @@ def _records(items: list[Any]) -> Callable[[Context, Session], dict[str, Any]]:
         feed = Feed(name="records", source=API_SOURCE, where=lambda i: f"records[{i}]",
                     rows=lambda: ((i, check_object(item, allowed, "must be an object"))
                                   for i, item in enumerate(items)))
-        result = apply_feed(ctx, session, feed, filename="POST /api/v1/records")
+        result = apply_feed(ctx, session, feed, filename="POST /api/v1/records",
+                            locators=locators)
         return {"import_id": result.import_id, **result.counts()}
 
     return work
@@ -185,8 +204,9 @@ async def api_records_push(request: Request, body: RecordsPush,
     record's facts are replaced by its row; an unchanged row is not written). Records pushed
     here are fed by ``api``: no source reconciles them. For the ``feeder`` role."""
     raw = await request.body()
+    locators = await run_in_threadpool(_locators, request)
     return await run_in_threadpool(_once, request, idempotency_key, "records", raw,
-                                   _records(body.records))
+                                   _records(body.records, locators))
 
 
 @router.post("/events", name="api_events_push", response_model=EventApplied,
