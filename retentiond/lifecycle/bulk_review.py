@@ -56,7 +56,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from retentiond.lifecycle.context import Context, LifecycleError, required_text
-from retentiond.lifecycle.filters import Criteria, check_known
+from retentiond.lifecycle.filters import Criteria, case_conditions, check_known
 from retentiond.lifecycle.presence import locator_digest
 from retentiond.lifecycle.review import CLOSABLE, EXCEPTABLE, repeated_approval
 from retentiond.lifecycle.scopes import groups_of, scope_clause
@@ -187,24 +187,10 @@ def _selected(session: Session, ctx: Context, criteria: Criteria,
     """The queue's conditions for ``criteria`` (on the case's own due date, rule and action,
     as the queue filters them), plus the actor's scope."""
     check_known(ctx, session, criteria)
-    where: list[ColumnElement[bool]] = []
-    if criteria.state:
-        where.append(Disposal.state == criteria.state)
-    if criteria.rule:
-        where.append(Disposal.rule_id == criteria.rule)
-    if criteria.action:
-        where.append(Disposal.action == criteria.action)
-    if criteria.due_from:
-        where.append(Disposal.due_on >= criteria.due_from)
-    if criteria.due_to:
-        where.append(Disposal.due_on <= criteria.due_to)
-    if criteria.category:
-        where.append(Record.category == criteria.category)
+    ident = None
     if criteria.controller:
         ident = session.scalar(select(Controller.id).where(Controller.code == criteria.controller))
-        where.append(Record.controller_id == (ident if ident is not None else -1))
-    if gone_at_source:
-        where.append(Record.gone_at_source_at.is_not(None))
+    where = case_conditions(criteria, ident, gone_at_source=gone_at_source)
     scope = scope_clause(session, ctx.actor)
     if scope is not None:
         where.append(scope)

@@ -24,7 +24,14 @@ from retentiond.lifecycle.context import Context, LifecycleError
 from retentiond.logs import get_logger
 from retentiond.policy import ACTIONS
 from retentiond.policy.engine import TERMINATION_RULE_ID
-from retentiond.registry.models import DISPOSAL_STATES, Controller, Hold, Record, SavedFilter
+from retentiond.registry.models import (
+    DISPOSAL_STATES,
+    Controller,
+    Disposal,
+    Hold,
+    Record,
+    SavedFilter,
+)
 from retentiond.wording import long_date
 
 #: Criteria that describe records: the ones a hold by filter keeps.
@@ -171,6 +178,34 @@ def record_condition(criteria: Criteria, controller_id: Any) -> ColumnElement[bo
     if not where:  # never stored for a hold (place_hold refuses it), but be exact
         return true()
     return and_(*where)
+
+
+def case_conditions(criteria: Criteria, controller_id: int | None, *,
+                    gone_at_source: bool = False) -> list[ColumnElement[bool]]:
+    """The review queue's selection of cases (``Disposal`` joined with its ``Record``): the
+    case's own state, rule, action and due date, the record's category and controller
+    (``controller_id``: the id of ``criteria.controller``, looked up by the caller, -1 for
+    none such). The queue's pages and bulk review by filter both select with this, so the
+    number a reviewer sees is the number acted on."""
+    where: list[ColumnElement[bool]] = []
+    if criteria.state:
+        where.append(Disposal.state == criteria.state)
+    if criteria.rule:
+        where.append(Disposal.rule_id == criteria.rule)
+    if criteria.action:
+        where.append(Disposal.action == criteria.action)
+    if criteria.due_from:
+        where.append(Disposal.due_on >= criteria.due_from)
+    if criteria.due_to:
+        where.append(Disposal.due_on <= criteria.due_to)
+    if criteria.category:
+        where.append(Record.category == criteria.category)
+    if criteria.controller:
+        where.append(Record.controller_id == (controller_id if controller_id is not None
+                                              else -1))
+    if gone_at_source:
+        where.append(Record.gone_at_source_at.is_not(None))
+    return where
 
 
 def controller_ids(session: Session, criteria: list[Criteria]) -> dict[str, int]:

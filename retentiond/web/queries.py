@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from retentiond.lifecycle.filters import Criteria, case_conditions
 from retentiond.lifecycle.holds import covered_by
 from retentiond.lifecycle.review import DisposalView
 from retentiond.lifecycle.review import _views as disposal_views  # the lifecycle's one view builder
@@ -143,26 +144,14 @@ class QueuePage(_Position):
 def _queue_conditions(f: QueueFilter, controller_id: int | None,
                       controller_ids: dict[str, int], scope: Any = None) -> list[Any]:
     where: list[Any] = [] if scope is None else [scope]
-    if f.state:
-        where.append(Disposal.state == f.state)
-    if f.rule:
-        where.append(Disposal.rule_id == f.rule)
-    if f.action:
-        where.append(Disposal.action == f.action)
-    if f.due_from:
-        where.append(Disposal.due_on >= f.due_from)
-    if f.due_to:
-        where.append(Disposal.due_on <= f.due_to)
-    if f.category:
-        where.append(Record.category == f.category)
-    if f.controller:
-        # Looked up first (a tiny query), so the planner sees the id and can start from the
-        # controller's records rather than walk every pending case.
-        where.append(Record.controller_id == (controller_ids.get(f.controller) or -1))
+    # The controller's id looked up first (a tiny query), so the planner sees the id and can
+    # start from the controller's records rather than walk every pending case.
+    criteria = Criteria(state=f.state, controller=f.controller, category=f.category, rule=f.rule,
+                        action=f.action, due_from=f.due_from, due_to=f.due_to)
+    where += case_conditions(criteria, controller_ids.get(f.controller or "") or -1,
+                             gone_at_source=f.gone_at_source)
     if controller_id is not None:
         where.append(Record.controller_id == controller_id)
-    if f.gone_at_source:
-        where.append(Record.gone_at_source_at.is_not(None))
     return where
 
 
