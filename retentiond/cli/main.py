@@ -195,6 +195,18 @@ def cmd_holds_place(args: argparse.Namespace, cfg: Config) -> int:
     return show_holds([hold], args.format)
 
 
+def cmd_holds_import(args: argparse.Namespace, cfg: Config) -> int:
+    from retentiond.ingest.holds import import_holds
+    from retentiond.ingest.reader import detect_format
+
+    path = Path(args.file)
+    result = import_holds(make_context(cfg), path, fmt=detect_format(path, args.format))
+    ids = result.hold_ids
+    placed = f" (ids {ids[0]} to {ids[-1]})" if ids else ""
+    print(f"{path}: {len(ids)} holds placed{placed}")
+    return 0
+
+
 def cmd_holds_lift(args: argparse.Namespace, cfg: Config) -> int:
     from retentiond.cli.commands import show_holds
     from retentiond.lifecycle.holds import lift_hold
@@ -914,6 +926,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True)
     p.add_argument("--until", type=_date, default=None, metavar="DATE",
                    help="last day the hold applies (default: until lifted)")
+    p = leaf(hol, "import", "place many holds from CSV (scope,type,reason[,until]), all or none",
+             cmd_holds_import)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--format", choices=("csv", "jsonl"), default=None)
     p = leaf(hol, "lift", "lift a hold", cmd_holds_lift, ("table", "json"))
     p.add_argument("hold_id", type=int, metavar="HOLD_ID")
     p.add_argument("--reason", required=True)

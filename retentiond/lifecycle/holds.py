@@ -217,52 +217,175 @@ def _move_cases(ctx: Context, session: Session, ids: list[int], expected: tuple[
     return moved
 
 
+@dataclass(frozen=True, kw_only=True)
+class HoldRequest:
+    """One hold to place: what :func:`place_hold` takes, for :func:`place_holds`."""
+
+    scope: str
+    hold_type: str
+    reason: str
+    until: dt.date | None = None
+
+
+class HoldsRefused(LifecycleError):
+    """Some of the holds asked for at once cannot be placed; none was.
+    ``problems``: ``(index of the request, field, message)``."""
+
+    def __init__(self, problems: list[tuple[int, str, str]]) -> None:
+        self.problems = problems
+        index, field, message = problems[0]
+        super().__init__(f"{len(problems)} hold(s) refused, none placed; first: hold "
+                         f"{index + 1}: {field}: {message}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Checked:
+    kind: str
+    value: str
+    hold_type: str
+    reason: str
+    until: dt.date | None
+
+
+def _check_request(request: HoldRequest, today: dt.date) -> _Checked:
+    """The request's own fields (scope syntax, type, reason, until), or ``LifecycleError``
+    whose message starts with the field."""
+    try:
+        kind, value = parse_scope(request.scope)
+    except LifecycleError as exc:
+        raise _FieldError("scope", str(exc)) from None
+    if request.hold_type not in HOLD_TYPES:
+        raise _FieldError("type", f"hold type {request.hold_type!r} is not one of "
+                          f"{', '.join(HOLD_TYPES)}")
+    try:
+        reason = required_text(request.reason, "a hold needs a reason")
+    except LifecycleError as exc:
+        raise _FieldError("reason", str(exc)) from None
+    if request.until is not None and request.until < today:
+        raise _FieldError("until", f"{request.until.isoformat()} is in the past")
+    return _Checked(kind=kind, value=value, hold_type=request.hold_type, reason=reason,
+                    until=request.until)
+
+
+class _FieldError(LifecycleError):
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+def _resolve_scope(ctx: Context, session: Session,
+                   checked: _Checked) -> tuple[str, dict[str, str] | None, int | None]:
+    """A scope that names something: its value as stored, and a filter hold's criteria."""
+    if checked.kind == "filter":
+        filter_id, value, parsed = _filter_scope(ctx, session, checked.value)
+        return value, parsed.as_json(), filter_id
+    if not _scope_exists(ctx, session, checked.kind, checked.value):
+        raise _FieldError("scope", f"no {checked.kind} {checked.value!r} is known to the "
+                          "registry: nothing to hold")
+    return checked.value, None, None
+
+
+def _place(ctx: Context, session: Session, checked: _Checked, value: str,
+           criteria: dict[str, str] | None, filter_id: int | None) -> Hold:
+    """Write one hold and its event, and hold the live cases it covers (in the caller's
+    transaction, which holds ``lock_holds``)."""
+    kind = checked.kind
+    hold = Hold(scope_kind=kind, scope_value=value, hold_type=checked.hold_type,
+                reason=checked.reason, placed_by=ctx.actor, placed_at=ctx.clock.now(),
+                until=checked.until, criteria=criteria, filter_id=filter_id)
+    session.add(hold)
+    session.flush()
+    data: dict[str, Any] = {"scope": f"{kind}:{value}", "type": checked.hold_type,
+                            "until": checked.until.isoformat() if checked.until else None}
+    if criteria is not None:
+        data.update(filter_id=filter_id, criteria=criteria)
+    record_event(session, kind="HoldPlaced", actor=ctx.actor, entity="hold",
+                 entity_id=hold.id, at=hold.placed_at, reason=hold.reason,
+                 policy_version=ctx.policy.version, data=data)
+    ids = list(session.scalars(
+        select(Disposal.id).join(Record, Record.id == Disposal.record_id)
+        .where(Disposal.state.in_(HOLDABLE), covered_by(kind, value, criteria))
+    ))
+    # An approval, a claim or a confirmation that committed first moved its case on
+    # (approved and pending_confirmation are held too); ``executing`` is the executor's to
+    # re-check under its lease.
+    held = _move_cases(ctx, session, ids, HOLDABLE, "held", "DisposalHeld",
+                       held_case_reason(hold))
+    log.info("hold_placed", hold_id=hold.id, scope_kind=kind, type=checked.hold_type,
+             cases_held=len(held))
+    return hold
+
+
 def place_hold(ctx: Context, *, scope: str, hold_type: str, reason: str,
                until: dt.date | None = None) -> HoldView:
     """Place a hold; the live cases it covers move to ``held`` in the same transaction."""
-    kind, value = parse_scope(scope)
-    if hold_type not in HOLD_TYPES:
-        raise LifecycleError(f"hold type {hold_type!r} is not one of {', '.join(HOLD_TYPES)}")
-    reason = required_text(reason, "a hold needs a reason")
     today = ctx.clock.today()
-    if until is not None and until < today:
-        raise LifecycleError(f"--until {until.isoformat()} is in the past")
+    try:
+        checked = _check_request(HoldRequest(scope=scope, hold_type=hold_type, reason=reason,
+                                             until=until), today)
+    except _FieldError as exc:
+        message = str(exc)
+        if exc.field == "until":
+            message = f"--until {message}"
+        raise LifecycleError(message) from None
     with write_transaction(ctx.sessions) as session:
         # Wait for a running evaluation (or lift) to commit, so the cases it queues are seen
         # (and held) here; an evaluation that starts later waits for this hold, then skips
         # what it covers.
         lock_holds(session)
-        criteria: dict[str, str] | None = None
-        filter_id: int | None = None
-        if kind == "filter":
-            filter_id, value, parsed = _filter_scope(ctx, session, value)
-            criteria = parsed.as_json()
-        elif not _scope_exists(ctx, session, kind, value):
-            raise LifecycleError(f"no {kind} {value!r} is known to the registry: nothing to hold")
-        hold = Hold(scope_kind=kind, scope_value=value, hold_type=hold_type,
-                    reason=reason, placed_by=ctx.actor, placed_at=ctx.clock.now(),
-                    until=until, criteria=criteria, filter_id=filter_id)
-        session.add(hold)
-        session.flush()
-        data: dict[str, Any] = {"scope": f"{kind}:{value}", "type": hold_type,
-                                "until": until.isoformat() if until else None}
-        if criteria is not None:
-            data.update(filter_id=filter_id, criteria=criteria)
-        record_event(session, kind="HoldPlaced", actor=ctx.actor, entity="hold",
-                     entity_id=hold.id, at=hold.placed_at, reason=hold.reason,
-                     policy_version=ctx.policy.version, data=data)
-        ids = list(session.scalars(
-            select(Disposal.id).join(Record, Record.id == Disposal.record_id)
-            .where(Disposal.state.in_(HOLDABLE), covered_by(kind, value, criteria))
-        ))
-        # An approval, a claim or a confirmation that committed first moved its case on
-        # (approved and pending_confirmation are held too); ``executing`` is the executor's to
-        # re-check under its lease.
-        held = _move_cases(ctx, session, ids, HOLDABLE, "held", "DisposalHeld",
-                           held_case_reason(hold))
-        log.info("hold_placed", hold_id=hold.id, scope_kind=kind, type=hold_type,
-                 cases_held=len(held))
+        try:
+            value, criteria, filter_id = _resolve_scope(ctx, session, checked)
+        except _FieldError as exc:
+            raise LifecycleError(str(exc)) from None
+        hold = _place(ctx, session, checked, value, criteria, filter_id)
         return _view(session, hold, today)
+
+
+def _resolve_all(ctx: Context, session: Session, requests: list[HoldRequest]
+                 ) -> tuple[list[tuple[_Checked, tuple[str, dict[str, str] | None, int | None]]],
+                            list[tuple[int, str, str]]]:
+    """Each request checked and its scope resolved, and every problem found, by index."""
+    today = ctx.clock.today()
+    problems: list[tuple[int, str, str]] = []
+    placeable = []
+    for index, request in enumerate(requests):
+        try:
+            checked = _check_request(request, today)
+            placeable.append((checked, _resolve_scope(ctx, session, checked)))
+        except _FieldError as exc:
+            problems.append((index, exc.field, str(exc)))
+        except LifecycleError as exc:  # a saved filter that cannot be held by
+            problems.append((index, "scope", str(exc)))
+    return placeable, problems
+
+
+def check_holds(ctx: Context, requests: list[HoldRequest]) -> list[tuple[int, str, str]]:
+    """What :func:`place_holds` would refuse in ``requests`` now, writing nothing:
+    ``(index, field, message)`` for each problem."""
+    with ctx.sessions() as session:
+        return _resolve_all(ctx, session, requests)[1]
+
+
+def place_holds(ctx: Context, requests: list[HoldRequest], *,
+                source: str | None = None) -> list[int]:
+    """Place every hold of ``requests`` in one transaction, or none: each is checked as
+    :func:`place_hold` checks one (its scope must name something the registry knows), and if
+    any is wrong :class:`HoldsRefused` lists every problem and nothing is written. Each hold
+    has its own ``HoldPlaced`` event and holds the live cases it covers, as if placed one by
+    one; one ``HoldsPlaced`` event records the whole action (``source``: the file's name, if
+    any). Returns the new holds' ids, in the order asked."""
+    with write_transaction(ctx.sessions) as session:
+        lock_holds(session)
+        placeable, problems = _resolve_all(ctx, session, requests)
+        if problems:
+            raise HoldsRefused(problems)
+        ids = [_place(ctx, session, checked, *scope).id for checked, scope in placeable]
+        record_event(session, kind="HoldsPlaced", actor=ctx.actor, entity="holds",
+                     entity_id=source or "request", at=ctx.clock.now(),
+                     policy_version=ctx.policy.version,
+                     data={"holds": len(ids), "first_id": ids[0] if ids else None,
+                           "last_id": ids[-1] if ids else None})
+        return ids
 
 
 def return_unheld_to_review(ctx: Context, session: Session, as_of: dt.date, why: str) -> int:

@@ -55,3 +55,32 @@ def test_save_a_filter_and_hold_by_it_from_a_terminal(tmp_path):
     assert_refused(cli.run("holds", "place", "--scope", "filter:LA before 2017", "--type",
                            "legal", "--reason", "again", expect=None),
                    "no saved filter 'LA before 2017'")
+
+
+def test_import_holds_from_a_terminal(tmp_path):
+    """``holds import FILE``: a refused file names each line and field and places nothing;
+    a good one places every hold and says how many."""
+    cli = Cli(tmp_path, f"sqlite:///{tmp_path / 'var' / 'registry.db'}")
+    cli.run("db", "upgrade")
+    write(tmp_path / "controllers.csv", CONTROLLERS)
+    cli.run("controllers", "import", "controllers.csv")
+    write(tmp_path / "records.csv", RECORDS)
+    cli.run("records", "import", "records.csv")
+
+    write(tmp_path / "bad.csv", "scope,type,reason,until\nrecord:R-1,legal,claim,\n"
+          "record:R-9,legal,claim,\ncontroller:LA-01,whim,claim,\n")
+    refused = cli.run("holds", "import", "bad.csv", expect=None)
+    assert_refused(refused, "bad.csv refused, nothing applied: 2 problem(s)",
+                   "bad.csv:3: scope: no record 'R-9'", "bad.csv:4: type: hold type 'whim'")
+    assert cli.run("holds", "list", "--format", "json").json() == []
+
+    write(tmp_path / "holds.csv", "scope,type,reason,until\nrecord:R-1,legal,claim,\n"
+          "controller:SCH-01,complaint,synthetic complaint,9999-12-31\n")
+    placed = cli.run("holds", "import", "holds.csv")
+    assert placed.out.startswith("holds.csv: 2 holds placed (ids ")
+    holds = cli.run("holds", "list", "--format", "json").json()
+    assert sorted((h["scope"], h["until"]) for h in holds) == [
+        ("controller:SCH-01", "9999-12-31"), ("record:R-1", None)]
+    cli.run("evaluate")
+    queued = {d["record_id"] for d in cli.run("disposals", "list", "--format", "json").json()}
+    assert queued == {"R-2"}
