@@ -90,12 +90,12 @@ def main(out: Path) -> Path:
                            sha256="3b7e1f0c2d4a6b8c0e2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a2c4e6b"),
         audit_head=(1842, "c0ffee0ddba11c0ffee0ddba11c0ffee0ddba11c0ffee0ddba11c0ffee0ddba1"),
         software="retentiond 0.1.0",
+        # What the holding systems declare remains (each connector's configuration states it).
+        remaining_copies=[
+            {"system": "pupil-mis", "what": "backup copies", "expire_by": "2026-12-27"},
+            {"system": "case-db", "what": "backup copies", "expire_by": "2026-12-27"},
+        ],
     )
-    # What the holding systems declare remains (each connector's configuration states it).
-    doc["remaining_copies"] = [
-        {"system": "pupil-mis", "what": "backup copies", "expire_by": "2026-12-27"},
-        {"system": "case-db", "what": "backup copies", "expire_by": "2026-12-27"},
-    ]
     signed = sign_document(doc, jwk=signer.jwk, kid=signer.kid, chain_der=signer.jws_chain_der)
     pdf = sign_pdf(render_pdf(doc, signed, kid=signer.kid, sha256=document_hash(doc)), signer,
                    serial=doc["serial"])

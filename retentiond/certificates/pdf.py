@@ -37,9 +37,144 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+_MM_PER_PT = 25.4 / 72
+#: Widths of the core fonts' characters, in thousandths of the font size, by Latin-1 code.
+_UNITS: dict[tuple[str, str], list[int]] = {}
+
+
+def _char_widths(pdf: Any, family: str, style: str, size: float) -> list[float]:
+    """Sets the font; returns its characters' widths in mm by Latin-1 code (every text drawn
+    is Latin-1: ``_t``). The PDF core fonts' widths are fixed tables: no text engine needed."""
+    pdf.set_font(family, style, size)
+    units = _UNITS.get((family, style))
+    if units is None:
+        cw = pdf.current_font.cw
+        units = _UNITS[(family, style)] = [cw.get(chr(i), 0) for i in range(256)]
+    scale = size * _MM_PER_PT / 1000
+    return [u * scale for u in units]
+
+
+def _wrap(text: str, width: float, cw: list[float]) -> list[str]:
+    """``text`` in lines no wider than ``width`` mm: words kept whole where they fit, a word
+    wider than the line broken across lines (never cut), each newline a new line."""
+    lines: list[str] = []
+    space = cw[32]
+    for paragraph in text.split("\n"):
+        line, line_w = "", 0.0
+        for word in paragraph.split(" "):
+            word_w = sum(cw[ord(c)] for c in word)
+            if line and line_w + space + word_w <= width:
+                line, line_w = f"{line} {word}", line_w + space + word_w
+                continue
+            if line:
+                lines.append(line)
+            line, line_w = "", 0.0
+            if word_w <= width:
+                line, line_w = word, word_w
+                continue
+            for char in word:
+                char_w = cw[ord(char)]
+                if line and line_w + char_w > width:
+                    lines.append(line)
+                    line, line_w = "", 0.0
+                line, line_w = line + char, line_w + char_w
+        lines.append(line)
+    return lines
+
+
+
+class _Table:
+    """A table laid out here rather than by fpdf2's ``table()``, which measures and breaks
+    every cell's text line by line through its general text engine (about 25 s for a
+    certificate of 1,000 records, most of issuing it). Here the fonts are the PDF core fonts,
+    whose character widths are a fixed table: each cell is wrapped once by summing them, and
+    drawn as a filled, bordered rectangle and one ``text`` a line. Nothing is cut: a word wider
+    than its column is broken across lines, and a row taller than what is left of a page
+    goes on over the next one (the header row repeated at the top of every page)."""
+
+    def __init__(self, pdf: Any, widths: tuple[float, ...], *, size: float,
+                 mono: tuple[int, ...]) -> None:
+        self.pdf = pdf
+        total = sum(widths)
+        self.widths = [pdf.epw * w / total for w in widths]
+        self.size = size
+        self.mono = set(mono)
+        self.line_h = size * 0.53
+        self.pad = 1.1
+
+    def _font(self, family: str, style: str, size: float) -> tuple[str, str, float, list[float]]:
+        return family, style, size, _char_widths(self.pdf, family, style, size)
+
+    def _row(self, cells: list[list[str]], fonts: list[tuple[str, str, float, list[float]]],
+             fill: tuple[int, int, int] | None, head: list[str] | None) -> None:
+        """Draw one row (continuing over pages as needed)."""
+        pdf = self.pdf
+        start = 0
+        height = max(len(lines) for lines in cells)
+        while start < height:
+            room = int((pdf.page_break_trigger - pdf.get_y() - 2 * self.pad) // self.line_h)
+            if room < 1 or (start == 0 and room < height and pdf.get_y() > pdf.t_margin + 30
+                            and head is not None):
+                pdf.add_page()
+                if head is not None:
+                    self.draw_head(head)
+                continue
+            take = min(room, height - start)
+            self._segment([lines[start:start + take] for lines in cells], fonts, fill, take)
+            start += take
+
+    def _segment(self, cells: list[list[str]], fonts: list[tuple[str, str, float, list[float]]],
+                 fill: tuple[int, int, int] | None, lines: int) -> None:
+        pdf = self.pdf
+        y = pdf.get_y()
+        h = lines * self.line_h + 2 * self.pad
+        pdf.set_fill_color(*(fill or (255, 255, 255)))
+        x = pdf.l_margin
+        for width in self.widths:
+            pdf.rect(x, y, width, h, style="DF")
+            x += width
+        x = pdf.l_margin
+        for width, lines_of_cell, (family, style, size, _cw) in zip(self.widths, cells, fonts,
+                                                                    strict=True):
+            pdf.set_font(family, style, size)
+            # The baseline as fpdf2 places a line of text in a cell of the line's height.
+            base = y + self.pad + 0.5 * self.line_h + 0.3 * size * _MM_PER_PT
+            for i, line in enumerate(lines_of_cell):
+                if line:
+                    pdf.text(x + self.pad, base + i * self.line_h, line)
+            x += width
+        pdf.set_y(y + h)
+
+    def _fonts(self, bold: bool) -> list[tuple[str, str, float, list[float]]]:
+        plain = self._font("Helvetica", "B" if bold else "", self.size)
+        fixed = self._font("Courier", "B" if bold else "", self.size - 1)
+        return [fixed if i in self.mono and not bold else plain for i in range(len(self.widths))]
+
+    def _lines(self, row: list[str], fonts: list[tuple[str, str, float, list[float]]]
+               ) -> list[list[str]]:
+        return [_wrap(value, width - 2 * self.pad, font[3])
+                for value, width, font in zip(row, self.widths, fonts, strict=True)]
+
+    def draw_head(self, head: list[str]) -> None:
+        fonts = self._fonts(bold=True)
+        lines = self._lines(head, fonts)
+        self._segment(lines, fonts, _HEAD_FILL, max(len(c) for c in lines))
+
+    def draw(self, head: list[str], rows: list[list[str]]) -> None:
+        pdf = self.pdf
+        pdf.set_draw_color(150)
+        pdf.set_line_width(0.2)
+        self._row(self._lines(head, self._fonts(bold=True)), self._fonts(bold=True),
+                  _HEAD_FILL, None)
+        fonts = self._fonts(bold=False)
+        for n, row in enumerate(rows):
+            self._row(self._lines(row, fonts), fonts, _ROW_FILL if n % 2 else None, head)
+        pdf.set_fill_color(255)
+
+
 def render_pdf(doc: dict[str, Any], signed_json: str, *, kid: str, sha256: str) -> bytes:
     """The unsigned PDF of a certificate, with ``SERIAL.json`` (the signed JSON) attached."""
-    from fpdf import FPDF, FontFace
+    from fpdf import FPDF
     from fpdf.enums import XPos, YPos
 
     serial = doc["serial"]
@@ -76,42 +211,37 @@ def render_pdf(doc: dict[str, Any], signed_json: str, *, kid: str, sha256: str) 
         pdf.ln(1.5)
         pdf.set_text_color(0)
 
+    # Paragraphs are wrapped here (``_wrap``) and drawn a line a cell: fpdf2's multi_cell
+    # costs about 2 ms a paragraph, a good part of issuing a small certificate.
+    def lines(text: str, left: float, w_: float, h: float, family: str, style: str,
+              size: float) -> None:
+        """``text`` wrapped to ``w_`` from ``left``, a line a cell (the first from here)."""
+        cw = _char_widths(pdf, family, style, size)
+        for i, line in enumerate(_wrap(_t(text), w_ - 2 * pdf.c_margin, cw)):
+            if i:
+                pdf.set_x(left)
+            pdf.cell(w_, h, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
     def para(text: str, *, size: float = 9.5, style: str = "") -> None:
-        pdf.set_font("Helvetica", style, size)
-        pdf.multi_cell(width, 4.9, _t(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        lines(text, pdf.l_margin, width, 4.9, "Helvetica", style, size)
         pdf.ln(1)
 
     def field(label: str, value: str, *, mono: bool = False, label_w: float = 44) -> None:
         pdf.set_font("Helvetica", "B", 9)
         pdf.cell(label_w, 5.2, _t(label))
-        pdf.set_font("Courier" if mono else "Helvetica", size=8.5 if mono else 9.5)
-        pdf.multi_cell(width - label_w, 5.2, _t(value), align="L", new_x=XPos.LMARGIN,
-                       new_y=YPos.NEXT)
+        lines(value, pdf.l_margin + label_w, width - label_w, 5.2,
+              "Courier" if mono else "Helvetica", "", 8.5 if mono else 9.5)
 
     def labelled(label: str, text: str) -> None:
-        pdf.set_font("Helvetica", "B", 9.5)
-        pdf.multi_cell(width, 5, _t(label), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        lines(label, pdf.l_margin, width, 5, "Helvetica", "B", 9.5)
         pdf.set_x(pdf.l_margin + 4)
-        pdf.set_font("Helvetica", size=9.5)
-        pdf.multi_cell(width - 4, 4.8, _t(text), align="L", new_x=XPos.LMARGIN,
-                       new_y=YPos.NEXT)
+        lines(text, pdf.l_margin + 4, width - 4, 4.8, "Helvetica", "", 9.5)
         pdf.ln(1.2)
 
     def table(head: list[str], rows: list[list[str]], widths: tuple[float, ...], *,
               size: float = 8.5, mono: tuple[int, ...] = ()) -> None:
-        pdf.set_font("Helvetica", size=size)
-        pdf.set_draw_color(150)
-        pdf.set_fill_color(255)
-        with pdf.table(col_widths=widths, text_align="LEFT", line_height=size * 0.53,
-                       headings_style=FontFace(emphasis="BOLD", fill_color=_HEAD_FILL),
-                       cell_fill_color=_ROW_FILL, cell_fill_mode="ROWS",
-                       padding=1.1) as t:
-            t.row([_t(h) for h in head])
-            for row in rows:
-                out = t.row()
-                for i, value in enumerate(row):
-                    style = FontFace(family="Courier", size_pt=size - 1) if i in mono else None
-                    out.cell(_t(value), style=style)
+        _Table(pdf, widths, size=size, mono=mono).draw(
+            [_t(h) for h in head], [[_t(v) for v in row] for row in rows])
         pdf.ln(2)
 
     # --- first page: who, what, when -----------------------------------------------------
@@ -271,8 +401,9 @@ def render_pdf(doc: dict[str, Any], signed_json: str, *, kid: str, sha256: str) 
 
 
 @functools.lru_cache(maxsize=4)
-def _pdf_signer(key_pem: bytes, cert_pem: bytes, ca_pem: bytes) -> Any:
-    """A pyHanko signer for the PAdES key, made once per key: pyHanko's SimpleSigner parses
+def _pdf_signer(key_pem: bytes, cert_pem: bytes, ca_pem: bytes) -> tuple[int, Any]:
+    """The bytes to reserve for a signature, and a pyHanko signer for the PAdES key, made
+    once per key: pyHanko's SimpleSigner parses
     (and OpenSSL validates) an RSA key on every signature, which costs more than the rest of
     issuing a certificate."""
     from asn1crypto import keys as akeys
@@ -307,7 +438,14 @@ def _pdf_signer(key_pem: bytes, cert_pem: bytes, ca_pem: bytes) -> Any:
                 return key.sign(data, PKCS1v15(), digests[digest_algorithm]())
             return bytes(super().sign_raw(data, digest_algorithm))
 
-    return _CachedKeySigner(
+    # Room for the CMS signature in the file, fixed per key: pyHanko would otherwise make a
+    # dummy signature with the RSA key for every certificate only to measure it (a third of
+    # the time of signing). The CMS holds the two certificates, one RSA signature and a few
+    # signed attributes; twice their size and 4 KB more is far more than enough (a file
+    # whose signature did not fit would be refused by pyHanko: sign_pdf then measures).
+    sizes = len(cert.public_bytes(der)) + len(ca.public_bytes(der)) + key.key_size // 8  # type: ignore[union-attr]
+    reserve = 4096 + 2 * sizes
+    return reserve, _CachedKeySigner(
         signing_cert=ax509.Certificate.load(cert.public_bytes(der)),
         signing_key=akeys.PrivateKeyInfo.load(key.private_bytes(
             der, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),
@@ -321,13 +459,20 @@ def sign_pdf(pdf: bytes, signer: Signer, *, serial: str) -> bytes:
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import signers
     from pyhanko.sign.fields import SigSeedSubFilter
+    from pyhanko.sign.general import SigningError
 
     meta = signers.PdfSignatureMetadata(
         field_name="IssuerSignature", md_algorithm="sha256",
         subfilter=SigSeedSubFilter.PADES, reason=f"Disposal certificate {serial}",
         location=signer.issuer[:100], name=signer.issuer[:100],
     )
-    simple = _pdf_signer(signer.signing_key_pem, signer.signing_cert_pem, signer.ca_cert_pem)
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-    out = signers.sign_pdf(writer, meta, signer=simple)
+    reserve, simple = _pdf_signer(signer.signing_key_pem, signer.signing_cert_pem,
+                                  signer.ca_cert_pem)
+    try:
+        out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=simple,
+                               bytes_reserved=reserve)
+    except SigningError:
+        # The signature did not fit the room reserved (a key or chain larger than any this
+        # service makes): let pyHanko measure it.
+        out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer=simple)
     return bytes(out.getvalue())

@@ -5,6 +5,7 @@ their words, rows in a stable order, and the service's codes only in the annex."
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -117,3 +118,83 @@ def test_without_remaining_copies_the_page_claims_nothing_about_backups(keys, tm
     assert "makes no statement about copies that may outlive the deletion" in page
     page = _text(_render(dict(doc, remaining_copies=[]), keys), tmp_path)
     assert "declare no copies that outlive the deletion" in page
+
+
+def _pages(pdf: bytes, tmp: Path) -> list[str]:
+    """The PDF's text, page by page, in the order it is drawn (a table cell's lines one
+    after the other)."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    path = tmp / "p.pdf"
+    path.write_bytes(pdf)
+    out = subprocess.run(["pdftotext", "-raw", str(path), "-"], capture_output=True,
+                         text=True, check=True)
+    return out.stdout.split("\f")
+
+
+def test_long_values_are_printed_whole_never_cut(keys, tmp_path):
+    """Tables are laid out by the certificates module (fixed column widths): a value longer
+    than its column, with or without spaces, is wrapped and printed in full; a note longer
+    than a page goes on over the next; the last day a date can name is printed as it is."""
+    long_ref = "REF-" + "7" * 120  # one "word", far wider than its column
+    note = " ".join(f"word{i:04d}" for i in range(900))  # taller than one page in its column
+    method = "deleted 3 rows in one transaction; " + "x" * 250
+    items = [_item(1, long_ref, "delete", method=method),
+             _item(2, "PUP-0002", "delete", manual=True, systems=("paper archive",),
+                   evidence=Evidence(destroyed_by="Shred-It Synthetic Ltd",
+                                     destroyed_on=dt.date(9999, 12, 31), method="cross-cut",
+                                     certificate_no="SH-" + "9" * 80, confirmed_by="a.officer",
+                                     confirmed_at=T)),
+             _item(3, "PUP-0003", "delete")]
+    doc = _doc(items)
+    doc["records"][2]["outcome"] = "confirmed_not_found"
+    doc["records"][2]["outcome_note"] = note
+    pdf = _render(doc, keys)
+    joined = "".join("".join(page.split()) for page in _pages(pdf, tmp_path))
+    for value in (long_ref, method.replace(" ", ""), "SH-" + "9" * 80, "31December9999"):
+        assert value in joined, value[:40]
+    words = " ".join(" ".join(page.split()) for page in _pages(pdf, tmp_path)).split()
+    found = [w for w in words if re.fullmatch(r"word\d{4}", w)]
+    assert found == [f"word{i:04d}" for i in range(900)]  # every word, in order, once
+
+
+def test_a_signature_that_does_not_fit_its_reserved_room_is_measured_instead(keys, tmp_path,
+                                                                              monkeypatch):
+    """The PAdES signature's room is reserved from the key's size; were it too small (a
+    larger chain than the service makes), pyHanko measures it: the PDF still verifies."""
+    from retentiond.certificates import pdf as pdf_module
+
+    real = pdf_module._pdf_signer
+
+    def tiny(*args: bytes) -> tuple[int, object]:
+        _reserve, simple = real(*args)
+        return 64, simple
+
+    monkeypatch.setattr(pdf_module, "_pdf_signer", tiny)
+    pdf = _render(_doc([_item(1, "PUP-0001", "delete")]), keys)
+    if shutil.which("pdfsig") is None:
+        pytest.skip("pdfsig (poppler-utils) is not installed")
+    path = tmp_path / "s.pdf"
+    path.write_bytes(pdf)
+    out = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True)
+    assert "Signature is Valid." in out.stdout, out.stdout
+
+
+def test_a_new_key_signs_the_next_certificate(tmp_path):
+    """Signers are cached by their key and certificate: after keys are rotated, the next PDF
+    is signed with the new certificate, in the same process."""
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from retentiond.certificates.keys import init_keys
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for keydir in (first, second):
+        init_keys(keydir, issuer="Synthetic Borough Council", now=T - dt.timedelta(days=1))
+    serials = []
+    for keydir in (first, second, first):
+        pdf = _render(_doc([_item(1, "PUP-0001", "delete")]), keydir)
+        (embedded,) = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
+        serials.append(embedded.signer_cert.serial_number)
+    assert serials[0] != serials[1] and serials[0] == serials[2]
