@@ -64,7 +64,7 @@ from retentiond.connectors import (
 )
 from retentiond.lifecycle.context import Context
 from retentiond.lifecycle.cooling import end_cooling
-from retentiond.lifecycle.sql import hold_covers_record, short_of_approvers
+from retentiond.lifecycle.sql import among, hold_covers_record, short_of_approvers
 from retentiond.logs import get_logger
 from retentiond.registry.models import (
     AdvanceNoticeItem,
@@ -220,7 +220,7 @@ def _stale_reason(case: Disposal, record: Record, today: dt.date) -> str | None:
 def _held_ids(session: Session, ids: Iterable[int], today: dt.date) -> set[int]:
     return set(session.scalars(
         select(Disposal.id).join(Record, Record.id == Disposal.record_id)
-        .where(Disposal.id.in_(list(ids)), hold_covers_record(session, today))
+        .where(among(session, Disposal.id, list(ids)), hold_covers_record(session, today))
     ))
 
 
@@ -248,7 +248,7 @@ def _recheck(ctx: Context, session: Session, cases: list[Disposal],
     held_ids = _held_ids(session, (c.id for c in cases), today)
     short = short_of_approvers(session, [c.id for c in cases])
     records = {r.id: r for r in session.scalars(
-        select(Record).where(Record.id.in_([c.record_id for c in cases])))}
+        select(Record).where(among(session, Record.id, [c.record_id for c in cases])))}
     ok: list[Disposal] = []
     held = withdrawn = 0
     for case in cases:
@@ -334,14 +334,14 @@ def _claim(ctx: Context, *, owner: str, batch_size: int, lease_s: int,
         # changed since the SELECT is not matched.
         claimed = list(session.scalars(
             update(Disposal)
-            .where(Disposal.id.in_(candidates), Disposal.state == "approved")
+            .where(among(session, Disposal.id, candidates), Disposal.state == "approved")
             .values(state="executing", lease_owner=owner,
                     lease_until=now + dt.timedelta(seconds=lease_s),
                     attempts=Disposal.attempts + 1, next_attempt_at=None, updated_at=now)
             .returning(Disposal.id)
         ))
         cases = list(session.scalars(
-            select(Disposal).where(Disposal.id.in_(claimed)).order_by(Disposal.id)
+            select(Disposal).where(among(session, Disposal.id, claimed)).order_by(Disposal.id)
             .execution_options(populate_existing=True)
         ))
         ok, held, withdrawn = _recheck(ctx, session, cases, now)
@@ -381,7 +381,7 @@ def _execution_row(session: Session, case: Disposal, now: dt.datetime,
 def _lock_batch(session: Session, ids: list[int]) -> dict[int, Disposal]:
     """The batch's cases, locked (PostgreSQL; SQLite's writer lock does it there)."""
     return {c.id: c for c in session.scalars(
-        select(Disposal).where(Disposal.id.in_(ids)).order_by(Disposal.id)
+        select(Disposal).where(among(session, Disposal.id, ids)).order_by(Disposal.id)
         .with_for_update().execution_options(populate_existing=True))}
 
 
@@ -412,11 +412,11 @@ def _start_batch(ctx: Context, ids: list[int], *, owner: str,
                        select(Record.id, Record.system, Record.locator, Record.record_key,
                               Controller.code)
                        .join(Controller, Controller.id == Record.controller_id)
-                       .where(Record.id.in_([c.record_id for c in ok])))}
+                       .where(among(session, Record.id, [c.record_id for c in ok])))}
         packages = {did: (name, sha, sent) for did, name, sha, sent in session.execute(
             select(DisposalExecution.disposal_id, DisposalExecution.package_name,
                    DisposalExecution.package_sha256, DisposalExecution.action_sent_at)
-            .where(DisposalExecution.disposal_id.in_(list(going))))}
+            .where(among(session, DisposalExecution.disposal_id, list(going))))}
         works = []
         for case in ok:
             system, locator, key, controller = records[case.record_id]
@@ -438,7 +438,7 @@ def _renew(ctx: Context, ids: list[int], owner: str, lease_s: int) -> set[int]:
     with ctx.sessions.begin() as session:
         return set(session.scalars(
             update(Disposal)
-            .where(Disposal.id.in_(ids), Disposal.state == "executing",
+            .where(among(session, Disposal.id, ids), Disposal.state == "executing",
                    Disposal.lease_owner == owner)
             .values(lease_until=now + dt.timedelta(seconds=lease_s))
             .returning(Disposal.id)
@@ -458,11 +458,12 @@ def _mark_sent(ctx: Context, ids: list[int], owner: str, lease_s: int) -> set[in
         # The batch's execution rows in one read: one query per case (each flushing the row
         # added before it) was most of a batch's time.
         rows = {r.disposal_id: r for r in session.scalars(
-            select(DisposalExecution).where(DisposalExecution.disposal_id.in_(ids)))}
+            select(DisposalExecution).where(among(session, DisposalExecution.disposal_id, ids)))}
         for case in _lock_batch(session, ids).values():
             if case.state != "executing" or case.lease_owner != owner:
                 continue
-            row = _execution_row(session, case, now, rows.get(case.id, _UNREAD))
+            # Every row the batch has was read above: a case without one has none.
+            row = _execution_row(session, case, now, rows.get(case.id))
             row.action_sent_at = row.action_sent_at or now
             case.lease_until = now + dt.timedelta(seconds=lease_s)
             marked.add(case.id)
@@ -486,7 +487,7 @@ def _precheck(ctx: Context, work: _Work, batch: list[int], owner: str,
             return _Stopped(state=case.state)
         session.execute(
             update(Disposal)
-            .where(Disposal.id.in_(batch), Disposal.state == "executing",
+            .where(among(session, Disposal.id, batch), Disposal.state == "executing",
                    Disposal.lease_owner == owner)
             .values(lease_until=now + dt.timedelta(seconds=lease_s))
         )
@@ -522,7 +523,7 @@ def _finish_batch(ctx: Context, works: list[_Work], outcomes: dict[int, _Outcome
     with ctx.sessions.begin() as session:
         cases = _lock_batch(session, ids)
         rows = {r.disposal_id: r for r in session.scalars(
-            select(DisposalExecution).where(DisposalExecution.disposal_id.in_(ids)))}
+            select(DisposalExecution).where(among(session, DisposalExecution.disposal_id, ids)))}
         for work in works:
             case = cases.get(work.id)
             outcome = outcomes.get(work.id)
