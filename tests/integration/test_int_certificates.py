@@ -330,3 +330,63 @@ def test_pdfsig_reports_the_signature_valid(issued, tmp_path):
     assert "Signature Validation: Signature is Valid." in out.stdout, out.stdout + out.stderr
     assert "ETSI.CAdES.detached" in out.stdout
     assert "Total document signed" in out.stdout
+
+
+def _last_analyze(ctx, table: str):
+    with ctx.sessions() as session:
+        if session.get_bind().dialect.name != "postgresql":
+            return None
+        return session.scalar(select(func.pg_stat_get_last_analyze_time(
+            func.to_regclass(table))))
+
+
+def test_issuing_many_refreshes_the_planners_statistics(ctx, tmp_path, keys, monkeypatch):
+    """Past ANALYZE_AFTER disposals, issuing analyses ``disposals`` (before: for the
+    certificates' queries by id; after: for delivery's by certificate) on PostgreSQL, so that
+    a state just reached by many is not planned as a rare one. SQLite: nothing to do."""
+    import retentiond.certificates.issue as issue_mod
+
+    standard_set(ctx, tmp_path)
+    monkeypatch.setattr(issue_mod, "ANALYZE_AFTER", 3)
+    calls: list[tuple[str, ...]] = []
+    real = issue_mod.refresh_statistics
+
+    def spy(factory, *tables):
+        calls.append(tables)
+        return real(factory, *tables)
+
+    monkeypatch.setattr(issue_mod, "refresh_statistics", spy)
+    before = _last_analyze(ctx, "disposals")
+    issued = issue_certificates(ctx, signer_for(keys), batch="run")
+    assert sum(c.records for c in issued) == 5
+    assert calls == [("disposals",), ("disposals", "certificate_items")]
+    after = _last_analyze(ctx, "disposals")
+    if ctx.sessions.kw["bind"].dialect.name == "postgresql":
+        assert after is not None and after != before
+    calls.clear()
+    monkeypatch.setattr(issue_mod, "ANALYZE_AFTER", 6)
+    assert issue_certificates(ctx, signer_for(keys), batch="run") == []
+    assert calls == []
+
+
+def test_refresh_statistics_refuses_unknown_tables_and_survives_a_refusal(ctx, monkeypatch):
+    """Only the tables it knows (no SQL from a caller); a database refusal is logged and the
+    work goes on."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from retentiond.registry.db import refresh_statistics
+
+    with pytest.raises(ValueError, match="not a table it refreshes"):
+        refresh_statistics(ctx.sessions, "disposals; DROP TABLE records")
+    dialect = ctx.sessions.kw["bind"].dialect.name
+    assert refresh_statistics(ctx.sessions, "disposals") is (dialect == "postgresql")
+    if dialect != "postgresql":
+        return
+
+    def refuse(self, statement, *args, **kwargs):
+        raise ProgrammingError(str(statement), None, Exception("must be owner of table"))
+
+    from sqlalchemy.orm import Session
+
+    monkeypatch.setattr(Session, "execute", refuse)
+    assert refresh_statistics(ctx.sessions, "disposals") is False
