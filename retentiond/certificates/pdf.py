@@ -400,12 +400,14 @@ def render_pdf(doc: dict[str, Any], signed_json: str, *, kid: str, sha256: str) 
     return bytes(pdf.output())
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=1)
 def _pdf_signer(key_pem: bytes, cert_pem: bytes, ca_pem: bytes) -> tuple[int, Any]:
     """The bytes to reserve for a signature, and a pyHanko signer for the PAdES key, made
     once per key: pyHanko's SimpleSigner parses
     (and OpenSSL validates) an RSA key on every signature, which costs more than the rest of
-    issuing a certificate."""
+    issuing a certificate. Keyed by the key and certificates read by ``load_signer``, so new
+    keys are used from the next certificate; one entry only, so a retired key is not kept
+    in the process once its successor has signed."""
     from asn1crypto import keys as akeys
     from asn1crypto import x509 as ax509
     from cryptography import x509

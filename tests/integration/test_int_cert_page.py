@@ -198,3 +198,42 @@ def test_a_new_key_signs_the_next_certificate(tmp_path):
         (embedded,) = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
         serials.append(embedded.signer_cert.serial_number)
     assert serials[0] != serials[1] and serials[0] == serials[2]
+
+
+def test_keys_replaced_in_the_same_directory_sign_the_next_certificate(tmp_path):
+    """A key rotation as an operator does it (``keys init --force`` over the same directory)
+    between two certificates in one process: the second certificate's JWS and PAdES signature
+    are the new keys', it verifies with the new key set and CA and not with the old ones, and
+    the first still verifies with the old ones (nothing cached signs with a retired key)."""
+    import io
+
+    from cert_support import settings_for
+    from cryptography import x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from retentiond.certificates.keys import CA_CERT, SIGNING_CERT, init_keys, public_jwk
+    from retentiond.certificates.verify import verify_bytes
+
+    keydir = tmp_path / "keys"
+    issued = []
+    for force in (False, True):
+        init_keys(keydir, issuer="Synthetic Borough Council", now=T - dt.timedelta(days=1),
+                  force=force)
+        expected = x509.load_pem_x509_certificate((keydir / SIGNING_CERT).read_bytes())
+        # the first of its series (number 1, no previous), so the verifier can check it whole
+        pdf = _render(_doc([_item(1, "PUP-0001", "delete")], sequence=1), keydir)
+        (embedded,) = PdfFileReader(io.BytesIO(pdf)).embedded_signatures
+        assert embedded.signer_cert.serial_number == expected.serial_number
+        issued.append((pdf, {"keys": [public_jwk(settings_for(keydir))]},
+                       (keydir / CA_CERT).read_bytes()))
+    (old_pdf, old_jwks, old_ca), (new_pdf, new_jwks, new_ca) = issued
+    assert old_jwks["keys"][0]["kid"] != new_jwks["keys"][0]["kid"]
+    assert verify_bytes(new_pdf, jwks=new_jwks, ca_pem=new_ca).ok
+    assert verify_bytes(old_pdf, jwks=old_jwks, ca_pem=old_ca).ok
+    stale_pdf = verify_bytes(new_pdf, jwks=new_jwks, ca_pem=old_ca)  # PAdES: old CA
+    assert not stale_pdf.ok and stale_pdf.kind == "wrong_key", stale_pdf.as_json()
+    stale_jws = verify_bytes(new_pdf, jwks=old_jwks, ca_pem=new_ca)  # JWS: old key set
+    assert not stale_jws.ok and stale_jws.kind == "wrong_key", stale_jws.as_json()
+    from retentiond.certificates import pdf as pdf_module
+
+    assert pdf_module._pdf_signer.cache_info().currsize == 1  # the retired key is not kept
