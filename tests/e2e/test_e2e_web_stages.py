@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from web_harness import CHROMIUM, chromium, running_app, sign_in, staged_pack
+from web_harness import CHROMIUM, browser, chromium, page, running_app, sign_in, staged_pack  # noqa: F401 (shared fixtures)
 
 from retentiond.clock import FixedClock
 from retentiond.lifecycle.cooling import end_cooling
@@ -47,21 +47,6 @@ def served(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         add_member(admin, "ig", "igofficer2")
         set_scope(admin, "user", "manager1", controllers=[SCHOOL], categories=[])
         yield base, estate
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
 
 
 def _cases(estate: Any, code: str, n: int) -> list[tuple[int, str]]:

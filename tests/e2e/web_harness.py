@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -225,3 +227,21 @@ def staged_pack(folder: Path) -> Path:
     path.write_text(head + marker + tail.replace("approvals_required = 1\n", STAGES, 1),
                     encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium for a test module (import this fixture into the module to use it)."""
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A page in a fresh browser context (no cookies from another test); actions wait at most
+    the module's ``PAGE_TIMEOUT_MS`` (15 s unless it says otherwise)."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(getattr(request.module, "PAGE_TIMEOUT_MS", 15_000))
+    yield page
+    context.close()
