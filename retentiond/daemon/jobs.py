@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from retentiond.clock import LONDON
 from retentiond.config import Config, ConfigError
 from retentiond.daemon.queries import CountsCache
 from retentiond.daemon.settings import DaemonSettings
@@ -345,6 +346,15 @@ def job_digest(env: JobEnv) -> JobOutcome:
     }
     if c.oldest_pending_due_on is not None:
         counts["oldest_pending_days"] = (c.as_of - c.oldest_pending_due_on).days
+    counts["cooling_off"] = c.disposals.get("cooling_off", 0)
+    if c.cooling_off_earliest_end is not None:
+        # Days from today to the London date the first cooling-off ends (0: ends today).
+        counts["cooling_off_ends_in_days"] = max(
+            0, (c.cooling_off_earliest_end.astimezone(LONDON).date() - c.as_of).days)
+    counts["exceptions"] = c.disposals.get("exception", 0)
+    if c.oldest_exception_at is not None:
+        counts["oldest_exception_days"] = max(
+            0, (c.as_of - c.oldest_exception_at.astimezone(LONDON).date()).days)
     channels = env.wiring.delivery.channels
     note = DIGEST_EMAIL_NOTE
     if channels is not None:

@@ -39,6 +39,10 @@ class RegistryCounts:
     grace_days: int
     needs_attention: int
     oldest_pending_due_on: dt.date | None
+    #: The earliest moment a case in cooling-off may be carried out (None when none cools off).
+    cooling_off_earliest_end: dt.datetime | None = None
+    #: When the longest-waiting exception was raised (its case's last change; None when none).
+    oldest_exception_at: dt.datetime | None = None
     pending_by_category: dict[str, int] = field(default_factory=dict)
     #: Notices given up (the dead letters), and of those the webhooks refused because their
     #: address may not be sent to (link-local, metadata, private, http to another host).
@@ -102,6 +106,10 @@ def registry_counts(session: Session, as_of: dt.date, grace_days: int) -> Regist
     oldest = session.scalar(
         select(func.min(Disposal.due_on)).where(Disposal.state == "pending_review")
     )
+    cooling_end, exception_at = session.execute(select(
+        func.min(Disposal.cooling_until).filter(Disposal.state == "cooling_off"),
+        func.min(Disposal.updated_at).filter(Disposal.state == "exception"),
+    ).where(Disposal.state.in_(("cooling_off", "exception")))).one()
     by_category = dict(session.execute(
         select(Record.category, func.count()).join(Disposal, Disposal.record_id == Record.id)
         .where(Disposal.state == "pending_review").group_by(Record.category)
@@ -125,7 +133,8 @@ def registry_counts(session: Session, as_of: dt.date, grace_days: int) -> Regist
         records={str(k): int(v) for k, v in records.items()},
         disposals={str(k): int(v) for k, v in disposals.items()}, due=int(due or 0),
         overdue=int(overdue or 0), grace_days=grace_days, needs_attention=int(attention or 0),
-        oldest_pending_due_on=oldest,
+        oldest_pending_due_on=oldest, cooling_off_earliest_end=cooling_end,
+        oldest_exception_at=exception_at,
         pending_by_category={str(k): int(v) for k, v in by_category.items()},
     )
 

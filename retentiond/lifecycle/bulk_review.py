@@ -369,17 +369,25 @@ def _among(session: Session, column: Any, ids: list[int]) -> ColumnElement[bool]
     return condition
 
 
-def _json(session: Session, pairs: dict[str, Any]) -> Any:
+def _json(session: Session, pairs: dict[str, Any], *, strip_nulls: bool = False) -> Any:
+    """A JSON object of ``pairs`` (SQL expressions) built in the database. ``strip_nulls``
+    leaves out the keys whose value is null, as a one-by-one event leaves out what does not
+    apply to its case (a count case's stage, a staged case's ``approvals_required``)."""
     args: list[Any] = []
     for key, value in pairs.items():
         args.extend([literal(key), value])
     if session.get_bind().dialect.name == "postgresql":
-        return func.json_build_object(*args)
+        built = func.json_build_object(*args)
+        return func.json_strip_nulls(built) if strip_nulls else built
+    if strip_nulls:
+        # A merge patch (RFC 7396) onto {} drops the members whose value is null.
+        return func.json_patch(literal("{}"), func.json_object(*args))
     return func.json(func.json_object(*args))
 
 
 def _audit_cases(session: Session, ctx: Context, ids: Sequence[int], *, kind: Any,
-                 reason: str, now: dt.datetime, data: dict[str, Any]) -> None:
+                 reason: str, now: dt.datetime, data: dict[str, Any],
+                 strip_nulls: bool = False) -> None:
     """One audit event per case of ``ids``, in one ``INSERT ... SELECT``, noted for sealing."""
     columns = ["occurred_at", "kind", "actor", "entity", "entity_id", "reason",
                "policy_version", "data"]
@@ -387,7 +395,7 @@ def _audit_cases(session: Session, ctx: Context, ids: Sequence[int], *, kind: An
         insert(AuditEvent).from_select(columns, select(
             literal(now, AuditEvent.occurred_at.type), kind, literal(ctx.actor),
             literal("disposal"), cast(Disposal.id, String), literal(reason),
-            literal(ctx.policy.version), _json(session, data),
+            literal(ctx.policy.version), _json(session, data, strip_nulls=strip_nulls),
         ).where(_among(session, Disposal.id, list(ids))).order_by(Disposal.id)).returning(AuditEvent.id))
     note_inserted(session, audited)
 
@@ -519,10 +527,29 @@ def approve_matching(ctx: Context, criteria: Criteria, *, reason: str, expected:
                     "some of the selected cases changed while they were being approved: "
                     "nothing was changed; look at the selection again")
             completed += len(done)
+            # The keys and values ``review.approve`` writes for one case (null ones left out):
+            # a count case has ``approvals_required``; a staged case the stage approved, its
+            # name and group, and how many stages; a case now cooling off, when that ends.
+            unstaged = Disposal.stage.is_(None)
             data: dict[str, Any] = {
-                "approvals": people, "approvals_required": Disposal.approvals_required,
-                "stage": approved_stage, "by_filter": literal(event_id, Integer),
-                **ctx.sod_data()}
+                "approvals": people,
+                "approvals_required": case((unstaged, Disposal.approvals_required),
+                                           else_=literal(None, Integer)),
+                "by_filter": literal(event_id, Integer), **ctx.sod_data(),
+                "stage": approved_stage,
+                "stage_name": _stage_column(DisposalStage.name, approved_stage),
+                "stage_group": _stage_column(DisposalStage.group_name, approved_stage),
+                "stages": case((unstaged, literal(None, Integer)), else_=(
+                    select(func.count()).select_from(DisposalStage)
+                    .where(DisposalStage.disposal_id == Disposal.id)
+                    .correlate(Disposal).scalar_subquery())),
+                "cooling_until": case(
+                    *[(and_(Disposal.state == "cooling_off", Disposal.cooling_off_days == d),
+                       literal((now + dt.timedelta(days=d)).isoformat(), String))
+                      for d in started.cooling_days],
+                    else_=literal(None, String)) if started.cooling_days
+                else literal(None, String),
+            }
             if checks.not_found:
                 data["acknowledged_not_found"] = case(
                     *[(Disposal.record_id == rid, literal(system))
@@ -531,11 +558,19 @@ def approve_matching(ctx: Context, criteria: Criteria, *, reason: str, expected:
             _audit_cases(session, ctx, chunk_ids, reason=reason, now=now, data=data,
                          kind=case((Disposal.state == "pending_review",
                                     literal("DisposalApprovalRecorded")),
-                                   else_=literal("DisposalApproved")))
+                                   else_=literal("DisposalApproved")),
+                         strip_nulls=True)
     log.info("bulk_approved", acted=len(ids), completed=completed, matching=matching,
              left_out=sum(lo.count for lo in left))
     return BulkResult(verb="approve", matching=matching, acted=len(ids), completed=completed,
                       waiting=len(ids) - completed, left_out=left, event_id=event_id)
+
+
+def _stage_column(column: Any, position: Any) -> Any:
+    """``column`` of the case's stage at ``position`` (null for a count case)."""
+    return (select(column).where(DisposalStage.disposal_id == Disposal.id,
+                                 DisposalStage.position == position)
+            .correlate(Disposal).scalar_subquery())
 
 
 def _complete(session: Session, ids: list[int], now: dt.datetime,

@@ -66,9 +66,52 @@ def digest_text(payload: dict[str, Any]) -> tuple[str, str]:
     if payload.get("oldest_pending_days") is not None:
         lines += ["", f"The oldest case awaiting review fell due {payload['oldest_pending_days']} "
                   "days ago."]
+    cooling, exceptions = payload.get("cooling_off", 0), payload.get("exceptions", 0)
+    if cooling:
+        ends = payload.get("cooling_off_ends_in_days")
+        first = " It" if cooling == 1 else " The first of them"
+        when = "" if ends is None else first + " may be carried out " + (
+            "today" if ends == 0 else
+            f"on {_date_after(payload.get('as_of'), ends)} (in {_days(ends)})") + "."
+        lines += ["", f"{cooling:,} approved {_cases(cooling)} {_are(cooling)} in cooling-off: "
+                  f"an IG officer can still cancel {_them(cooling)} back to review.{when}",
+                  "  retentiond disposals list --state cooling_off"]
+    if exceptions:
+        oldest = payload.get("oldest_exception_days")
+        since = "" if oldest is None else (
+            " The oldest was raised " + ("today" if oldest == 0 else f"{_days(oldest)} ago") + ".")
+        lines += ["", f"{exceptions:,} {_cases(exceptions)} raised as "
+                  f"{'an exception' if exceptions == 1 else 'exceptions'} by a reviewer "
+                  f"{_are(exceptions)} waiting for an IG officer to decide.{since}",
+                  "  retentiond disposals list --state exception"]
     lines += ["", "Review the queue in the review service, or with:",
               "  retentiond disposals list --state pending_review",
               "", "(sent automatically by retentiond)"]
     subject = f"retentiond digest {payload.get('as_of')}: {pending:,} awaiting review, " \
               f"{overdue:,} overdue"
     return subject, "\n".join(lines) + "\n"
+
+
+def _cases(n: int) -> str:
+    return "case" if n == 1 else "cases"
+
+
+def _are(n: int) -> str:
+    return "is" if n == 1 else "are"
+
+
+def _them(n: int) -> str:
+    return "it" if n == 1 else "them"
+
+
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n:,} days"
+
+
+def _date_after(as_of: Any, days: int) -> str:
+    """``as_of`` (an ISO date) plus ``days``, as '4 December 2026'; the days alone if unreadable."""
+    try:
+        day = dt.date.fromisoformat(str(as_of)) + dt.timedelta(days=days)
+    except ValueError:
+        return f"{_days(days)} from today"
+    return f"{day.day} {day:%B %Y}"

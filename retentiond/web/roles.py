@@ -146,6 +146,7 @@ ROUTE_RULES: dict[str, str] = {
     "users_disable": MANAGE_USERS,
     "users_revoke_sessions": MANAGE_USERS,
     "users_revoke_token": MANAGE_USERS,
+    "users_scope": MANAGE_USERS,
     "groups_page": MANAGE_USERS,
     "groups_add": MANAGE_USERS,
     "groups_member_add": MANAGE_USERS,

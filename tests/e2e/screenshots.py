@@ -16,9 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from web_harness import ROOT, chromium, fail_cases, issue_demo_certificates, running_app, sign_in
+from web_harness import (
+    ROOT,
+    chromium,
+    fail_cases,
+    issue_demo_certificates,
+    running_app,
+    sign_in,
+    staged_pack,
+)
 
 from retentiond.lifecycle.filters import save_filter
+from retentiond.lifecycle.groups import add_group, add_member, set_scope
 from retentiond.lifecycle.holds import place_hold
 from retentiond.lifecycle.review import approve
 from retentiond.registry.models import Controller, Disposal, Record
@@ -47,7 +56,29 @@ def _setup(estate: Any, workdir: Path) -> dict[str, str]:
     place_hold(officer, scope="category:looked_after.case_record", hold_type="inquiry",
                reason="Independent inquiry moratorium (synthetic)")
     return {"record": key, "failed": failed[0][1], "hold": str(hold.id),
-            "serial": serials["DEMO-SCH-01"]}
+            "serial": serials["DEMO-SCH-01"], **_staged(estate)}
+
+
+def _staged(estate: Any) -> dict[str, str]:
+    """Staged review (the pack's pupil-record rule has two stages and a cooling-off): review
+    groups, one case waiting for its second stage, one cooling off."""
+    admin = replace(estate.ctx, actor="admin")
+    add_group(admin, "service-managers", label="Service managers")
+    add_group(admin, "ig", label="Information governance")
+    add_member(admin, "service-managers", "approver1")
+    add_member(admin, "ig", "approver2")
+    set_scope(admin, "group", "service-managers", controllers=["DEMO-SCH-01"], categories=[])
+    with estate.ctx.sessions() as s:
+        (waiting, _), (cooling, cooling_key) = s.execute(
+            select(Disposal.id, Record.record_key).join(Record, Record.id == Disposal.record_id)
+            .join(Controller, Controller.id == Record.controller_id)
+            .where(Record.category == "education.pupil_record", Controller.code == "DEMO-SCH-01",
+                   Disposal.state == "pending_review")
+            .order_by(Disposal.id).limit(2)).all()
+    approve(replace(estate.ctx, actor="approver1"), [waiting, cooling],
+            reason="service review: past retention, nothing open")
+    approve(replace(estate.ctx, actor="approver2"), [cooling], reason="IG review")
+    return {"cooling": cooling_key}
 
 
 def pages(ids: dict[str, str]) -> list[tuple[str, str | None, str]]:
@@ -57,6 +88,11 @@ def pages(ids: dict[str, str]) -> list[tuple[str, str | None, str]]:
         ("dashboard", "officer", "/dashboard"),
         ("queue", "officer", "/queue?limit=10"),
         ("queue-failed", "officer", "/queue?state=failed"),
+        ("queue-staged", "approver2", "/queue?category=education.pupil_record&limit=10"),
+        ("queue-cooling-off", "officer", "/queue?state=cooling_off"),
+        ("record-cooling-off", "officer", f"/records/{ids['cooling']}"),
+        ("tasks", "officer", "/tasks"),
+        ("groups", "admin", "/groups"),
         ("record", "approver1", f"/records/{ids['record']}"),
         ("record-failed", "officer", f"/records/{ids['failed']}"),
         ("holds", "officer", "/holds"),
@@ -77,7 +113,8 @@ def pages(ids: dict[str, str]) -> list[tuple[str, str | None, str]]:
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp, \
-            running_app(Path(tmp), records=3000) as (base, estate):
+            running_app(Path(tmp), records=3000,
+                        policies=[staged_pack(Path(tmp))]) as (base, estate):
         ids = _setup(estate, Path(tmp))
         changed = (ROOT / "policies" / "isa-default.toml").read_text(encoding="utf-8") \
             .replace('period = "6y"', 'period = "5y"', 1)

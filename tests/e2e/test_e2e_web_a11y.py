@@ -16,7 +16,7 @@ from sqlalchemy import select
 from web_harness import (
     CHROMIUM,
     ROOT,
-    chromium,
+    browser,  # noqa: F401 (shared fixtures)
     fail_cases,
     issue_demo_certificates,
     open_tasks,
@@ -92,12 +92,6 @@ def site(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield Site(base=base, estate=estate, pending_key=pending_key, failed_key=failed_key,
                    own_key=own_key, hold_id=hold.id, serials=serials,
                    task_keys=(tasks["manual"][0][1], tasks["not_found"][0][1]))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 def pages_for(site: Site, user: str) -> list[str]:

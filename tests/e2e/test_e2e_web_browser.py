@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_harness import CHROMIUM, chromium, issue_demo_certificates, running_app, sign_in
+from web_harness import CHROMIUM, browser, chromium, issue_demo_certificates, page, running_app, sign_in  # noqa: F401 (shared fixtures)
 
 from retentiond.registry.models import Controller, Disposal, Record
 
@@ -36,19 +36,8 @@ def serials(served: tuple[str, Any]) -> dict[str, str]:
     return SERIALS
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
+#: How long a browser action may wait in these tests.
+PAGE_TIMEOUT_MS = 10_000
 
 
 def _pending(estate: Any, *, approvals: int, controller: str | None = None) -> list[tuple[int, str]]:

@@ -14,7 +14,7 @@ import pytest
 from faker import Faker
 from oidc_support import CLIENT_ID, CLIENT_SECRET, PASSWORD, Tenant, account, client, openid_provider
 from sqlalchemy import select
-from web_harness import CHROMIUM, chromium, free_port, running_app
+from web_harness import CHROMIUM, browser, chromium, free_port, page, running_app  # noqa: F401 (shared fixtures)
 
 from retentiond.registry.models import AuditEvent
 from retentiond.web.accounts import add_user
@@ -43,21 +43,6 @@ def served(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
                 "label": "Sign in with your council account"}) as (base, estate):
             add_user(estate.ctx, username=APPROVER.login, roles="approver", password=None)
             yield base, estate
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
 
 
 def _through_the_provider(page: Any, base: str, login: str) -> None:

@@ -15,13 +15,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from web_harness import (
+from web_harness import (  # noqa: F401 (shared fixtures)
     CHROMIUM,
     CLOCK_AT,
     ROOT,
+    browser,
     chromium,
     fail_cases,
     open_tasks,
+    page,
     running_app,
     sign_in,
 )
@@ -40,21 +42,6 @@ def served(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         failed = fail_cases(estate, 3)
         tasks = open_tasks(estate, tmp_path_factory.mktemp("tasks"))
         yield base, estate, failed, tasks
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
 
 
 def _state(estate: Any, case: int) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from web_harness import CHROMIUM, ROOT, chromium, running_app, sign_in
+from web_harness import CHROMIUM, browser, chromium, page, running_app, sign_in, staged_pack  # noqa: F401 (shared fixtures)
 
 from retentiond.clock import FixedClock
 from retentiond.lifecycle.cooling import end_cooling
@@ -28,25 +28,14 @@ pytestmark = pytest.mark.skipif(
     reason=f"{CHROMIUM} is missing (./dev test installs Debian's chromium)")
 
 SCHOOL, OTHER = "DEMO-SCH-01", "DEMO-SCH-02"
-STAGES = ('stages = [{ name = "service", group = "service-managers" }, '
-          '{ name = "ig", group = "ig" }]\ncooling_off_days = 7\n')
 PASSWORD = "correct horse battery staple"
-
-
-def _staged_pack(folder: Path) -> Path:
-    text = (ROOT / "policies" / "isa-default.toml").read_text(encoding="utf-8")
-    head, marker, tail = text.partition('id = "isa.education.pupil_record"')
-    path = folder / "staged.toml"
-    path.write_text(head + marker + tail.replace("approvals_required = 1\n", STAGES, 1),
-                    encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
 def served(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     work = tmp_path_factory.mktemp("stages")
     with running_app(work, template=sqlite_template, records=300,
-                     policies=[_staged_pack(work)]) as (base, estate):
+                     policies=[staged_pack(work)]) as (base, estate):
         admin = dataclasses.replace(estate.ctx, actor="admin")
         add_user(admin, username="manager1", roles="approver", password=PASSWORD)
         add_user(admin, username="igofficer", roles="ig_officer,approver", password=PASSWORD)
@@ -58,21 +47,6 @@ def served(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         add_member(admin, "ig", "igofficer2")
         set_scope(admin, "user", "manager1", controllers=[SCHOOL], categories=[])
         yield base, estate
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    yield page
-    context.close()
 
 
 def _cases(estate: Any, code: str, n: int) -> list[tuple[int, str]]:

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -57,7 +59,8 @@ def issue_demo_certificates(estate: Estate, workdir: Path) -> dict[str, str]:
                 select(m.Disposal.id).join(m.Record, m.Record.id == m.Disposal.record_id)
                 .join(m.Controller, m.Controller.id == m.Record.controller_id)
                 .where(m.Controller.code == code, m.Disposal.state == "pending_review",
-                       m.Disposal.approvals_required == 1).order_by(m.Disposal.id).limit(2)))
+                       m.Disposal.approvals_required == 1, m.Disposal.stage.is_(None))
+                .order_by(m.Disposal.id).limit(2)))
     approve(replace(ctx, actor="approver1"), cases, reason="due; checked")
     now = ctx.clock.now()
     with ctx.sessions.begin() as s:
@@ -159,7 +162,8 @@ def fail_cases(estate: Estate, count: int, *, skip: int = 0) -> list[tuple[int, 
         rows = [(i, k) for i, k in s.execute(
             select(m.Disposal.id, m.Record.record_key)
             .join(m.Record, m.Record.id == m.Disposal.record_id)
-            .where(m.Disposal.state == "pending_review", m.Disposal.approvals_required == 1)
+            .where(m.Disposal.state == "pending_review", m.Disposal.approvals_required == 1,
+                   m.Disposal.stage.is_(None))
             .order_by(m.Disposal.id).offset(skip).limit(count))]
     approve(replace(estate.ctx, actor="approver1"), [i for i, _ in rows], reason="checked")
     execute_due(estate.ctx, ConnectorRegistry({}, {}), owner="tests", batch_size=100, lease_s=60)
@@ -207,3 +211,37 @@ def open_tasks(estate: Estate, workdir: Path, *, manual: int = 2,
     finally:
         registry.close()
     return chosen
+
+
+#: The stages the pupil-record rule of ``staged_pack`` has instead of one approver.
+STAGES = ('stages = [{ name = "service", group = "service-managers" }, '
+          '{ name = "ig", group = "ig" }]\ncooling_off_days = 7\n')
+
+
+def staged_pack(folder: Path) -> Path:
+    """The default pack with its pupil-record rule in two stages (service managers, then IG)
+    and a seven-day cooling-off, written to ``folder``."""
+    text = (ROOT / "policies" / "isa-default.toml").read_text(encoding="utf-8")
+    head, marker, tail = text.partition('id = "isa.education.pupil_record"')
+    path = folder / "staged.toml"
+    path.write_text(head + marker + tail.replace("approvals_required = 1\n", STAGES, 1),
+                    encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium for a test module (import this fixture into the module to use it)."""
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A page in a fresh browser context (no cookies from another test); actions wait at most
+    the module's ``PAGE_TIMEOUT_MS`` (15 s unless it says otherwise)."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(getattr(request.module, "PAGE_TIMEOUT_MS", 15_000))
+    yield page
+    context.close()

@@ -473,3 +473,67 @@ def test_staged_case_without_its_stages_is_left_out(staged: Context) -> None:
     approve_matching(as_actor(staged, "svc"), Criteria(controller="LA-01"),
                      reason="service", expected=preview.acting)
     assert _stage_of(staged, "S0") == ("pending_review", 0, "service")
+
+
+def _approval_events(ctx: Context, tag: str, since: int) -> dict[str, tuple[str, str, dict]]:
+    """The approval events after event ``since`` on one estate's cases, by record (without its
+    tag): kind, reason and data, less ``by_filter`` (the id of the bulk action's own event)."""
+    with ctx.sessions() as session:
+        keys = dict(session.execute(
+            select(func.cast(m.Disposal.id, m.AuditEvent.entity_id.type), m.Record.record_key)
+            .join(m.Record, m.Record.id == m.Disposal.record_id)
+            .where(m.Record.record_key.like(f"{tag}-%"))).all())
+        events = session.scalars(select(m.AuditEvent).where(
+            m.AuditEvent.id > since, m.AuditEvent.entity == "disposal",
+            m.AuditEvent.entity_id.in_(list(keys)),
+            m.AuditEvent.kind.in_(("DisposalApproved", "DisposalApprovalRecorded")))).all()
+        out = {}
+        for e in events:
+            key = keys[e.entity_id].split("-", 1)[1]
+            assert key not in out, f"two approval events for {key} in one round"
+            out[key] = (e.kind, e.reason, {k: v for k, v in (e.data or {}).items()
+                                            if k != "by_filter"})
+        return out
+
+
+def _last_event(ctx: Context) -> int:
+    with ctx.sessions() as session:
+        return int(session.scalar(select(func.max(m.AuditEvent.id))) or 0)
+
+
+def test_bulk_and_one_by_one_approval_events_say_the_same(ctx: Context, tmp_path: Any) -> None:
+    """Approving equal cases by filter and one at a time writes events with the same kinds,
+    keys and values (the stage's number, name and group, how many stages, a count case's
+    approvals required, when a cooling-off ends), round after round, so that a reader of the
+    history cannot tell which way a case was approved except by ``by_filter``."""
+    seed_controllers(ctx, tmp_path)
+    load_records(ctx, tmp_path, [
+        rec for controller, tag in (("LA-01", "A"), ("SCH-01", "B")) for rec in (
+            referral(f"{tag}-S", "2015-01-01", controller=controller),
+            referral(f"{tag}-K", "2015-01-01", controller=controller),
+            referral(f"{tag}-C", "2015-01-01", controller=controller),
+            cp_case(f"{tag}-P", "1980-01-01", controller=controller, opened_on="1975-01-01"))])
+    evaluate(ctx, TODAY)
+    _stage_cases(ctx, ["A-S", "B-S"])
+    _stage_cases(ctx, ["A-K", "B-K"], cooling_off_days=3)
+    _groups(ctx, {"both": ("service", "ig"), "ig1": ("ig",), "dpo1": ("dpo",)})
+    rounds = []
+    for who, acting in (("both", 4), ("ig1", 3), ("dpo1", 2)):
+        actor = as_actor(ctx, who)
+        before = _last_event(ctx)
+        result = approve_matching(actor, Criteria(controller="LA-01", state="pending_review"),
+                                  reason="reviewed", expected=acting)
+        assert result.acted == acting
+        _one_by_one(actor, "B", lambda c, ids: approve(c, ids, reason="reviewed"))
+        bulk, single = _approval_events(ctx, "A", before), _approval_events(ctx, "B", before)
+        assert len(bulk) == acting
+        assert bulk == single, who
+        rounds.append(bulk)
+    first, _, last = rounds
+    assert {d.get("stage_name") for r in rounds for _, _, d in r.values()} >= set(STAGES)
+    assert first["S"][2]["stage_group"] == "service" and first["S"][2]["stages"] == 3
+    assert "approvals_required" not in first["S"][2] and "cooling_until" not in first["K"][2]
+    assert last["K"][0] == "DisposalApproved" and "cooling_until" in last["K"][2]
+    assert first["C"][2]["approvals_required"] == 1 and "stage" not in first["C"][2]
+    assert first["P"][0] == "DisposalApprovalRecorded" and rounds[1]["P"][0] == "DisposalApproved"
+    _chain_ok(ctx)

@@ -218,3 +218,42 @@ def test_run_once_emails_the_digest_it_queues(database_url, tmp_path, capsys):
     finally:
         smtp.stop()
     assert len(subjects) == 1 and subjects[0].startswith("retentiond digest ")
+
+
+def test_digest_counts_cooling_off_and_exceptions(ctx, tmp_path):
+    """The digest counts cases in cooling-off (with the day the first may be carried out) and
+    exceptions waiting for an IG officer (with how long the oldest has waited), and says so in
+    plain words with the command that lists each."""
+    from sqlalchemy import select, update
+
+    from retentiond.lifecycle.review import raise_exception
+    from retentiond.notify.digest import digest_text
+    from retentiond.registry.models import Disposal
+
+    seed(ctx, tmp_path)
+    job_evaluate(env_for(dataclasses.replace(ctx, actor=SCHEDULER_ACTOR)))
+    quiet = job_digest(env_for(ctx)).counts
+    assert quiet["cooling_off"] == 0 and quiet["exceptions"] == 0
+    assert "cooling_off_ends_in_days" not in quiet and "oldest_exception_days" not in quiet
+    with ctx.sessions() as session:
+        first, second = session.scalars(select(Disposal.id).order_by(Disposal.id)).all()
+    # Raised by a reviewer five days before the digest's date.
+    earlier = FixedClock(dt.datetime(2026, 11, 17, 12, 0, tzinfo=dt.UTC))
+    raise_exception(dataclasses.replace(ctx, actor="reviewer", clock=earlier), [first],
+                    reason="category looks wrong (synthetic)")
+    # Set up as the last-stage approval leaves it: cooling off until three days after.
+    with ctx.sessions.begin() as session:
+        session.execute(update(Disposal).where(Disposal.id == second).values(
+            state="cooling_off", cooling_until=dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)))
+    env = env_for(dataclasses.replace(ctx, clock=FixedClock(
+        dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC))))
+    counts = job_digest(env).counts
+    assert counts["cooling_off"] == 1 and counts["cooling_off_ends_in_days"] == 3
+    assert counts["exceptions"] == 1 and counts["oldest_exception_days"] == 5
+    _, text = digest_text({"as_of": DAY.isoformat(), **counts})
+    assert ("1 approved case is in cooling-off: an IG officer can still cancel it back to "
+            "review. It may be carried out on 25 November 2026 (in 3 days).") in text
+    assert ("1 case raised as an exception by a reviewer is waiting for an IG officer to decide. "
+            "The oldest was raised 5 days ago.") in text
+    assert "retentiond disposals list --state cooling_off" in text
+    assert "retentiond disposals list --state exception" in text

@@ -93,3 +93,15 @@ def test_controller_acknowledges_and_officer_resends(
                headers=_as(tokens, "officer"), follow_redirects=False)
     assert r.status_code == 303
     assert c.post(f"/notifications/{notice}/resend", headers=_as(tokens, "auditor")).status_code == 403
+
+
+@pytest.mark.parametrize("bad", [2**63, 2**62 + 1, 0, -1])
+def test_resend_refuses_an_id_no_backend_can_hold(
+        issued: tuple[TestClient, dict[str, str], dict[str, str]], bad: int) -> None:
+    """An id past the bigint range (or below 1) is refused before the database sees it: a
+    careless or hostile address gives the page's 400 ("could not be understood") or 404, never
+    a 500 from an integer overflow, and nothing is queued."""
+    c, _, tokens = issued
+    r = c.post(f"/notifications/{bad}/resend", headers=_as(tokens, "officer"), follow_redirects=False)
+    assert r.status_code in (400, 404), (bad, r.status_code, r.text[:200])
+    assert "could not be understood" in r.text or r.status_code == 404

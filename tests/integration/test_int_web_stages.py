@@ -161,3 +161,43 @@ def test_admin_manages_review_groups_on_their_page(client: TestClient, estate: E
     # Only administrators manage groups.
     sign_in(client, "officer")
     assert client.get("/groups").status_code == 403
+
+
+def test_admin_sets_and_clears_a_users_own_scope(client: TestClient, estate: Estate) -> None:
+    """On the Users page an administrator limits one user to a school and a category and
+    clears it again, with the Review groups page's form; each change is audited as the
+    command line's is; a name that is no controller is refused on the form; nobody else may."""
+    from retentiond.lifecycle.groups import user_scope
+    from retentiond.registry.models import AuditEvent
+
+    sign_in(client, "admin")
+    page = client.get("/users")
+    assert page.status_code == 200 and 'action="/users/approver1/scope"' in page.text
+    token = _csrf(client, "/users")
+    r = client.post("/users/approver1/scope", data={
+        "csrf_token": token, "controllers": [SCHOOL], "categories": ["education.pupil_record"]},
+        follow_redirects=True)
+    assert r.status_code == 200 and "scope is saved" in r.text
+    assert user_scope(estate.ctx, "approver1") == ((SCHOOL, "education.pupil_record"),)
+    assert f"approver1: {SCHOOL}" in r.text
+    refused = client.post("/users/approver1/scope", data={"csrf_token": token,
+                                                          "controllers": ["NO-SUCH-SCHOOL"]})
+    assert refused.status_code == 400 and "There is no controller" in refused.text
+    assert user_scope(estate.ctx, "approver1") == ((SCHOOL, "education.pupil_record"),)
+    r = client.post("/users/approver1/scope", data={"csrf_token": token}, follow_redirects=True)
+    assert "approver1 has no scope of their own." in r.text
+    assert user_scope(estate.ctx, "approver1") == ()
+    assert client.post("/users/nobody.x/scope", data={"csrf_token": token}).status_code == 400
+    with estate.ctx.sessions() as session:
+        events = session.scalars(select(AuditEvent).where(
+            AuditEvent.kind == "ReviewScopeSet", AuditEvent.entity == "user",
+            AuditEvent.entity_id == "approver1").order_by(AuditEvent.id)).all()
+    assert [(e.actor, e.data["after"]) for e in events] == [
+        ("admin", [[SCHOOL, "education.pupil_record"]]), ("admin", [])]
+    # Without the CSRF token nothing changes; an IG officer may not set scopes.
+    assert client.post("/users/approver1/scope", data={"controllers": [SCHOOL]}).status_code == 403
+    sign_in(client, "officer")
+    officer_token = _csrf(client, "/queue")
+    r = client.post("/users/approver1/scope", data={"csrf_token": officer_token,
+                                                    "controllers": [SCHOOL]})
+    assert r.status_code == 403 and user_scope(estate.ctx, "approver1") == ()

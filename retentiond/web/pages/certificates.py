@@ -5,9 +5,9 @@ officers), and a controller acknowledging or disputing its certificate. Built on
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -83,8 +83,13 @@ def certificate_download(request: Request, serial: str, kind: str) -> Response:
         "Content-Disposition": f'attachment; filename="{serial}.{kind}"'})
 
 
+#: A notice's id in an address: bounded like every other id route, so an id no backend can
+#: hold (2**63 overflows PostgreSQL's and SQLite's bigint) is refused with 422, not a 500.
+NotificationId = Annotated[int, Path(ge=1, le=2**62)]
+
+
 @router.post("/notifications/{notification_id:int}/resend", name="notification_resend")
-async def notification_resend(request: Request, notification_id: int) -> Response:
+async def notification_resend(request: Request, notification_id: NotificationId) -> Response:
     from retentiond.notify.outbox import resend
 
     form = await request.form()

@@ -4,6 +4,8 @@ same; the rules are in ``lifecycle/scopes.py`` and docs/web.md."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
@@ -18,17 +20,60 @@ from retentiond.web.pages.common import FieldError, redirect, render
 router = APIRouter(include_in_schema=False)
 
 
-def _view(request: Request, *, errors: list[FieldError] | None = None,
-          form: dict[str, str] | None = None, status_code: int = 200) -> HTMLResponse:
+def scope_choices(request: Request) -> dict[str, list[tuple[str, str]]]:
+    """What a scope form offers (``_scope_form.html``): every controller and every category
+    of the policy in force, each with its words."""
     state = web_state(request)
     with state.sessions() as session:
         controllers = [(code, f"{name} ({code})") for code, name in session.execute(
             select(Controller.code, Controller.name).order_by(Controller.name))]
     categories = [(c, state.policy.category_label(c)) for c in sorted(state.policy.categories)]
+    return {"controllers": controllers, "categories": categories}
+
+
+def _view(request: Request, *, errors: list[FieldError] | None = None,
+          form: dict[str, str] | None = None, status_code: int = 200) -> HTMLResponse:
     return render(request, "groups.html", title="Review groups",
-                  groups=groups.list_groups(context_for(request)), controllers=controllers,
-                  categories=categories, error_summary=errors, errors=errors or [],
-                  form=form or {}, status_code=status_code)
+                  groups=groups.list_groups(context_for(request)), **scope_choices(request),
+                  error_summary=errors, errors=errors or [], form=form or {},
+                  status_code=status_code)
+
+
+async def run_form_action(request: Request, field: str, action: object, flash: str,
+                          back: str, view: Callable[..., HTMLResponse],
+                          form_values: dict[str, str]) -> Response:
+    """Run ``action``; a refusal is shown on ``field`` of ``view`` (400), else redirect to
+    ``back`` with ``flash``."""
+    try:
+        await run_in_threadpool(action)  # type: ignore[arg-type]
+    except LifecycleError as exc:
+        message = str(exc)
+        for prefix in ("group: ", "user: ", "label: ", "--controller: ", "--category: "):
+            message = message.removeprefix(prefix)
+        errors = [FieldError(field, message[:1].upper() + message[1:])]
+        return await run_in_threadpool(
+            lambda: view(request, errors=errors, form=form_values, status_code=400))
+    return redirect(back, flash=flash)
+
+
+async def save_scope(request: Request, kind: str, principal: str, *, back: str,
+                     view: Callable[..., HTMLResponse]) -> Response:
+    """The scope form's post, for a group or a user: the ticked controllers and categories
+    replace the scope (audited ``ReviewScopeSet``, as ``retentiond groups scope`` and
+    ``users scope``); none ticked clears it."""
+    form = await request.form()
+    controllers = [str(v) for v in form.getlist("controllers")]
+    categories = [str(v) for v in form.getlist("categories")]
+    clear = not controllers and not categories
+    ctx = context_for(request)
+    who = f"Group {principal}" if kind == "group" else principal
+    flash = (f"{who} may review every case (no scope)." if clear and kind == "group" else
+             f"{who} has no scope of their own." if clear else f"{who}'s scope is saved.")
+    return await run_form_action(
+        request, f"scope-{principal}",
+        lambda: groups.set_scope(ctx, kind, principal, controllers=controllers,
+                                 categories=categories, clear=clear),
+        flash, back, view, {})
 
 
 @router.get("/groups", name="groups_page")
@@ -38,16 +83,7 @@ def groups_page(request: Request) -> HTMLResponse:
 
 async def _do(request: Request, field: str, action: object, flash: str,
               form_values: dict[str, str]) -> Response:
-    try:
-        await run_in_threadpool(action)  # type: ignore[arg-type]
-    except LifecycleError as exc:
-        message = str(exc)
-        for prefix in ("group: ", "user: ", "label: ", "--controller: ", "--category: "):
-            message = message.removeprefix(prefix)
-        errors = [FieldError(field, message[:1].upper() + message[1:])]
-        return await run_in_threadpool(
-            lambda: _view(request, errors=errors, form=form_values, status_code=400))
-    return redirect("/groups", flash=flash)
+    return await run_form_action(request, field, action, flash, "/groups", _view, form_values)
 
 
 @router.post("/groups", name="groups_add")
@@ -89,14 +125,4 @@ async def groups_member_remove(request: Request, name: str, username: str) -> Re
 
 @router.post("/groups/{name}/scope", name="groups_scope")
 async def groups_scope(request: Request, name: str) -> Response:
-    form = await request.form()
-    controllers = [str(v) for v in form.getlist("controllers")]
-    categories = [str(v) for v in form.getlist("categories")]
-    clear = not controllers and not categories
-    ctx = context_for(request)
-    flash = (f"Group {name} may review every case (no scope)." if clear else
-             f"Group {name}'s scope is saved.")
-    return await _do(request, f"scope-{name}",
-                     lambda: groups.set_scope(ctx, "group", name, controllers=controllers,
-                                              categories=categories, clear=clear),
-                     flash, {})
+    return await save_scope(request, "group", name, back="/groups", view=_view)

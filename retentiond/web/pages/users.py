@@ -12,10 +12,11 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from retentiond.lifecycle.context import LifecycleError
-from retentiond.registry.models import Controller
+from retentiond.registry.models import Controller, ReviewScope
 from retentiond.web.accounts import add_user, disable_user, list_users, revoke_sessions
 from retentiond.web.auth import context_for, web_state
 from retentiond.web.pages.common import FieldError, redirect, render
+from retentiond.web.pages.groups import save_scope, scope_choices
 from retentiond.web.roles import ROLES
 from retentiond.web.sessions import list_tokens, revoke_token
 from retentiond.web.wording import ROLE_LABELS
@@ -35,12 +36,27 @@ ROLE_HINTS = {
 }
 
 
-def _users_view(request: Request, **extra: Any) -> HTMLResponse:
+def _own_scopes(request: Request) -> dict[str, list[tuple[str | None, str | None]]]:
+    """Each user's own scope rows (not their groups'), by user name."""
+    out: dict[str, list[tuple[str | None, str | None]]] = {}
+    with web_state(request).sessions() as session:
+        for user, controller, category in session.execute(
+                select(ReviewScope.principal, ReviewScope.controller, ReviewScope.category)
+                .where(ReviewScope.principal_kind == "user").order_by(ReviewScope.id)):
+            out.setdefault(user, []).append((controller, category))
+    return out
+
+
+def _users_view(request: Request, *, errors: list[FieldError] | None = None,
+                form: dict[str, str] | None = None, status_code: int = 200,
+                **extra: Any) -> HTMLResponse:
     ctx = context_for(request)
     users = list_users(ctx)
     tokens = list_tokens(ctx)
     return render(request, "users.html", title="Users", users=users, tokens=tokens,
-                  **extra)
+                  scopes=_own_scopes(request), **scope_choices(request),
+                  error_summary=errors, errors=errors or [], form=form or {},
+                  status_code=status_code, **extra)
 
 
 @router.get("/users", name="users_page")
@@ -135,6 +151,13 @@ def users_revoke_sessions(request: Request, username: str) -> Response:
     except LifecycleError as exc:
         return redirect("/users", flash=str(exc), kind="important")
     return redirect("/users", flash=f"{username} is signed out of {plural(n, 'session')}.")
+
+
+@router.post("/users/{username}/scope", name="users_scope")
+async def users_scope(request: Request, username: str) -> Response:
+    """What one user may review, of their own (their groups' scopes add to it): the same form
+    and rules as a group's (``groups.save_scope``), audited ``ReviewScopeSet``."""
+    return await save_scope(request, "user", username, back="/users", view=_users_view)
 
 
 @router.post("/users/tokens/{token_id:int}/revoke", name="users_revoke_token")
