@@ -84,7 +84,8 @@ def certificate_download(request: Request, serial: str, kind: str) -> Response:
 
 
 #: A notice's id in an address: bounded like every other id route, so an id no backend can
-#: hold (2**63 overflows PostgreSQL's and SQLite's bigint) is refused with 422, not a 500.
+#: hold (2**63 overflows PostgreSQL's and SQLite's bigint) is refused (a page answers 400),
+#: never a 500.
 NotificationId = Annotated[int, Path(ge=1, le=2**62)]
 
 
