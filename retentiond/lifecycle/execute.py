@@ -49,6 +49,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true, upd
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
+from retentiond.audit.events import record_events
 from retentiond.connectors import (
     Anonymiser,
     Connector,
@@ -345,12 +346,13 @@ def _claim(ctx: Context, *, owner: str, batch_size: int, lease_s: int,
             .execution_options(populate_existing=True)
         ))
         ok, held, withdrawn = _recheck(ctx, session, cases, now)
-        for case in ok:
-            record_event(session, kind="DisposalClaimed", actor=ACTOR, entity="disposal",
-                         entity_id=case.id, at=now, policy_version=ctx.policy.version,
-                         reason="approved, due and not held: execution started",
-                         data={"owner": owner, "attempt": case.attempts,
-                               "lease_until": (now + dt.timedelta(seconds=lease_s)).isoformat()})
+        until = (now + dt.timedelta(seconds=lease_s)).isoformat()
+        # One INSERT for the batch's events (an ORM object each was a fifth of execution).
+        record_events(session, kind="DisposalClaimed", actor=ACTOR, entity="disposal", at=now,
+                      policy_version=ctx.policy.version,
+                      reason="approved, due and not held: execution started",
+                      events=[(case.id, {"owner": owner, "attempt": case.attempts,
+                                         "lease_until": until}) for case in ok])
         return [c.id for c in ok], held, withdrawn
 
 
