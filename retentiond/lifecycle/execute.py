@@ -49,6 +49,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true, upd
 from sqlalchemy.orm import Session
 
 from retentiond.audit import record_event
+from retentiond.audit.events import record_events
 from retentiond.connectors import (
     Anonymiser,
     Connector,
@@ -345,12 +346,13 @@ def _claim(ctx: Context, *, owner: str, batch_size: int, lease_s: int,
             .execution_options(populate_existing=True)
         ))
         ok, held, withdrawn = _recheck(ctx, session, cases, now)
-        for case in ok:
-            record_event(session, kind="DisposalClaimed", actor=ACTOR, entity="disposal",
-                         entity_id=case.id, at=now, policy_version=ctx.policy.version,
-                         reason="approved, due and not held: execution started",
-                         data={"owner": owner, "attempt": case.attempts,
-                               "lease_until": (now + dt.timedelta(seconds=lease_s)).isoformat()})
+        until = (now + dt.timedelta(seconds=lease_s)).isoformat()
+        # One INSERT for the batch's events (an ORM object each was a fifth of execution).
+        record_events(session, kind="DisposalClaimed", actor=ACTOR, entity="disposal", at=now,
+                      policy_version=ctx.policy.version,
+                      reason="approved, due and not held: execution started",
+                      events=[(case.id, {"owner": owner, "attempt": case.attempts,
+                                         "lease_until": until}) for case in ok])
         return [c.id for c in ok], held, withdrawn
 
 
@@ -520,6 +522,7 @@ def _finish_batch(ctx: Context, works: list[_Work], outcomes: dict[int, _Outcome
     now = ctx.clock.now()
     ids = [w.id for w in works]
     results: dict[int, str] = {}
+    executed: dict[str, list[tuple[object, dict[str, Any]]]] = {}
     with ctx.sessions.begin() as session:
         cases = _lock_batch(session, ids)
         rows = {r.disposal_id: r for r in session.scalars(
@@ -545,12 +548,20 @@ def _finish_batch(ctx: Context, works: list[_Work], outcomes: dict[int, _Outcome
                     row = DisposalExecution(disposal_id=case.id, action=case.action,
                                             updated_at=now)
                     session.add(row)
-                results[work.id] = _record_done(ctx, session, case, row, work, outcome, now)
+                results[work.id] = _record_done(ctx, session, case, row, work, outcome, now,
+                                                executed)
+        # The batch's DisposalExecuted events in one INSERT per reason, as record_event
+        # would write them one by one.
+        for reason, events in executed.items():
+            record_events(session, kind="DisposalExecuted", actor=ACTOR, entity="disposal",
+                          at=now, policy_version=ctx.policy.version, reason=reason,
+                          events=events)
     return results
 
 
 def _record_done(ctx: Context, session: Session, case: Disposal, row: DisposalExecution,
-                 work: _Work, outcome: _Done | _Task | _NotFound, now: dt.datetime) -> str:
+                 work: _Work, outcome: _Done | _Task | _NotFound, now: dt.datetime,
+                 executed: dict[str, list[tuple[object, dict[str, Any]]]] | None = None) -> str:
     """``executed`` (or ``pending_confirmation``, or ``not_found``: a finding that also
     waits in ``pending_confirmation``) with its execution row and audit event."""
     connector = outcome.connector
@@ -593,9 +604,13 @@ def _record_done(ctx: Context, session: Session, case: Disposal, row: DisposalEx
     }
     if outcome.package is not None:
         data["package"], data["package_sha256"] = outcome.package
-    record_event(session, kind="DisposalExecuted", actor=ACTOR, entity="disposal",
-                 entity_id=case.id, at=now, policy_version=ctx.policy.version,
-                 reason=f"{work.action} carried out and verified", data=data)
+    reason = f"{work.action} carried out and verified"
+    if executed is not None:
+        executed.setdefault(reason, []).append((case.id, data))
+    else:
+        record_event(session, kind="DisposalExecuted", actor=ACTOR, entity="disposal",
+                     entity_id=case.id, at=now, policy_version=ctx.policy.version,
+                     reason=reason, data=data)
     return "executed"
 
 

@@ -293,3 +293,31 @@ def test_sealed_columns_are_the_documented_hashes(ctx, tmp_path):
             assert row.hash == _independent_hash(prev, row)
             prev = row.hash
         assert verify(session).ok
+
+
+def test_record_events_writes_what_record_event_writes_and_the_chain_verifies(ctx):
+    """The set-based writer (execution's claim uses it) stores the same fields, in the given
+    order, as one ``record_event`` call each, and seals them in the same transaction."""
+    from retentiond.audit.events import record_event, record_events
+
+    at = dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.UTC)
+    items = [(7, {"owner": "w1", "attempt": 1}), (3, {"owner": "w1", "attempt": 2}), (9, {})]
+    with ctx.sessions.begin() as session:
+        for entity_id, data in items:
+            record_event(session, kind="DisposalClaimed", actor="svc", entity="disposal",
+                         entity_id=entity_id, at=at, reason="why", policy_version="p1",
+                         data=data)
+    with ctx.sessions.begin() as session:
+        record_events(session, kind="DisposalClaimed", actor="svc", entity="disposal", at=at,
+                      reason="why", policy_version="p1", events=items)
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(AuditEvent.occurred_at, AuditEvent.kind, AuditEvent.actor, AuditEvent.entity,
+                   AuditEvent.entity_id, AuditEvent.reason, AuditEvent.policy_version,
+                   AuditEvent.data, AuditEvent.seq)
+            .where(AuditEvent.kind == "DisposalClaimed").order_by(AuditEvent.id)).all()
+    assert len(rows) == 6
+    assert [r[:8] for r in rows[:3]] == [r[:8] for r in rows[3:]]
+    assert [r.entity_id for r in rows[3:]] == ["7", "3", "9"]
+    assert all(r.seq is not None for r in rows)
+    assert _verify(ctx).ok
