@@ -32,6 +32,24 @@ REQUIRE_PG = os.environ.get("RETENTIOND_REQUIRE_POSTGRES") == "1"
 MARIADB_ADMIN_URL = os.environ.get("RETENTIOND_TEST_MARIADB_URL",
                                    "mysql+pymysql://root@127.0.0.1:3306/test")
 REQUIRE_MARIADB = os.environ.get("RETENTIOND_REQUIRE_MARIADB") == "1"
+#: ``.ci/run`` sets it: a test needing a command the README's set-up installs (poppler's
+#: pdftotext and pdfsig) fails where it is missing, instead of skipping.
+REQUIRE_TOOLS = os.environ.get("RETENTIOND_REQUIRE_TOOLS") == "1"
+
+
+def need_tool(name: str, package: str) -> str:
+    """The path of command ``name``; skips the test where it is missing (fails in CI)."""
+    import shutil
+
+    found = shutil.which(name)
+    if found is None:
+        reason = f"{name} ({package}) is not installed"
+        if REQUIRE_TOOLS:
+            pytest.fail(f"{reason} (RETENTIOND_REQUIRE_TOOLS=1: it is mandatory)")
+        pytest.skip(reason)
+    return found
+
+
 #: The day the tests pretend it is, unless a test says otherwise.
 TODAY = dt.date(2026, 11, 22)
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from cert_support import make_keys, signer_for
+from conftest import need_tool
 
 from retentiond.certificates.document import (
     AgreementFacts,
@@ -43,8 +43,7 @@ def _item(n: int, record: str, action: str, **kw: object) -> ItemFacts:
 
 
 def _text(pdf: bytes, tmp: Path) -> str:
-    if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext (poppler-utils) is not installed")
+    need_tool("pdftotext", "poppler-utils")
     path = tmp / "c.pdf"
     path.write_bytes(pdf)
     out = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True)
@@ -123,8 +122,7 @@ def test_without_remaining_copies_the_page_claims_nothing_about_backups(keys, tm
 def _pages(pdf: bytes, tmp: Path) -> list[str]:
     """The PDF's text, page by page, in the order it is drawn (a table cell's lines one
     after the other)."""
-    if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext (poppler-utils) is not installed")
+    need_tool("pdftotext", "poppler-utils")
     path = tmp / "p.pdf"
     path.write_bytes(pdf)
     out = subprocess.run(["pdftotext", "-raw", str(path), "-"], capture_output=True,
@@ -172,8 +170,7 @@ def test_a_signature_that_does_not_fit_its_reserved_room_is_measured_instead(key
 
     monkeypatch.setattr(pdf_module, "_pdf_signer", tiny)
     pdf = _render(_doc([_item(1, "PUP-0001", "delete")]), keys)
-    if shutil.which("pdfsig") is None:
-        pytest.skip("pdfsig (poppler-utils) is not installed")
+    need_tool("pdfsig", "poppler-utils")
     path = tmp_path / "s.pdf"
     path.write_bytes(pdf)
     out = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True)

@@ -390,3 +390,41 @@ def test_refresh_statistics_refuses_unknown_tables_and_survives_a_refusal(ctx, m
 
     monkeypatch.setattr(Session, "execute", refuse)
     assert refresh_statistics(ctx.sessions, "disposals") is False
+
+
+def test_a_case_that_moves_after_the_list_is_taken_is_not_certified(ctx, tmp_path, keys,
+                                                                     monkeypatch):
+    """Issuing lists the executed disposals once, then each certificate locks its own: one
+    that stops being executed in between (here: failed by another session) is not stated,
+    and one executed in between waits for the next run, never silently dropped."""
+    import retentiond.certificates.issue as issue_mod
+
+    ids = standard_set(ctx, tmp_path)
+    moved, late = ids[0], ids[-1]
+    with ctx.sessions.begin() as session:  # not executed yet when the list is taken
+        session.execute(m.Disposal.__table__.update().where(m.Disposal.id == late)
+                        .values(state="approved"))
+    real = issue_mod._issue_one
+    done: list[bool] = []
+
+    def swap_first(*args, **kwargs):
+        if not done:
+            done.append(True)
+            with ctx.sessions.begin() as session:
+                session.execute(m.Disposal.__table__.update().where(m.Disposal.id == moved)
+                                .values(state="failed"))
+                session.execute(m.Disposal.__table__.update().where(m.Disposal.id == late)
+                                .values(state="executed"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(issue_mod, "_issue_one", swap_first)
+    issued = issue_certificates(ctx, signer_for(keys), batch="run")
+    stated = {r["disposal_id"] for c in _certs(ctx) for r in c.document["records"]}
+    assert moved not in stated and late not in stated
+    assert sum(c.records for c in issued) == len(ids) - 2
+    with ctx.sessions() as session:
+        assert session.get_one(m.Disposal, moved).state == "failed"
+    monkeypatch.setattr(issue_mod, "_issue_one", real)
+    (again,) = issue_certificates(on(ctx, TODAY, hour=13), signer_for(keys), batch="run")
+    assert again.records == 1
+    assert {r["disposal_id"] for r in _certs(ctx)[-1].document["records"]} == {late}
